@@ -1,0 +1,264 @@
+//! Building an [`Engine`]: URL, pool limits, timeouts, statement mode, observers.
+
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use super::observe::{Observer, Observers};
+use super::tx::{IsolationLevel, TxOptions};
+use super::{Engine, ExecSettings, Shared};
+use crate::error::{Error, Result};
+
+/// How statements are sent to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StatementMode {
+    /// Named prepared statements, cached per connection (the default and the fastest with a
+    /// direct connection).
+    #[default]
+    Cached,
+    /// Unnamed statements with declared parameter types, prepared and executed in one round
+    /// trip. Use this behind a transaction-mode pooler (PgBouncer < 1.21), where named
+    /// statements give wrong results.
+    Unnamed,
+}
+
+/// Pool settings, with SQLAlchemy-like defaults.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolSettings {
+    pub(crate) pooled: bool,
+    pub(crate) max_size: usize,
+    pub(crate) wait_timeout: Option<Duration>,
+    pub(crate) create_timeout: Option<Duration>,
+    pub(crate) recycle_timeout: Option<Duration>,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) pre_ping: bool,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            pooled: true,
+            max_size: 10,
+            wait_timeout: Some(Duration::from_secs(30)),
+            create_timeout: Some(Duration::from_secs(10)),
+            recycle_timeout: Some(Duration::from_secs(5)),
+            max_lifetime: None,
+            pre_ping: false,
+        }
+    }
+}
+
+/// Configures and builds an [`Engine`]. Building opens no connection.
+///
+/// ```
+/// use std::time::Duration;
+/// let engine = aludel::Engine::builder("postgres://postgres@127.0.0.1:5432/postgres")
+///     .max_size(16)
+///     .wait_timeout(Some(Duration::from_secs(5)))
+///     .max_lifetime(Some(Duration::from_secs(1800)))
+///     .application_name("billing-worker")
+///     .build()?;
+/// # Ok::<(), aludel::Error>(())
+/// ```
+#[must_use = "an EngineBuilder does nothing until .build()"]
+pub struct EngineBuilder {
+    url: Result<tokio_postgres::Config>,
+    pool: PoolSettings,
+    mode: StatementMode,
+    observers: Vec<Arc<dyn Observer>>,
+    slow: Option<Duration>,
+    show_values: bool,
+    default_tx: TxOptions,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("pool", &self.pool)
+            .field("mode", &self.mode)
+            .field("observers", &self.observers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineBuilder {
+    pub(crate) fn new(url: &str) -> Self {
+        let url = tokio_postgres::Config::from_str(url)
+            .map_err(|e| Error::config(format!("invalid database URL: {e}")));
+        EngineBuilder {
+            url,
+            pool: PoolSettings::default(),
+            mode: StatementMode::default(),
+            observers: Vec::new(),
+            slow: None,
+            show_values: false,
+            default_tx: TxOptions::new(),
+        }
+    }
+
+    /// The most connections the pool opens (default 10).
+    pub fn max_size(mut self, n: usize) -> Self {
+        self.pool.max_size = n;
+        self
+    }
+
+    /// How long a checkout waits for a free connection before failing with a pool-timeout
+    /// error (default 30 s; `None` waits forever).
+    pub fn wait_timeout(mut self, t: Option<Duration>) -> Self {
+        self.pool.wait_timeout = t;
+        self
+    }
+
+    /// How long opening a new connection may take (default 10 s).
+    pub fn connect_timeout(mut self, t: Option<Duration>) -> Self {
+        self.pool.create_timeout = t;
+        if let (Ok(cfg), Some(t)) = (&mut self.url, t) {
+            cfg.connect_timeout(t);
+        }
+        self
+    }
+
+    /// How long the checkout health check may take (default 5 s).
+    pub fn recycle_timeout(mut self, t: Option<Duration>) -> Self {
+        self.pool.recycle_timeout = t;
+        self
+    }
+
+    /// Connections older than this are closed and replaced at checkout (`pool_recycle`).
+    pub fn max_lifetime(mut self, t: Option<Duration>) -> Self {
+        self.pool.max_lifetime = t;
+        self
+    }
+
+    /// Pings each idle connection at checkout and replaces a dead one (`pool_pre_ping`).
+    /// Off by default: it costs a round trip per checkout, and dead connections are detected
+    /// and discarded anyway when a statement fails on them.
+    pub fn pre_ping(mut self, on: bool) -> Self {
+        self.pool.pre_ping = on;
+        self
+    }
+
+    /// Opens a fresh connection for every checkout and closes it on release (`NullPool`).
+    pub fn no_pool(mut self) -> Self {
+        self.pool.pooled = false;
+        self
+    }
+
+    /// Named cached statements (default) or unnamed typed statements for poolers.
+    pub fn statement_mode(mut self, mode: StatementMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The `application_name` every connection reports in `pg_stat_activity`.
+    pub fn application_name(mut self, name: &str) -> Self {
+        if let Ok(cfg) = &mut self.url {
+            cfg.application_name(name);
+        }
+        self
+    }
+
+    /// Server settings sent at connection start, e.g. `"-c search_path=tenant_1"`.
+    pub fn options(mut self, options: &str) -> Self {
+        if let Ok(cfg) = &mut self.url {
+            cfg.options(options);
+        }
+        self
+    }
+
+    /// The isolation level of transactions that do not ask for one.
+    pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
+        self.default_tx = self.default_tx.isolation(level);
+        self
+    }
+
+    /// Makes transactions read-only unless they ask otherwise (e.g. for a replica engine).
+    pub fn read_only(mut self, on: bool) -> Self {
+        self.default_tx = self.default_tx.read_only(on);
+        self
+    }
+
+    /// Registers a statement observer (see [`Observer`]).
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observers.push(Arc::new(observer));
+        self
+    }
+
+    /// Logs statements slower than `threshold` at WARN on target `aludel::query::slow`.
+    pub fn slow_statement_threshold(mut self, threshold: Option<Duration>) -> Self {
+        self.slow = threshold;
+        self
+    }
+
+    /// Lets error text include the server's DETAIL line, which can contain row values. Off by
+    /// default (SQLAlchemy's `hide_parameters`, inverted).
+    pub fn show_values_in_errors(mut self, on: bool) -> Self {
+        self.show_values = on;
+        self
+    }
+
+    /// Builds the engine. No connection is opened until the first checkout.
+    pub fn build(self) -> Result<Engine> {
+        let pg = self.url?;
+        if self.pool.max_size == 0 {
+            return Err(Error::config("max_size must be at least 1"));
+        }
+        let settings = self.pool;
+        let pool = if settings.pooled {
+            Some(build_pool(&pg, &settings)?)
+        } else {
+            None
+        };
+        let exec = ExecSettings {
+            mode: self.mode,
+            observers: Observers {
+                list: self.observers.into(),
+                slow: self.slow,
+            },
+            show_values: self.show_values,
+            default_tx: self.default_tx,
+        };
+        Ok(Engine {
+            shared: Arc::new(Shared {
+                pg,
+                settings,
+                pool: RwLock::new(pool),
+                closed: std::sync::atomic::AtomicBool::new(false),
+                exec,
+            }),
+        })
+    }
+}
+
+pub(crate) fn build_pool(pg: &tokio_postgres::Config, s: &PoolSettings) -> Result<Pool> {
+    let recycling_method = if s.pre_ping {
+        RecyclingMethod::Verified
+    } else {
+        RecyclingMethod::Fast
+    };
+    let manager = Manager::from_config(pg.clone(), NoTls, ManagerConfig { recycling_method });
+    let mut builder = Pool::builder(manager)
+        .max_size(s.max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(s.wait_timeout)
+        .create_timeout(s.create_timeout)
+        .recycle_timeout(s.recycle_timeout);
+    if let Some(max) = s.max_lifetime {
+        builder = builder.pre_recycle(deadpool_postgres::Hook::sync_fn(move |_, metrics| {
+            if metrics.age() >= max {
+                Err(deadpool_postgres::HookError::message(
+                    "connection reached its max lifetime",
+                ))
+            } else {
+                Ok(())
+            }
+        }));
+    }
+    builder
+        .build()
+        .map_err(|e| Error::config(format!("cannot build the pool: {e}")))
+}

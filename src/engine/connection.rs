@@ -1,0 +1,568 @@
+//! A checked-out connection, and the guarantee about how it goes back.
+//!
+//! The pool (deadpool) takes back whatever it is given. `Connection` makes sure that is always
+//! a connection that is idle and outside any transaction:
+//!
+//! * a statement in flight when the connection is dropped (its future was cancelled) means
+//!   the protocol state is unknown: a cancel request is sent to the server and the connection
+//!   is detached from the pool and closed;
+//! * an open transaction with no statement in flight gets a `ROLLBACK` queued on the
+//!   connection before it goes back (the same thing `tokio_postgres::Transaction` does on
+//!   drop): the driver sends requests in order, so the next user's statements run after it;
+//! * a connection that failed with a connection error is detached and closed.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use deadpool_postgres::Object;
+use futures_util::TryStreamExt;
+use tokio::task::JoinHandle;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, NoTls, RowStream};
+use tracing::Instrument;
+
+use super::observe::{StatementEvent, StatementKind, statement_span};
+use super::tx::TxOptions;
+use super::{Shared, StatementMode};
+use crate::error::{Error, Kind, Result};
+use crate::row::{FromRow, Row};
+use crate::sql::{Bind, Statement};
+
+pub(crate) enum Backend {
+    Pooled(Option<Object>),
+    Direct(Option<(Client, JoinHandle<()>)>),
+}
+
+/// A connection checked out of an [`Engine`](crate::Engine), with commit-as-you-go
+/// transactions (SQLAlchemy's `AsyncConnection`).
+///
+/// Dropping it returns it to the pool, rolled back first if a transaction is open; a
+/// connection dropped with a statement in flight is cancelled on the server and closed.
+pub struct Connection {
+    backend: Backend,
+    shared: Arc<Shared>,
+    /// A statement was sent and its result not fully read.
+    in_flight: bool,
+    /// The connection can no longer be trusted (connection error).
+    broken: bool,
+    /// 0 outside a transaction, 1 in one, +1 per open savepoint.
+    depth: u32,
+    /// A statement failed inside the transaction; only a rollback helps.
+    aborted: bool,
+    pid: Option<i32>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("pooled", &matches!(self.backend, Backend::Pooled(_)))
+            .field("in_transaction", &(self.depth > 0))
+            .field("savepoints", &self.depth.saturating_sub(1))
+            .field("broken", &self.broken)
+            .finish()
+    }
+}
+
+/// A savepoint opened with [`Connection::savepoint`].
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "release or roll back the savepoint"]
+pub struct Savepoint {
+    depth: u32,
+}
+
+impl Connection {
+    pub(crate) fn new(backend: Backend, shared: Arc<Shared>) -> Self {
+        Connection {
+            backend,
+            shared,
+            in_flight: false,
+            broken: false,
+            depth: 0,
+            aborted: false,
+            pid: None,
+        }
+    }
+
+    fn client(&self) -> Result<&Client> {
+        match &self.backend {
+            Backend::Pooled(Some(obj)) => Ok(obj),
+            Backend::Direct(Some((client, _))) => Ok(client),
+            _ => Err(Error::connection_lost()),
+        }
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.broken {
+            return Err(Error::connection_lost());
+        }
+        if self.aborted {
+            return Err(Error::transaction_aborted());
+        }
+        Ok(())
+    }
+
+    /// Runs `stmt` and returns all rows.
+    ///
+    /// # Cancel safety
+    /// Dropping the future mid-statement cancels it on the server and discards this
+    /// connection when the `Connection` is dropped; using the connection again after such a
+    /// drop fails with a connection-lost error.
+    pub async fn query(&mut self, stmt: &impl Statement) -> Result<Vec<Row>> {
+        self.query_as::<Row>(stmt).await
+    }
+
+    /// Runs `stmt` and maps each row into `T` as it arrives.
+    pub async fn query_as<T: FromRow>(&mut self, stmt: &impl Statement) -> Result<Vec<T>> {
+        let (sql, binds) = stmt.compile()?;
+        let mut out = Vec::new();
+        self.run(&sql, &binds, |row| {
+            out.push(T::from_row(&Row(row))?);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Runs `stmt`, which must return exactly one row.
+    pub async fn query_one<T: FromRow>(&mut self, stmt: &impl Statement) -> Result<T> {
+        self.query_opt(stmt).await?.ok_or_else(Error::not_found)
+    }
+
+    /// Runs `stmt`, which must return zero or one row.
+    pub async fn query_opt<T: FromRow>(&mut self, stmt: &impl Statement) -> Result<Option<T>> {
+        let (sql, binds) = stmt.compile()?;
+        let mut first = None;
+        let mut many = false;
+        self.run(&sql, &binds, |row| {
+            if first.is_none() {
+                first = Some(T::from_row(&Row(row))?);
+            } else {
+                many = true;
+            }
+            Ok(())
+        })
+        .await?;
+        if many {
+            return Err(Error::multiple_rows());
+        }
+        Ok(first)
+    }
+
+    /// Runs `stmt` and returns the number of rows it affected.
+    pub async fn execute(&mut self, stmt: &impl Statement) -> Result<u64> {
+        let (sql, binds) = stmt.compile()?;
+        self.run(&sql, &binds, |_| Ok(())).await
+    }
+
+    /// Runs one statement once per parameter set (executemany), pipelined: every execution
+    /// is sent without waiting for the previous one's answer, so 1,000 sets cost about one
+    /// round trip. Reported to observers as one statement. Returns the total rows affected.
+    ///
+    /// ```no_run
+    /// # async fn demo(conn: &mut aludel::Connection) -> aludel::Result<()> {
+    /// use aludel::{sql, Bind};
+    /// let sets = (0..1000).map(|i| vec![Bind::new(i), Bind::new(format!("user {i}"))]);
+    /// conn.execute_many(&sql("INSERT INTO users (id, name) VALUES ($1, $2)"), sets).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute_many<I>(&mut self, stmt: &impl Statement, param_sets: I) -> Result<u64>
+    where
+        I: IntoIterator<Item = Vec<Bind>>,
+    {
+        let (sql, _) = stmt.compile()?;
+        let sets: Vec<Vec<Bind>> = param_sets.into_iter().collect();
+        self.check_usable()?;
+        let started = Instant::now();
+        let params = sets.iter().map(Vec::len).sum();
+        let span = statement_span(&sql, params);
+        self.in_flight = true;
+        let result = self.send_many(&sql, &sets).instrument(span.clone()).await;
+        self.in_flight = false;
+        self.finish(&sql, params, StatementKind::Query, started, &span, result)
+    }
+
+    async fn send_many(&self, sql: &str, sets: &[Vec<Bind>]) -> Result<u64> {
+        let Some(first) = sets.first() else {
+            return Ok(0);
+        };
+        let counts = match (&self.backend, self.shared.exec.mode) {
+            (Backend::Pooled(Some(obj)), StatementMode::Cached) => {
+                let types: Vec<Type> = first.iter().map(|b| b.sql_type().clone()).collect();
+                let stmt = obj
+                    .prepare_typed_cached(sql, &types)
+                    .await
+                    .map_err(Error::from_driver)?;
+                let runs = sets
+                    .iter()
+                    .map(|b| obj.execute_raw(&stmt, b.iter().map(Bind::as_to_sql)));
+                futures_util::future::try_join_all(runs).await
+            }
+            _ => {
+                let client = self.client()?;
+                let runs = sets.iter().map(|b| {
+                    let typed: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> = b
+                        .iter()
+                        .map(|v| (v.as_to_sql(), v.sql_type().clone()))
+                        .collect();
+                    async move {
+                        let stream = client.query_typed_raw(sql, typed).await?;
+                        let mut stream = pin!(stream);
+                        while stream.as_mut().try_next().await?.is_some() {}
+                        Ok::<_, tokio_postgres::Error>(stream.rows_affected().unwrap_or(0))
+                    }
+                });
+                futures_util::future::try_join_all(runs).await
+            }
+        };
+        counts.map(|c| c.iter().sum()).map_err(Error::from_driver)
+    }
+
+    /// The driver's client, for what aludel does not wrap (COPY, LISTEN/NOTIFY). Statements
+    /// sent through it run in this connection's transaction but are not observed or traced.
+    pub fn driver_client(&self) -> Result<&Client> {
+        self.client()
+    }
+
+    /// Runs a script of one or more statements with the simple protocol and no parameters
+    /// (DDL, `SET`, …). Only `&'static str` text is accepted.
+    pub async fn batch_execute(&mut self, script: &'static str) -> Result<()> {
+        self.simple(script, StatementKind::Script).await
+    }
+
+    /// The server process id of this connection (`pg_backend_pid()`), cached after the first
+    /// call.
+    pub async fn backend_pid(&mut self) -> Result<i32> {
+        if let Some(pid) = self.pid {
+            return Ok(pid);
+        }
+        let pid: i32 = self
+            .query_one(&crate::sql::sql("SELECT pg_backend_pid()"))
+            .await?;
+        self.pid = Some(pid);
+        Ok(pid)
+    }
+
+    /// Starts a transaction with the engine's default options.
+    ///
+    /// # Errors
+    /// An invalid-request error when a transaction is already open.
+    ///
+    /// # Cancel safety
+    /// Dropping the future mid-`BEGIN` discards the connection.
+    pub async fn begin(&mut self) -> Result<()> {
+        self.begin_with(TxOptions::new()).await
+    }
+
+    /// Starts a transaction with explicit isolation level / read-only / deferrable options.
+    pub async fn begin_with(&mut self, options: TxOptions) -> Result<()> {
+        if self.depth > 0 {
+            return Err(Error::invalid(
+                "a transaction is already open on this connection",
+            ));
+        }
+        let sql = options.or(self.shared.exec.default_tx).begin_sql();
+        // Marked before BEGIN is awaited, so a drop mid-BEGIN is seen as "in a transaction".
+        self.depth = 1;
+        self.aborted = false;
+        let r = self.simple(&sql, StatementKind::Begin).await;
+        if r.is_err() {
+            self.depth = 0;
+        }
+        r
+    }
+
+    /// True inside a transaction.
+    pub fn in_transaction(&self) -> bool {
+        self.depth > 0
+    }
+
+    /// True inside a savepoint.
+    pub fn in_nested_transaction(&self) -> bool {
+        self.depth > 1
+    }
+
+    /// Commits the transaction. A transaction aborted by an earlier error is rolled back
+    /// instead and the call fails with a transaction-aborted error (PostgreSQL would answer
+    /// `COMMIT` with a silent `ROLLBACK`).
+    pub async fn commit(&mut self) -> Result<()> {
+        if self.depth == 0 {
+            return Err(Error::invalid("commit without an open transaction"));
+        }
+        if self.aborted {
+            self.rollback().await?;
+            return Err(Error::transaction_aborted());
+        }
+        let r = self.simple("COMMIT", StatementKind::Commit).await;
+        // COMMIT ends the transaction whether it succeeded or not.
+        self.depth = 0;
+        self.aborted = false;
+        r
+    }
+
+    /// Rolls the transaction back. A no-op outside a transaction.
+    pub async fn rollback(&mut self) -> Result<()> {
+        if self.depth == 0 {
+            return Ok(());
+        }
+        self.aborted = false;
+        let r = self.simple("ROLLBACK", StatementKind::Rollback).await;
+        self.depth = 0;
+        r
+    }
+
+    /// Opens a savepoint inside the transaction (SQLAlchemy's `begin_nested`).
+    pub async fn savepoint(&mut self) -> Result<Savepoint> {
+        if self.depth == 0 {
+            return Err(Error::invalid("a savepoint needs an open transaction"));
+        }
+        let depth = self.depth + 1;
+        let sql = format!("SAVEPOINT aludel_sp_{depth}");
+        self.simple(&sql, StatementKind::Savepoint).await?;
+        self.depth = depth;
+        Ok(Savepoint { depth })
+    }
+
+    /// Releases a savepoint (and any opened after it), keeping its work in the transaction.
+    pub async fn release_savepoint(&mut self, sp: Savepoint) -> Result<()> {
+        self.check_savepoint(&sp)?;
+        if self.aborted {
+            return Err(Error::transaction_aborted());
+        }
+        let sql = format!("RELEASE SAVEPOINT aludel_sp_{}", sp.depth);
+        self.simple(&sql, StatementKind::Savepoint).await?;
+        self.depth = sp.depth - 1;
+        Ok(())
+    }
+
+    /// Rolls back to a savepoint, undoing its work; the transaction goes on, usable again even
+    /// if a statement inside the savepoint failed.
+    pub async fn rollback_to_savepoint(&mut self, sp: Savepoint) -> Result<()> {
+        self.check_savepoint(&sp)?;
+        let was_aborted = std::mem::replace(&mut self.aborted, false);
+        let sql = format!(
+            "ROLLBACK TO SAVEPOINT aludel_sp_{0}; RELEASE SAVEPOINT aludel_sp_{0}",
+            sp.depth
+        );
+        let r = self.simple(&sql, StatementKind::Savepoint).await;
+        if r.is_err() {
+            self.aborted = was_aborted;
+        } else {
+            self.depth = sp.depth - 1;
+        }
+        r
+    }
+
+    fn check_savepoint(&self, sp: &Savepoint) -> Result<()> {
+        if sp.depth > self.depth || sp.depth < 2 {
+            return Err(Error::invalid("that savepoint is no longer open"));
+        }
+        Ok(())
+    }
+
+    /// Gives the connection back: rolls back an open transaction first (awaited, unlike the
+    /// rollback a plain drop queues).
+    pub async fn close(mut self) -> Result<()> {
+        self.rollback().await
+    }
+
+    /// Closes the connection for good instead of returning it to the pool (SQLAlchemy's
+    /// `invalidate()`): its server process ends and is never handed out again.
+    pub fn invalidate(mut self) {
+        self.broken = true;
+    }
+
+    /// Runs one extended-protocol statement, feeding each row to `sink`. Returns the rows
+    /// affected (DML) or returned (queries).
+    pub(crate) async fn run<F>(&mut self, sql: &str, binds: &[Bind], sink: F) -> Result<u64>
+    where
+        F: FnMut(tokio_postgres::Row) -> Result<()>,
+    {
+        self.check_usable()?;
+        let started = Instant::now();
+        let span = statement_span(sql, binds.len());
+        self.in_flight = true;
+        let result = self.send(sql, binds, sink).instrument(span.clone()).await;
+        self.in_flight = false;
+        self.finish(
+            sql,
+            binds.len(),
+            StatementKind::Query,
+            started,
+            &span,
+            result,
+        )
+    }
+
+    async fn send<F>(&self, sql: &str, binds: &[Bind], mut sink: F) -> Result<u64>
+    where
+        F: FnMut(tokio_postgres::Row) -> Result<()>,
+    {
+        let stream = self.start(sql, binds).await?;
+        let mut stream = pin!(stream);
+        let mut n = 0u64;
+        while let Some(row) = stream
+            .as_mut()
+            .try_next()
+            .await
+            .map_err(Error::from_driver)?
+        {
+            sink(row)?;
+            n += 1;
+        }
+        Ok(stream.rows_affected().unwrap_or(n))
+    }
+
+    /// Sends the statement the way the engine's statement mode says and returns the row
+    /// stream.
+    pub(crate) async fn start(&self, sql: &str, binds: &[Bind]) -> Result<RowStream> {
+        let params = binds.iter().map(Bind::as_to_sql);
+        let stream = match (&self.backend, self.shared.exec.mode) {
+            (Backend::Pooled(Some(obj)), StatementMode::Cached) => {
+                let stmt = if binds.is_empty() {
+                    obj.prepare_cached(sql).await
+                } else {
+                    let types: Vec<Type> = binds.iter().map(|b| b.sql_type().clone()).collect();
+                    obj.prepare_typed_cached(sql, &types).await
+                };
+                obj.query_raw(&stmt.map_err(Error::from_driver)?, params)
+                    .await
+            }
+            _ => {
+                let typed = binds.iter().map(|b| (b.as_to_sql(), b.sql_type().clone()));
+                self.client()?.query_typed_raw(sql, typed).await
+            }
+        };
+        stream.map_err(Error::from_driver)
+    }
+
+    /// Runs a simple-protocol statement (transaction control, scripts).
+    async fn simple(&mut self, sql: &str, kind: StatementKind) -> Result<()> {
+        if self.broken {
+            return Err(Error::connection_lost());
+        }
+        if self.aborted && !matches!(kind, StatementKind::Rollback | StatementKind::Savepoint) {
+            return Err(Error::transaction_aborted());
+        }
+        let started = Instant::now();
+        let span = statement_span(sql, 0);
+        self.in_flight = true;
+        let fut = async {
+            let client = self.client()?;
+            client.batch_execute(sql).await.map_err(Error::from_driver)
+        };
+        let result = fut.instrument(span.clone()).await.map(|()| 0);
+        self.in_flight = false;
+        self.finish(sql, 0, kind, started, &span, result)
+            .map(|_| ())
+    }
+
+    /// Bookkeeping after a statement: connection and transaction state, observers, span.
+    fn finish(
+        &mut self,
+        sql: &str,
+        params: usize,
+        kind: StatementKind,
+        started: Instant,
+        span: &tracing::Span,
+        result: Result<u64>,
+    ) -> Result<u64> {
+        let elapsed = started.elapsed();
+        let result = result.map_err(|e| {
+            if e.is_connection_lost() {
+                self.broken = true;
+            } else if self.depth > 0 && matches!(e.kind(), Kind::Db(_)) {
+                self.aborted = true;
+            }
+            e.with_statement(sql)
+                .with_show_values(self.shared.exec.show_values)
+        });
+        let rows = *result.as_ref().unwrap_or(&0);
+        span.record("db.rows", rows);
+        span.record("elapsed_ms", elapsed.as_secs_f64() * 1000.0);
+        if let Err(e) = &result {
+            span.record("error", tracing::field::display(e));
+        }
+        self.shared.exec.observers.report(&StatementEvent {
+            sql,
+            kind,
+            params,
+            rows,
+            elapsed,
+            error: result.as_ref().err(),
+        });
+        result
+    }
+
+    /// Detaches the connection from the pool and closes it; cancels a running statement
+    /// first when one was in flight.
+    fn discard(&mut self) {
+        let cancel = self.in_flight;
+        match &mut self.backend {
+            Backend::Pooled(slot) => {
+                if let Some(obj) = slot.take() {
+                    // Out of the pool's accounting for good; dropping the wrapper aborts its
+                    // connection task, which closes the socket.
+                    let wrapper = Object::take(obj);
+                    spawn_cancel(cancel.then(|| wrapper.cancel_token()));
+                }
+            }
+            Backend::Direct(slot) => {
+                if let Some((client, task)) = slot.take() {
+                    spawn_cancel(cancel.then(|| client.cancel_token()));
+                    task.abort();
+                }
+            }
+        }
+    }
+}
+
+fn spawn_cancel(token: Option<tokio_postgres::CancelToken>) {
+    let Some(token) = token else { return };
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            if let Err(e) = token.cancel_query(NoTls).await {
+                tracing::debug!(target: "aludel::engine", error = %e, "cancel request failed");
+            }
+        });
+    }
+}
+
+/// Sends `ROLLBACK` without waiting for the answer: the request is queued on the connection
+/// during the first poll (tokio-postgres sends before its first await), and requests are
+/// processed in order, so the next user of the connection runs after it.
+fn queue_rollback(client: &Client) -> bool {
+    let fut = client.batch_execute("ROLLBACK");
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+    !matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Err(_)))
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.in_flight || self.broken {
+            self.discard();
+            return;
+        }
+        if self.depth > 0 {
+            let queued = match self.client() {
+                Ok(client) => queue_rollback(client),
+                Err(_) => false,
+            };
+            if queued {
+                self.shared.exec.observers.report(&StatementEvent {
+                    sql: "ROLLBACK",
+                    kind: StatementKind::Rollback,
+                    params: 0,
+                    rows: 0,
+                    elapsed: std::time::Duration::ZERO,
+                    error: None,
+                });
+            } else {
+                self.discard();
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! aludel: an async-first ORM runtime for Tokio services on PostgreSQL.
+//!
+//! aludel is to a Tokio service what SQLAlchemy 2.0's asyncio ORM is to a Python one: an
+//! [`Engine`] over a real connection pool, task-scoped sessions with a unit of work and an
+//! identity map, eager loading without implicit IO, and constant-memory row streams.
+//!
+//! ```no_run
+//! # async fn demo() -> aludel::Result<()> {
+//! use aludel::{sql, Engine};
+//!
+//! let engine = Engine::builder("postgres://postgres@127.0.0.1:5432/postgres")
+//!     .max_size(8)
+//!     .build()?; // lazy: no connection yet
+//!
+//! engine.transaction(async |conn| {
+//!     conn.execute(&sql("CREATE TEMP TABLE notes (id int primary key, body text)")).await?;
+//!     conn.execute(&sql("INSERT INTO notes VALUES ($1, $2)").bind(1).bind("hello")).await?;
+//!     let body: String = conn.query_one(&sql("SELECT body FROM notes WHERE id = $1").bind(1)).await?;
+//!     assert_eq!(body, "hello");
+//!     Ok::<_, aludel::Error>(())
+//! }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Features
+//! | feature | what it adds |
+//! |---|---|
+//! | `testing` | the test kit: per-test schemas, a statement recorder, a throwaway cluster |
+//!
+//! Design notes: `docs/architecture.md`.
+
+mod engine;
+mod error;
+mod row;
+mod sql;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use crate::engine::{
+    Connection, Engine, EngineBuilder, IsolationLevel, Observer, PoolStatus, StatementEvent,
+    StatementKind, StatementMode, TxOptions,
+};
+pub use crate::error::{Error, PoolTimeout, Result};
+pub use crate::row::{FromRow, Row};
+pub use crate::sql::{AssertSqlSafe, Bind, Raw, SqlType, Statement, sql};
+
+/// The driver aludel is built on, for the types its API exposes (`SqlState`, `DbError`,
+/// `types::ToSql` …).
+pub use tokio_postgres;

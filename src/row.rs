@@ -1,0 +1,145 @@
+//! Result rows and mapping them into Rust values.
+
+use std::fmt;
+
+use tokio_postgres::types::FromSql;
+
+use crate::error::{Error, Result};
+
+/// One row of a result, read by column index (fast) or name.
+pub struct Row(pub(crate) tokio_postgres::Row);
+
+impl Row {
+    /// Reads column `idx` as `T`. A type mismatch is an error naming the column.
+    #[inline]
+    pub fn get<'a, T: FromSql<'a>>(&'a self, idx: usize) -> Result<T> {
+        self.0.try_get(idx).map_err(|e| {
+            let name = self.0.columns().get(idx).map_or("?", |c| c.name());
+            Error::decode(name, e)
+        })
+    }
+
+    /// Reads the column called `name` as `T`.
+    pub fn get_by_name<'a, T: FromSql<'a>>(&'a self, name: &str) -> Result<T> {
+        self.0.try_get(name).map_err(|e| Error::decode(name, e))
+    }
+
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when the row has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The column names, in order.
+    pub fn column_names(&self) -> impl Iterator<Item = &str> {
+        self.0.columns().iter().map(|c| c.name())
+    }
+
+    /// The driver's row, for what this wrapper does not offer.
+    pub fn as_driver_row(&self) -> &tokio_postgres::Row {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Row")
+            .field("columns", &self.0.columns().len())
+            .finish()
+    }
+}
+
+/// A Rust value built from one result row.
+///
+/// Implemented for single values (`i32`, `String`, `Option<T>` … read from column 0), for
+/// tuples of them (read by position), for [`Row`] itself, and by `#[derive(Model)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be built from a result row",
+    note = "use a model, a tuple of column types, a single column type, or `aludel::Row`"
+)]
+pub trait FromRow: Sized {
+    /// Builds the value from `row`, starting at column `offset` (tuples of models read several
+    /// consecutive column ranges of one row).
+    fn from_row_at(row: &Row, offset: usize) -> Result<Self>;
+
+    /// How many columns this value reads.
+    fn column_count() -> usize;
+
+    /// Builds the value from the whole row.
+    #[inline]
+    fn from_row(row: &Row) -> Result<Self> {
+        Self::from_row_at(row, 0)
+    }
+}
+
+impl FromRow for Row {
+    fn from_row_at(row: &Row, _offset: usize) -> Result<Self> {
+        Ok(Row(row.0.clone()))
+    }
+    fn column_count() -> usize {
+        0
+    }
+}
+
+macro_rules! scalar_from_row {
+    ($($t:ty),*) => {$(
+        impl FromRow for $t {
+            #[inline]
+            fn from_row_at(row: &Row, offset: usize) -> Result<Self> { row.get(offset) }
+            fn column_count() -> usize { 1 }
+        }
+        impl FromRow for Option<$t> {
+            #[inline]
+            fn from_row_at(row: &Row, offset: usize) -> Result<Self> { row.get(offset) }
+            fn column_count() -> usize { 1 }
+        }
+        impl FromRow for Vec<$t> {
+            #[inline]
+            fn from_row_at(row: &Row, offset: usize) -> Result<Self> { row.get(offset) }
+            fn column_count() -> usize { 1 }
+        }
+    )*};
+}
+
+scalar_from_row!(bool, i8, i16, i32, i64, u32, f32, f64, String);
+
+impl FromRow for Vec<u8> {
+    #[inline]
+    fn from_row_at(row: &Row, offset: usize) -> Result<Self> {
+        row.get(offset)
+    }
+    fn column_count() -> usize {
+        1
+    }
+}
+
+macro_rules! tuple_from_row {
+    ($($name:ident),+) => {
+        impl<$($name: FromRow),+> FromRow for ($($name,)+) {
+            #[inline]
+            #[allow(unused_assignments)]
+            fn from_row_at(row: &Row, offset: usize) -> Result<Self> {
+                let mut at = offset;
+                Ok(($({
+                    let v = $name::from_row_at(row, at)?;
+                    at += $name::column_count();
+                    v
+                },)+))
+            }
+            fn column_count() -> usize { 0 $(+ $name::column_count())+ }
+        }
+    };
+}
+
+tuple_from_row!(A);
+tuple_from_row!(A, B);
+tuple_from_row!(A, B, C);
+tuple_from_row!(A, B, C, D);
+tuple_from_row!(A, B, C, D, E);
+tuple_from_row!(A, B, C, D, E, F);
+tuple_from_row!(A, B, C, D, E, F, G);
+tuple_from_row!(A, B, C, D, E, F, G, H);

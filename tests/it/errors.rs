@@ -1,0 +1,293 @@
+use std::time::Duration;
+
+use aludel::testing::TestDb;
+use aludel::tokio_postgres::error::SqlState;
+use aludel::{IsolationLevel, TxOptions, sql};
+
+async fn schema(db: &TestDb) {
+    let mut c = db.engine().connect().await.unwrap();
+    c.batch_execute(
+        "CREATE TABLE parent (id int PRIMARY KEY, email text NOT NULL CONSTRAINT parent_email_key UNIQUE);
+         CREATE TABLE child (id int PRIMARY KEY,
+                             parent_id int CONSTRAINT child_parent_fk REFERENCES parent (id),
+                             qty int CONSTRAINT child_qty_positive CHECK (qty > 0));
+         INSERT INTO parent VALUES (1, 'secret-value@example.com');",
+    )
+    .await
+    .unwrap();
+}
+
+// covers: ERR-04
+#[tokio::test]
+async fn constraint_violations_are_typed_with_their_names() {
+    let db = TestDb::new().await.unwrap();
+    schema(&db).await;
+    let e = db.engine();
+
+    let unique = e
+        .execute(&sql("INSERT INTO parent VALUES (2, $1)").bind("secret-value@example.com"))
+        .await
+        .unwrap_err();
+    assert!(unique.is_unique_violation() && unique.is_integrity_error());
+    assert_eq!(unique.constraint(), Some("parent_email_key"));
+    assert_eq!(unique.table(), Some("parent"));
+    assert_eq!(unique.code(), Some(&SqlState::UNIQUE_VIOLATION));
+    assert!(
+        unique
+            .detail()
+            .unwrap()
+            .contains("secret-value@example.com"),
+        "detail stays reachable"
+    );
+    assert!(unique.as_db_error().is_some());
+    assert_eq!(
+        unique.statement(),
+        Some("INSERT INTO parent VALUES (2, $1)")
+    );
+
+    let fk = e
+        .execute(&sql("INSERT INTO child VALUES (1, 99, 1)"))
+        .await
+        .unwrap_err();
+    assert!(fk.is_foreign_key_violation());
+    assert_eq!(fk.constraint(), Some("child_parent_fk"));
+    assert_eq!(fk.table(), Some("child"));
+
+    let nn = e
+        .execute(&sql("INSERT INTO parent (id) VALUES (3)"))
+        .await
+        .unwrap_err();
+    assert!(nn.is_not_null_violation());
+    assert_eq!(nn.column(), Some("email"));
+    assert_eq!(nn.table(), Some("parent"));
+
+    let check = e
+        .execute(&sql("INSERT INTO child VALUES (1, 1, 0)"))
+        .await
+        .unwrap_err();
+    assert!(check.is_check_violation());
+    assert_eq!(check.constraint(), Some("child_qty_positive"));
+    assert!(!check.is_unique_violation() && !check.is_retryable());
+}
+
+// covers: ERR-04, ENG-16
+#[tokio::test]
+async fn error_text_never_shows_bound_values_unless_asked() {
+    let db = TestDb::new().await.unwrap();
+    schema(&db).await;
+    let err = db
+        .engine()
+        .execute(&sql("INSERT INTO parent VALUES (2, $1)").bind("secret-value@example.com"))
+        .await
+        .unwrap_err();
+    let shown = format!(
+        "{err} | {err:?} | {:?}",
+        std::error::Error::source(&err).map(|s| s.to_string())
+    );
+    assert!(!shown.contains("secret-value"), "{shown}");
+    assert!(
+        shown.contains("23505") && shown.contains("parent_email_key"),
+        "{shown}"
+    );
+
+    let verbose = db
+        .engine_builder()
+        .show_values_in_errors(true)
+        .build()
+        .unwrap();
+    let err = verbose
+        .execute(&sql("INSERT INTO parent VALUES (2, $1)").bind("secret-value@example.com"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("secret-value"), "{err}");
+}
+
+// covers: ERR-04, ENG-12
+#[tokio::test]
+async fn serialization_failures_are_retryable() {
+    let db = TestDb::new().await.unwrap();
+    db.engine()
+        .execute(&sql("CREATE TABLE acct (id int PRIMARY KEY, n int)"))
+        .await
+        .unwrap();
+    db.engine()
+        .execute(&sql("INSERT INTO acct VALUES (1, 0), (2, 0)"))
+        .await
+        .unwrap();
+    let serializable = TxOptions::new().isolation(IsolationLevel::Serializable);
+    let mut a = db.engine().connect().await.unwrap();
+    let mut b = db.engine().connect().await.unwrap();
+    a.begin_with(serializable).await.unwrap();
+    b.begin_with(serializable).await.unwrap();
+    let _: i64 = a
+        .query_one(&sql("SELECT sum(n)::int8 FROM acct"))
+        .await
+        .unwrap();
+    let _: i64 = b
+        .query_one(&sql("SELECT sum(n)::int8 FROM acct"))
+        .await
+        .unwrap();
+    a.execute(&sql("UPDATE acct SET n = n + 1 WHERE id = 1"))
+        .await
+        .unwrap();
+    b.execute(&sql("UPDATE acct SET n = n + 1 WHERE id = 2"))
+        .await
+        .unwrap();
+    a.commit().await.unwrap();
+    let err = match b.commit().await {
+        Err(e) => e,
+        Ok(()) => panic!("write skew was allowed"),
+    };
+    assert!(
+        err.is_serialization_failure() && err.is_retryable(),
+        "{err:?}"
+    );
+}
+
+// covers: ERR-04
+#[tokio::test]
+async fn deadlocks_are_detected_and_retryable() {
+    let db = TestDb::new().await.unwrap();
+    db.engine()
+        .execute(&sql("CREATE TABLE acct (id int PRIMARY KEY, n int)"))
+        .await
+        .unwrap();
+    db.engine()
+        .execute(&sql("INSERT INTO acct VALUES (1, 0), (2, 0)"))
+        .await
+        .unwrap();
+    let mut a = db.engine().connect().await.unwrap();
+    let mut b = db.engine().connect().await.unwrap();
+    a.begin().await.unwrap();
+    b.begin().await.unwrap();
+    a.execute(&sql("UPDATE acct SET n = 1 WHERE id = 1"))
+        .await
+        .unwrap();
+    b.execute(&sql("UPDATE acct SET n = 1 WHERE id = 2"))
+        .await
+        .unwrap();
+    let first = tokio::spawn(async move {
+        let r = a.execute(&sql("UPDATE acct SET n = 2 WHERE id = 2")).await;
+        (a, r)
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let rb = b.execute(&sql("UPDATE acct SET n = 2 WHERE id = 1")).await;
+    if rb.is_ok() {
+        b.rollback().await.unwrap();
+    }
+    let (_a, ra) = first.await.unwrap();
+    let err = ra
+        .err()
+        .or(rb.err())
+        .expect("one side must be chosen as the deadlock victim");
+    assert!(err.is_deadlock() && err.is_retryable(), "{err:?}");
+}
+
+// covers: ERR-11
+#[tokio::test]
+async fn statement_timeouts_and_cancels_are_told_apart() {
+    let db = TestDb::new().await.unwrap();
+    let engine = db
+        .engine_builder()
+        .options(&format!(
+            "-c search_path={} -c statement_timeout=100",
+            db.schema()
+        ))
+        .build()
+        .unwrap();
+    let err = engine
+        .execute(&sql("SELECT pg_sleep(5)"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_statement_timeout() && err.is_query_canceled(),
+        "{err:?}"
+    );
+
+    let mut c = db.engine().connect().await.unwrap();
+    let pid = c.backend_pid().await.unwrap();
+    let canceller = tokio::spawn({
+        let admin = db.admin().await.unwrap();
+        async move {
+            let mut admin = admin;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let _: bool = admin
+                .query_one(&sql("SELECT pg_cancel_backend($1)").bind(pid))
+                .await
+                .unwrap();
+        }
+    });
+    let err = c.execute(&sql("SELECT pg_sleep(5)")).await.unwrap_err();
+    canceller.await.unwrap();
+    assert!(
+        err.is_query_canceled() && !err.is_statement_timeout(),
+        "{err:?}"
+    );
+    assert!(!err.is_connection_lost());
+    c.execute(&sql("SELECT 1")).await.unwrap();
+}
+
+// covers: ERR-03, QRY-10
+#[tokio::test]
+async fn not_found_multiple_rows_lock_not_available_and_decode_errors() {
+    let db = TestDb::new().await.unwrap();
+    let e = db.engine();
+    e.execute(&sql("CREATE TABLE t (id int PRIMARY KEY, name text)"))
+        .await
+        .unwrap();
+    e.execute(&sql("INSERT INTO t VALUES (1, 'a'), (2, 'b')"))
+        .await
+        .unwrap();
+
+    let none = e
+        .query_one::<i32>(&sql("SELECT id FROM t WHERE id = 99"))
+        .await
+        .unwrap_err();
+    assert!(none.is_not_found());
+    let many = e
+        .query_opt::<i32>(&sql("SELECT id FROM t"))
+        .await
+        .unwrap_err();
+    assert!(many.is_multiple_rows());
+    assert_eq!(
+        e.query_opt::<i32>(&sql("SELECT id FROM t WHERE id = 99"))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let decode = e
+        .query_one::<i32>(&sql("SELECT name FROM t WHERE id = 1"))
+        .await
+        .unwrap_err();
+    assert!(decode.is_decode());
+    assert_eq!(decode.column(), Some("name"));
+    assert!(decode.to_string().contains("`name`"), "{decode}");
+
+    let mut a = e.connect().await.unwrap();
+    a.begin().await.unwrap();
+    a.execute(&sql("SELECT * FROM t WHERE id = 1 FOR UPDATE"))
+        .await
+        .unwrap();
+    let mut b = e.connect().await.unwrap();
+    b.begin().await.unwrap();
+    let err = b
+        .execute(&sql("SELECT * FROM t WHERE id = 1 FOR UPDATE NOWAIT"))
+        .await
+        .unwrap_err();
+    assert!(err.is_lock_not_available(), "{err:?}");
+}
+
+// covers: ERR-10
+#[tokio::test]
+async fn misuse_of_transactions_is_an_invalid_request() {
+    let db = TestDb::new().await.unwrap();
+    let mut c = db.engine().connect().await.unwrap();
+    assert!(c.commit().await.unwrap_err().is_invalid_request());
+    assert!(c.savepoint().await.unwrap_err().is_invalid_request());
+    c.begin().await.unwrap();
+    assert!(c.begin().await.unwrap_err().is_invalid_request());
+    c.rollback().await.unwrap();
+    let bad = aludel::Engine::new("not a url at all ===").unwrap_err();
+    assert!(bad.is_config(), "{bad:?}");
+}

@@ -1,0 +1,12 @@
+//! aludel's integration tests: one binary, a schema per test, real PostgreSQL.
+//!
+//! Each test names the parity IDs it covers (`// covers: ENG-03`) from
+//! `shared/spec/sqlalchemy-parity.md`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod engine;
+mod errors;
+mod pool;
+mod raw;
+mod testkit;
