@@ -10,3 +10,4 @@ mod errors;
 mod pool;
 mod raw;
 mod testkit;
+mod tracing;
