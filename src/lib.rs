@@ -32,6 +32,7 @@
 mod engine;
 mod error;
 mod row;
+mod schema;
 mod sql;
 
 #[cfg(feature = "testing")]
@@ -43,7 +44,24 @@ pub use crate::engine::{
 };
 pub use crate::error::{Error, PoolTimeout, Result};
 pub use crate::row::{FromRow, Row};
-pub use crate::sql::{AssertSqlSafe, Bind, Raw, SqlType, Statement, sql};
+pub use crate::schema::{
+    CheckDef, ColumnDef, CreateOptions, ForeignKeyDef, IndexDef, Model, OnDelete, TableDef,
+    create_all, drop_all,
+};
+pub use crate::sql::{
+    Alias, All, AnyExpr, AssertSqlSafe, Assignments, Bind, Column, ColumnType, ConflictTarget,
+    Delete, Expr, Insert, IntoExpr, MaybeModel, Optional, Order, Raw, Select, Selectable, SqlType,
+    Statement, Typed, Update, avg, case, coalesce, count, count_star, delete, excluded, func,
+    insert, insert_many, max, min, quote_ident, select, sql, sum, update, value,
+};
+
+/// `#[derive(Model)]`: maps a struct to a table. See the [`Model`] trait.
+pub use aludel_macros::Model;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use tokio_postgres::types::Type;
+}
 
 /// The driver aludel is built on, for the types its API exposes (`SqlState`, `DbError`,
 /// `types::ToSql` …).

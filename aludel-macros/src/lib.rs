@@ -1,1 +1,31 @@
 //! Derive macros for aludel (`#[derive(Model)]`).
+//!
+//! Entry point → `*_inner` on `proc_macro2` → parse into an IR (`model::parse`) → expand
+//! (`model::expand`). Errors are `syn::Error`s pointing at the offending attribute or field.
+//! Set `ALUDEL_MACROS_DEBUG=1` to print expansions at build time.
+
+mod model;
+
+use proc_macro::TokenStream;
+
+/// Maps a struct to a table. See `aludel::Model` for the attributes.
+#[proc_macro_derive(Model, attributes(aludel))]
+pub fn derive_model(input: TokenStream) -> TokenStream {
+    derive_model_inner(input.into()).into()
+}
+
+fn derive_model_inner(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    let out = match syn::parse2::<syn::DeriveInput>(input) {
+        Ok(ast) => model::parse(&ast)
+            .map(|m| model::expand(&m))
+            .unwrap_or_else(syn::Error::into_compile_error),
+        Err(e) => e.into_compile_error(),
+    };
+    if std::env::var_os("ALUDEL_MACROS_DEBUG").is_some() {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("{out}");
+        }
+    }
+    out
+}

@@ -29,7 +29,7 @@ use super::tx::TxOptions;
 use super::{Shared, StatementMode};
 use crate::error::{Error, Kind, Result};
 use crate::row::{FromRow, Row};
-use crate::sql::{Bind, Statement};
+use crate::sql::{Bind, Statement, Typed};
 
 pub(crate) enum Backend {
     Pooled(Option<Object>),
@@ -148,6 +148,36 @@ impl Connection {
         if many {
             return Err(Error::multiple_rows());
         }
+        Ok(first)
+    }
+
+    /// Runs a typed statement and maps every row (`session.execute(...).all()` in SQLAlchemy).
+    pub async fn all<Q: Typed>(&mut self, q: &Q) -> Result<Vec<Q::Output>> {
+        self.query_as(q).await
+    }
+
+    /// Runs a typed statement that must return exactly one row.
+    pub async fn one<Q: Typed>(&mut self, q: &Q) -> Result<Q::Output> {
+        self.query_one(q).await
+    }
+
+    /// Runs a typed statement that returns zero or one row.
+    pub async fn one_or_none<Q: Typed>(&mut self, q: &Q) -> Result<Option<Q::Output>> {
+        self.query_opt(q).await
+    }
+
+    /// The first row of a typed statement, if any. Adds no `LIMIT`; later rows are read and
+    /// discarded (SQLAlchemy's `first()`).
+    pub async fn first<Q: Typed>(&mut self, q: &Q) -> Result<Option<Q::Output>> {
+        let (sql, binds) = q.compile()?;
+        let mut first = None;
+        self.run(&sql, &binds, |row| {
+            if first.is_none() {
+                first = Some(Q::Output::from_row(&Row(row))?);
+            }
+            Ok(())
+        })
+        .await?;
         Ok(first)
     }
 

@@ -26,7 +26,7 @@ use self::connection::Backend;
 use self::observe::Observers;
 use crate::error::{Error, PoolTimeout, Result};
 use crate::row::{FromRow, Row};
-use crate::sql::Statement;
+use crate::sql::{Statement, Typed};
 
 /// A handle to one database: a connection pool plus how statements are sent and observed.
 ///
@@ -243,6 +243,21 @@ impl Engine {
     /// Runs a statement that returns zero or one row.
     pub async fn query_opt<T: FromRow>(&self, stmt: &impl Statement) -> Result<Option<T>> {
         self.connect().await?.query_opt(stmt).await
+    }
+
+    /// Runs a typed statement on a pooled connection and maps every row.
+    pub async fn all<Q: Typed>(&self, q: &Q) -> Result<Vec<Q::Output>> {
+        self.connect().await?.all(q).await
+    }
+
+    /// Runs a typed statement that must return exactly one row.
+    pub async fn one<Q: Typed>(&self, q: &Q) -> Result<Q::Output> {
+        self.connect().await?.one(q).await
+    }
+
+    /// Runs a typed statement that returns zero or one row.
+    pub async fn one_or_none<Q: Typed>(&self, q: &Q) -> Result<Option<Q::Output>> {
+        self.connect().await?.one_or_none(q).await
     }
 
     /// Runs a statement and returns the number of rows it affected.

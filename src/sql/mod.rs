@@ -1,17 +1,36 @@
 //! SQL statements: raw SQL with bound values, and the values themselves.
 
+mod dml;
+mod expr;
 mod raw;
+mod select;
 mod value;
+mod writer;
 
 use std::borrow::Cow;
 
+pub use self::dml::{
+    Assignments, ConflictTarget, Delete, Insert, Update, delete, insert, insert_many, update,
+};
+pub use self::expr::{
+    Alias, AnyExpr, Column, ColumnType, Expr, IntoExpr, Order, avg, case, coalesce, count,
+    count_star, excluded, func, max, min, sum, value,
+};
 pub use self::raw::{AssertSqlSafe, Raw, sql};
+pub use self::select::{All, MaybeModel, Optional, Select, Selectable, select};
 pub use self::value::{Bind, SqlType};
+pub use self::writer::quote_ident;
 
 use crate::error::Result;
 
-mod private {
+pub(crate) mod private {
     pub trait Sealed {}
+}
+
+/// A statement whose rows map to a known type (`SELECT`, or DML with `RETURNING`).
+pub trait Typed: Statement {
+    /// What each row maps to.
+    type Output: crate::FromRow;
 }
 
 /// Something that compiles to SQL text plus bound values: raw SQL ([`Raw`]) or a statement

@@ -7,6 +7,7 @@
 
 mod engine;
 mod errors;
+mod models;
 mod pool;
 mod raw;
 mod testkit;

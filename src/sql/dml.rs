@@ -1,0 +1,348 @@
+//! `INSERT` (with upsert), `UPDATE` and `DELETE`, each with optional `RETURNING`.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use super::expr::{Column, Expr, IntoExpr, Node};
+use super::select::Selectable;
+use super::writer::Writer;
+use super::{Bind, Statement, Typed, private};
+use crate::error::{Error, Result};
+use crate::schema::Model;
+
+/// Columns named by an `ON CONFLICT` target: one column or a tuple of columns of `M`.
+pub trait ConflictTarget<M> {
+    /// The column names.
+    #[doc(hidden)]
+    fn names(&self) -> Vec<&'static str>;
+}
+
+impl<M, F> ConflictTarget<M> for Column<M, F> {
+    fn names(&self) -> Vec<&'static str> {
+        vec![self.name()]
+    }
+}
+
+impl<M, F1, F2> ConflictTarget<M> for (Column<M, F1>, Column<M, F2>) {
+    fn names(&self) -> Vec<&'static str> {
+        vec![self.0.name(), self.1.name()]
+    }
+}
+
+impl<M, F1, F2, F3> ConflictTarget<M> for (Column<M, F1>, Column<M, F2>, Column<M, F3>) {
+    fn names(&self) -> Vec<&'static str> {
+        vec![self.0.name(), self.1.name(), self.2.name()]
+    }
+}
+
+/// `SET column = value` items.
+#[derive(Clone, Debug, Default)]
+pub struct Assignments(Vec<(&'static str, Node)>);
+
+impl Assignments {
+    /// An empty list.
+    pub fn new() -> Self {
+        Assignments(Vec::new())
+    }
+
+    /// Adds `col = value`.
+    pub fn set<M, F>(mut self, col: Column<M, F>, value: impl IntoExpr<F>) -> Self {
+        self.0.push((col.name(), value.into_node()));
+        self
+    }
+
+    fn render(&self, w: &mut Writer) {
+        w.comma_list(&self.0, |w, (name, value)| {
+            w.ident(name);
+            w.push(" = ");
+            value.render(w);
+        });
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Conflict {
+    None,
+    DoNothing(Vec<&'static str>),
+    DoUpdate {
+        target: Vec<&'static str>,
+        set: Assignments,
+        filter: Option<Node>,
+    },
+}
+
+/// An `INSERT` of one or more rows of `M` (one multi-row statement), returning `R`.
+#[derive(Clone, Debug)]
+pub struct Insert<M, R = ()> {
+    rows: Vec<Vec<Bind>>,
+    conflict: Conflict,
+    returning: Option<Writer2>,
+    _m: PhantomData<fn() -> (M, R)>,
+}
+
+/// A rendered `RETURNING` list (kept as text: it has no binds).
+#[derive(Clone, Debug)]
+struct Writer2(String);
+
+fn returning_sql<S: Selectable>(sel: &S) -> Writer2 {
+    let mut w = Writer::new();
+    sel.render(&mut w);
+    Writer2(w.sql)
+}
+
+/// `INSERT INTO m (…) VALUES (…)` for one model value.
+pub fn insert<M: Model>(row: &M) -> Insert<M> {
+    insert_many(std::slice::from_ref(row))
+}
+
+/// One multi-row `INSERT … VALUES (…), (…)` for many model values.
+pub fn insert_many<'a, M: Model>(rows: impl IntoIterator<Item = &'a M>) -> Insert<M> {
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            let mut v = Vec::new();
+            r.insert_values(&mut v);
+            v
+        })
+        .collect();
+    Insert {
+        rows,
+        conflict: Conflict::None,
+        returning: None,
+        _m: PhantomData,
+    }
+}
+
+impl<M: Model, R> Insert<M, R> {
+    /// `RETURNING sel`: the statement now yields `sel`'s output per inserted row.
+    pub fn returning<S: Selectable>(self, sel: S) -> Insert<M, S::Output> {
+        Insert {
+            rows: self.rows,
+            conflict: self.conflict,
+            returning: Some(returning_sql(&sel)),
+            _m: PhantomData,
+        }
+    }
+
+    /// `ON CONFLICT (target) DO NOTHING`.
+    pub fn on_conflict_do_nothing(mut self, target: impl ConflictTarget<M>) -> Self {
+        self.conflict = Conflict::DoNothing(target.names());
+        self
+    }
+
+    /// `ON CONFLICT (target) DO UPDATE SET …` (use [`excluded`](super::excluded) for the
+    /// proposed values), optionally `WHERE filter`.
+    pub fn on_conflict_do_update(
+        mut self,
+        target: impl ConflictTarget<M>,
+        set: Assignments,
+        filter: Option<Expr<bool>>,
+    ) -> Self {
+        self.conflict = Conflict::DoUpdate {
+            target: target.names(),
+            set,
+            filter: filter.map(|f| f.node),
+        };
+        self
+    }
+
+    fn render(&self, w: &mut Writer) -> Result<()> {
+        if self.rows.is_empty() {
+            return Err(Error::invalid("an INSERT needs at least one row"));
+        }
+        let t = M::TABLE;
+        w.push("INSERT INTO ");
+        w.ident(t.name);
+        let cols: Vec<&'static str> = t.insert_columns().map(|c| c.name).collect();
+        if cols.is_empty() {
+            w.push(" DEFAULT VALUES");
+            if self.rows.len() > 1 {
+                return Err(Error::invalid(
+                    "a multi-row INSERT needs at least one client-supplied column",
+                ));
+            }
+        } else {
+            w.push(" (");
+            w.comma_list(&cols, |w, c| w.ident(c));
+            w.push(") VALUES ");
+            for (i, row) in self.rows.iter().enumerate() {
+                if i > 0 {
+                    w.push(", ");
+                }
+                w.push("(");
+                w.comma_list(row, |w, b| w.bind(b.clone()));
+                w.push(")");
+            }
+        }
+        match &self.conflict {
+            Conflict::None => {}
+            Conflict::DoNothing(target) => {
+                w.push(" ON CONFLICT (");
+                w.comma_list(target, |w, c| w.ident(c));
+                w.push(") DO NOTHING");
+            }
+            Conflict::DoUpdate {
+                target,
+                set,
+                filter,
+            } => {
+                w.push(" ON CONFLICT (");
+                w.comma_list(target, |w, c| w.ident(c));
+                w.push(") DO UPDATE SET ");
+                set.render(w);
+                if let Some(f) = filter {
+                    w.push(" WHERE ");
+                    f.render(w);
+                }
+            }
+        }
+        if let Some(r) = &self.returning {
+            w.push(" RETURNING ");
+            w.push(&r.0);
+        }
+        Ok(())
+    }
+}
+
+/// An `UPDATE` of `M`'s table, returning `R`.
+#[derive(Clone, Debug)]
+pub struct Update<M, R = ()> {
+    set: Assignments,
+    filter: Option<Node>,
+    returning: Option<Writer2>,
+    _m: PhantomData<fn() -> (M, R)>,
+}
+
+/// `UPDATE m SET …`; add `.set(…)` and `.filter(…)`.
+pub fn update<M: Model>() -> Update<M> {
+    Update {
+        set: Assignments::new(),
+        filter: None,
+        returning: None,
+        _m: PhantomData,
+    }
+}
+
+impl<M: Model, R> Update<M, R> {
+    /// Adds `col = value` to the SET list.
+    pub fn set<F>(mut self, col: Column<M, F>, value: impl IntoExpr<F>) -> Self {
+        self.set = self.set.set(col, value);
+        self
+    }
+
+    /// `WHERE cond`, AND-ed with earlier filters.
+    pub fn filter(mut self, cond: Expr<bool>) -> Self {
+        self.filter = Some(and(self.filter.take(), cond.node));
+        self
+    }
+
+    /// `RETURNING sel`.
+    pub fn returning<S: Selectable>(self, sel: S) -> Update<M, S::Output> {
+        Update {
+            set: self.set,
+            filter: self.filter,
+            returning: Some(returning_sql(&sel)),
+            _m: PhantomData,
+        }
+    }
+
+    fn render(&self, w: &mut Writer) -> Result<()> {
+        if self.set.0.is_empty() {
+            return Err(Error::invalid("an UPDATE needs at least one SET item"));
+        }
+        w.push("UPDATE ");
+        w.ident(M::TABLE.name);
+        w.push(" SET ");
+        self.set.render(w);
+        if let Some(f) = &self.filter {
+            w.push(" WHERE ");
+            f.render(w);
+        }
+        if let Some(r) = &self.returning {
+            w.push(" RETURNING ");
+            w.push(&r.0);
+        }
+        Ok(())
+    }
+}
+
+/// A `DELETE` from `M`'s table, returning `R`.
+#[derive(Clone, Debug)]
+pub struct Delete<M, R = ()> {
+    filter: Option<Node>,
+    returning: Option<Writer2>,
+    _m: PhantomData<fn() -> (M, R)>,
+}
+
+/// `DELETE FROM m`; add `.filter(…)` (without one, every row goes).
+pub fn delete<M: Model>() -> Delete<M> {
+    Delete {
+        filter: None,
+        returning: None,
+        _m: PhantomData,
+    }
+}
+
+impl<M: Model, R> Delete<M, R> {
+    /// `WHERE cond`, AND-ed with earlier filters.
+    pub fn filter(mut self, cond: Expr<bool>) -> Self {
+        self.filter = Some(and(self.filter.take(), cond.node));
+        self
+    }
+
+    /// `RETURNING sel`.
+    pub fn returning<S: Selectable>(self, sel: S) -> Delete<M, S::Output> {
+        Delete {
+            filter: self.filter,
+            returning: Some(returning_sql(&sel)),
+            _m: PhantomData,
+        }
+    }
+
+    fn render(&self, w: &mut Writer) -> Result<()> {
+        w.push("DELETE FROM ");
+        w.ident(M::TABLE.name);
+        if let Some(f) = &self.filter {
+            w.push(" WHERE ");
+            f.render(w);
+        }
+        if let Some(r) = &self.returning {
+            w.push(" RETURNING ");
+            w.push(&r.0);
+        }
+        Ok(())
+    }
+}
+
+fn and(prev: Option<Node>, next: Node) -> Node {
+    match prev {
+        Some(p) => Node::Binary("AND", Box::new(p), Box::new(next)),
+        None => next,
+    }
+}
+
+macro_rules! statement_impls {
+    ($($ty:ident),*) => {$(
+        impl<M, R> private::Sealed for $ty<M, R> {}
+        impl<M: Model, R> Statement for $ty<M, R> {
+            fn compile(&self) -> Result<(Cow<'_, str>, Cow<'_, [Bind]>)> {
+                let mut w = Writer::new();
+                self.render(&mut w)?;
+                Ok((Cow::Owned(w.sql), Cow::Owned(w.binds)))
+            }
+        }
+        impl<M: Model, R: crate::FromRow> Typed for $ty<M, R> {
+            type Output = R;
+        }
+        impl<M: Model, R> $ty<M, R> {
+            /// The SQL text this statement sends.
+            pub fn to_sql(&self) -> Result<String> {
+                let mut w = Writer::new();
+                self.render(&mut w)?;
+                Ok(w.sql)
+            }
+        }
+    )*};
+}
+
+statement_impls!(Insert, Update, Delete);

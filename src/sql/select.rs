@@ -1,0 +1,452 @@
+//! `SELECT` statements.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use super::expr::{Alias, Column, Expr, IntoExpr, Node, Order};
+use super::writer::Writer;
+use super::{Bind, Statement, Typed, private};
+use crate::error::Result;
+use crate::row::FromRow;
+use crate::schema::Model;
+
+/// What a `SELECT` reads: a model ([`All`]), a column, an expression, or a tuple of those.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be selected",
+    note = "select a model (`User::ALL`), a column (`User::name`), an expression, or a tuple of them"
+)]
+pub trait Selectable {
+    /// What each row maps to.
+    type Output: FromRow;
+    /// Writes the select list.
+    #[doc(hidden)]
+    fn render(&self, w: &mut Writer);
+    /// The table to select from when the statement does not say (the first model or column).
+    #[doc(hidden)]
+    fn default_from(&self) -> Option<&'static str>;
+}
+
+/// Every column of model `M`, mapped to `M` (`User::ALL`).
+pub struct All<M> {
+    table: &'static str,
+    _m: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for All<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<M> Copy for All<M> {}
+
+impl<M> std::fmt::Debug for All<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.*", self.table)
+    }
+}
+
+impl<M: Model> All<M> {
+    #[doc(hidden)]
+    pub const fn new() -> Self {
+        All {
+            table: M::TABLE.name,
+            _m: PhantomData,
+        }
+    }
+
+    /// All columns read through an alias.
+    pub const fn of(alias: &Alias<M>) -> Self {
+        All {
+            table: alias.name,
+            _m: PhantomData,
+        }
+    }
+
+    /// The model from the outer side of a join: `None` when its primary key is NULL.
+    pub const fn optional(self) -> Optional<M> {
+        Optional(self)
+    }
+}
+
+fn render_all(table: &'static str, columns: &[crate::schema::ColumnDef], w: &mut Writer) {
+    w.comma_list(columns, |w, c| {
+        w.ident(table);
+        w.push(".");
+        w.ident(c.name);
+    });
+}
+
+impl<M: Model> Selectable for All<M> {
+    type Output = M;
+    fn render(&self, w: &mut Writer) {
+        render_all(self.table, M::TABLE.columns, w);
+    }
+    fn default_from(&self) -> Option<&'static str> {
+        Some(self.table)
+    }
+}
+
+/// A model from the outer side of a join (`Post::ALL.optional()`), mapped to `Option<M>`.
+#[derive(Debug, Clone, Copy)]
+pub struct Optional<M>(All<M>);
+
+/// `Option<M>` for a model: `None` when the primary-key columns are NULL.
+#[derive(Debug)]
+pub struct MaybeModel<M>(pub Option<M>);
+
+impl<M: Model> FromRow for MaybeModel<M> {
+    fn from_row_at(row: &crate::Row, offset: usize) -> Result<Self> {
+        M::from_row_opt_at(row, offset).map(MaybeModel)
+    }
+    fn column_count() -> usize {
+        M::TABLE.columns.len()
+    }
+}
+
+impl<M: Model> FromRow for Option<M> {
+    fn from_row_at(row: &crate::Row, offset: usize) -> Result<Self> {
+        M::from_row_opt_at(row, offset)
+    }
+    fn column_count() -> usize {
+        M::TABLE.columns.len()
+    }
+}
+
+impl<M: Model> Selectable for Optional<M> {
+    type Output = Option<M>;
+    fn render(&self, w: &mut Writer) {
+        self.0.render(w);
+    }
+    fn default_from(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+impl<M: Model, F: FromRow + super::expr::ColumnType> Selectable for Column<M, F> {
+    type Output = F;
+    fn render(&self, w: &mut Writer) {
+        self.node().render(w);
+    }
+    fn default_from(&self) -> Option<&'static str> {
+        Some(M::TABLE.name)
+    }
+}
+
+impl<T: FromRow> Selectable for Expr<T> {
+    type Output = T;
+    fn render(&self, w: &mut Writer) {
+        self.node.render(w);
+    }
+    fn default_from(&self) -> Option<&'static str> {
+        self.node.first_table()
+    }
+}
+
+macro_rules! tuple_selectable {
+    ($($n:ident $i:tt),+) => {
+        impl<$($n: Selectable),+> Selectable for ($($n,)+) {
+            type Output = ($($n::Output,)+);
+            fn render(&self, w: &mut Writer) {
+                let mut first = true;
+                $(
+                    if !first { w.push(", "); }
+                    first = false;
+                    self.$i.render(w);
+                )+
+                let _ = first;
+            }
+            fn default_from(&self) -> Option<&'static str> {
+                None $(.or_else(|| self.$i.default_from()))+
+            }
+        }
+    };
+}
+
+tuple_selectable!(A 0);
+tuple_selectable!(A 0, B 1);
+tuple_selectable!(A 0, B 1, C 2);
+tuple_selectable!(A 0, B 1, C 2, D 3);
+tuple_selectable!(A 0, B 1, C 2, D 3, E 4);
+tuple_selectable!(A 0, B 1, C 2, D 3, E 4, F 5);
+
+#[derive(Clone, Debug)]
+struct Join {
+    kind: &'static str,
+    table: &'static str,
+    alias: Option<&'static str>,
+    on: Node,
+}
+
+#[derive(Clone, Debug)]
+enum Distinct {
+    No,
+    All,
+    On(Vec<Node>),
+}
+
+/// A `SELECT` statement, built step by step; every method returns a new statement, so a base
+/// query can be shared and refined.
+///
+/// ```
+/// # #[derive(aludel::Model)] #[aludel(table = "users")]
+/// # struct User { #[aludel(primary_key, identity)] id: i32, name: String, hair_color: Option<String> }
+/// use aludel::select;
+/// let q = select(User::ALL)
+///     .filter(User::hair_color.eq("black"))
+///     .order_by(User::name.asc())
+///     .limit(10);
+/// assert_eq!(
+///     q.to_sql(),
+///     r#"SELECT "users"."id", "users"."name", "users"."hair_color" FROM "users" WHERE ("users"."hair_color" = $1) ORDER BY "users"."name" ASC LIMIT $2"#
+/// );
+/// ```
+#[derive(Clone, Debug)]
+pub struct Select<S> {
+    sel: S,
+    from: Option<(&'static str, Option<&'static str>)>,
+    joins: Vec<Join>,
+    filter: Option<Node>,
+    group_by: Vec<Node>,
+    having: Option<Node>,
+    order: Vec<Order>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    distinct: Distinct,
+    lock: Option<&'static str>,
+}
+
+/// Starts a `SELECT` of `sel`: `select(User::ALL)`, `select((User::id, User::name))`.
+pub fn select<S: Selectable>(sel: S) -> Select<S> {
+    Select {
+        sel,
+        from: None,
+        joins: Vec::new(),
+        filter: None,
+        group_by: Vec::new(),
+        having: None,
+        order: Vec::new(),
+        limit: None,
+        offset: None,
+        distinct: Distinct::No,
+        lock: None,
+    }
+}
+
+impl<S: Selectable> Select<S> {
+    /// `FROM` a model's table (when the select list does not imply it).
+    pub fn from<M: Model>(mut self) -> Self {
+        self.from = Some((M::TABLE.name, None));
+        self
+    }
+
+    /// `FROM` a model's table under an alias.
+    pub fn from_alias<M: Model>(mut self, alias: &Alias<M>) -> Self {
+        self.from = Some((M::TABLE.name, Some(alias.name)));
+        self
+    }
+
+    /// `WHERE cond`, AND-ed with earlier filters.
+    pub fn filter(mut self, cond: Expr<bool>) -> Self {
+        self.filter = Some(match self.filter.take() {
+            Some(prev) => Node::Binary("AND", Box::new(prev), Box::new(cond.node)),
+            None => cond.node,
+        });
+        self
+    }
+
+    fn join_impl<M: Model>(
+        mut self,
+        kind: &'static str,
+        alias: Option<&'static str>,
+        on: Expr<bool>,
+    ) -> Self {
+        self.joins.push(Join {
+            kind,
+            table: M::TABLE.name,
+            alias,
+            on: on.node,
+        });
+        self
+    }
+
+    /// `JOIN table ON cond`.
+    pub fn join<M: Model>(self, on: Expr<bool>) -> Self {
+        self.join_impl::<M>("JOIN", None, on)
+    }
+
+    /// `LEFT OUTER JOIN table ON cond`.
+    pub fn left_join<M: Model>(self, on: Expr<bool>) -> Self {
+        self.join_impl::<M>("LEFT OUTER JOIN", None, on)
+    }
+
+    /// `FULL OUTER JOIN table ON cond`.
+    pub fn full_join<M: Model>(self, on: Expr<bool>) -> Self {
+        self.join_impl::<M>("FULL OUTER JOIN", None, on)
+    }
+
+    /// `JOIN table AS alias ON cond` (self-joins).
+    pub fn join_alias<M: Model>(self, alias: &Alias<M>, on: Expr<bool>) -> Self {
+        self.join_impl::<M>("JOIN", Some(alias.name), on)
+    }
+
+    /// `LEFT OUTER JOIN table AS alias ON cond`.
+    pub fn left_join_alias<M: Model>(self, alias: &Alias<M>, on: Expr<bool>) -> Self {
+        self.join_impl::<M>("LEFT OUTER JOIN", Some(alias.name), on)
+    }
+
+    /// `ORDER BY …`, after earlier orderings.
+    pub fn order_by(mut self, order: Order) -> Self {
+        self.order.push(order);
+        self
+    }
+
+    /// `LIMIT n` (bound).
+    pub fn limit(mut self, n: i64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// `OFFSET n` (bound).
+    pub fn offset(mut self, n: i64) -> Self {
+        self.offset = Some(n);
+        self
+    }
+
+    /// `SELECT DISTINCT`.
+    pub fn distinct(mut self) -> Self {
+        self.distinct = Distinct::All;
+        self
+    }
+
+    /// `SELECT DISTINCT ON (expr)`: the first row per value, by the statement's ORDER BY.
+    pub fn distinct_on<T>(mut self, e: impl IntoExpr<T>) -> Self {
+        let node = e.into_node();
+        match &mut self.distinct {
+            Distinct::On(v) => v.push(node),
+            _ => self.distinct = Distinct::On(vec![node]),
+        }
+        self
+    }
+
+    /// `GROUP BY expr`, after earlier groupings.
+    pub fn group_by<T>(mut self, e: impl IntoExpr<T>) -> Self {
+        self.group_by.push(e.into_node());
+        self
+    }
+
+    /// `HAVING cond`.
+    pub fn having(mut self, cond: Expr<bool>) -> Self {
+        self.having = Some(cond.node);
+        self
+    }
+
+    /// `FOR UPDATE`.
+    pub fn for_update(mut self) -> Self {
+        self.lock = Some("FOR UPDATE");
+        self
+    }
+
+    /// `FOR UPDATE SKIP LOCKED` (job queues).
+    pub fn for_update_skip_locked(mut self) -> Self {
+        self.lock = Some("FOR UPDATE SKIP LOCKED");
+        self
+    }
+
+    /// `FOR UPDATE NOWAIT`.
+    pub fn for_update_nowait(mut self) -> Self {
+        self.lock = Some("FOR UPDATE NOWAIT");
+        self
+    }
+
+    /// `FOR SHARE`.
+    pub fn for_share(mut self) -> Self {
+        self.lock = Some("FOR SHARE");
+        self
+    }
+
+    /// The SQL text this statement sends.
+    pub fn to_sql(&self) -> String {
+        let mut w = Writer::new();
+        self.render(&mut w);
+        w.sql
+    }
+
+    pub(crate) fn render(&self, w: &mut Writer) {
+        w.push("SELECT ");
+        match &self.distinct {
+            Distinct::No => {}
+            Distinct::All => w.push("DISTINCT "),
+            Distinct::On(nodes) => {
+                w.push("DISTINCT ON (");
+                w.comma_list(nodes, |w, n| n.render(w));
+                w.push(") ");
+            }
+        }
+        self.sel.render(w);
+        if let Some((table, alias)) = self
+            .from
+            .or_else(|| self.sel.default_from().map(|t| (t, None)))
+        {
+            w.push(" FROM ");
+            w.ident(table);
+            if let Some(a) = alias {
+                w.push(" AS ");
+                w.ident(a);
+            }
+        }
+        for j in &self.joins {
+            w.push(" ");
+            w.push(j.kind);
+            w.push(" ");
+            w.ident(j.table);
+            if let Some(a) = j.alias {
+                w.push(" AS ");
+                w.ident(a);
+            }
+            w.push(" ON ");
+            j.on.render(w);
+        }
+        if let Some(f) = &self.filter {
+            w.push(" WHERE ");
+            f.render(w);
+        }
+        if !self.group_by.is_empty() {
+            w.push(" GROUP BY ");
+            w.comma_list(&self.group_by, |w, n| n.render(w));
+        }
+        if let Some(h) = &self.having {
+            w.push(" HAVING ");
+            h.render(w);
+        }
+        if !self.order.is_empty() {
+            w.push(" ORDER BY ");
+            w.comma_list(&self.order, |w, o| o.render(w));
+        }
+        if let Some(n) = self.limit {
+            w.push(" LIMIT ");
+            w.bind(Bind::new(n));
+        }
+        if let Some(n) = self.offset {
+            w.push(" OFFSET ");
+            w.bind(Bind::new(n));
+        }
+        if let Some(l) = self.lock {
+            w.push(" ");
+            w.push(l);
+        }
+    }
+}
+
+impl<S> private::Sealed for Select<S> {}
+
+impl<S: Selectable> Statement for Select<S> {
+    fn compile(&self) -> Result<(Cow<'_, str>, Cow<'_, [Bind]>)> {
+        let mut w = Writer::new();
+        self.render(&mut w);
+        Ok((Cow::Owned(w.sql), Cow::Owned(w.binds)))
+    }
+}
+
+impl<S: Selectable> Typed for Select<S> {
+    type Output = S::Output;
+}

@@ -1,0 +1,654 @@
+use aludel::testing::TestDb;
+use aludel::{
+    Assignments, CreateOptions, Expr, Model, avg, case, coalesce, count, count_star, create_all,
+    delete, drop_all, excluded, func, insert, insert_many, max, select, sql, sum, update, value,
+};
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[aludel(
+    table = "users",
+    check(name = "users_name_not_blank", expr = "name <> ''")
+)]
+struct User {
+    #[aludel(primary_key, identity)]
+    id: i32,
+    #[aludel(unique)]
+    name: String,
+    #[aludel(index)]
+    hair_color: Option<String>,
+    #[aludel(column = "manager", references = "User::id", on_delete = "set null")]
+    manager_id: Option<i32>,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[aludel(table = "posts", index(user_id, title))]
+struct Post {
+    #[aludel(primary_key, identity)]
+    id: i32,
+    #[aludel(references = "User::id", on_delete = "cascade")]
+    user_id: i32,
+    title: String,
+    body: Option<String>,
+    #[aludel(server_default = "0")]
+    score: i64,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[aludel(table = "tags")]
+struct Tag {
+    #[aludel(primary_key)]
+    name: String,
+    uses: i32,
+}
+
+fn user(name: &str, hair: Option<&str>) -> User {
+    User {
+        id: 0,
+        name: name.to_owned(),
+        hair_color: hair.map(str::to_owned),
+        manager_id: None,
+    }
+}
+
+async fn setup() -> TestDb {
+    let db = TestDb::new().await.unwrap();
+    let mut c = db.engine().connect().await.unwrap();
+    // Posts listed first: create_all must still create users before posts.
+    create_all(
+        &mut c,
+        &[Post::TABLE, Tag::TABLE, User::TABLE],
+        CreateOptions::default(),
+    )
+    .await
+    .unwrap();
+    let users = [
+        user("ann", Some("black")),
+        user("bob", Some("brown")),
+        user("cid", None),
+        user("dee", Some("black")),
+    ];
+    let ids: Vec<i32> = c
+        .all(&insert_many(&users).returning(User::id))
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 4);
+    for (i, uid) in ids.iter().enumerate() {
+        for p in 0..i {
+            let post = Post {
+                id: 0,
+                user_id: *uid,
+                title: format!("post {p} by {uid}"),
+                body: None,
+                score: 0,
+            };
+            c.execute(&insert(&post)).await.unwrap();
+        }
+    }
+    db
+}
+
+// covers: DDL-01, TYP-07
+#[tokio::test]
+async fn create_all_follows_foreign_keys_and_is_idempotent() {
+    let db = setup().await;
+    let mut c = db.engine().connect().await.unwrap();
+    create_all(
+        &mut c,
+        &[User::TABLE, Post::TABLE, Tag::TABLE],
+        CreateOptions::default(),
+    )
+    .await
+    .unwrap();
+    let constraints: Vec<(String, String)> = c
+        .query_as(&sql(
+            "SELECT conname::text, contype::text FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace \
+             WHERE n.nspname = current_schema() ORDER BY conname",
+        ))
+        .await
+        .unwrap();
+    let names: Vec<&str> = constraints.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in [
+        "posts_pkey",
+        "posts_user_id_fkey",
+        "users_manager_fkey",
+        "users_name_key",
+        "users_name_not_blank",
+        "users_pkey",
+        "tags_pkey",
+    ] {
+        assert!(names.contains(&expected), "missing {expected}: {names:?}");
+    }
+    let indexes: Vec<String> = c
+        .query_as(&sql(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1",
+        ))
+        .await
+        .unwrap();
+    assert!(
+        indexes.contains(&"users_hair_color_idx".to_owned())
+            && indexes.contains(&"posts_user_id_title_idx".to_owned()),
+        "{indexes:?}"
+    );
+    let on_delete: String = c
+        .query_one(&sql("SELECT confdeltype::text FROM pg_constraint WHERE conname = 'posts_user_id_fkey' AND connamespace = current_schema()::regnamespace"))
+        .await
+        .unwrap();
+    assert_eq!(on_delete, "c", "ON DELETE CASCADE");
+    drop_all(
+        &mut c,
+        &[User::TABLE, Post::TABLE, Tag::TABLE],
+        CreateOptions::default(),
+    )
+    .await
+    .unwrap();
+    let left: i64 = c
+        .query_one(&sql(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+// covers: QRY-01, QRY-02, RES-07
+#[tokio::test]
+async fn select_filters_with_typed_operators() {
+    let db = setup().await;
+    let e = db.engine();
+    let names = |q: aludel::Select<aludel::Column<User, String>>| async move {
+        e.all(&q.order_by(User::name.asc())).await.unwrap()
+    };
+
+    let base = select(User::name);
+    assert_eq!(
+        names(base.clone().filter(User::hair_color.eq("black"))).await,
+        ["ann", "dee"]
+    );
+    assert_eq!(
+        names(base.clone().filter(User::hair_color.ne("black"))).await,
+        ["bob"]
+    );
+    assert_eq!(
+        names(base.clone().filter(User::hair_color.is_null())).await,
+        ["cid"]
+    );
+    assert_eq!(
+        names(
+            base.clone()
+                .filter(User::name.gt("bob").and(User::name.le("dee")))
+        )
+        .await,
+        ["cid", "dee"]
+    );
+    assert_eq!(
+        names(base.clone().filter(User::name.between("b", "c"))).await,
+        ["bob"]
+    );
+    assert_eq!(
+        names(
+            base.clone()
+                .filter(User::name.in_list(vec!["ann".into(), "cid".into()]))
+        )
+        .await,
+        ["ann", "cid"]
+    );
+    assert_eq!(
+        names(
+            base.clone()
+                .filter(User::name.not_in_list(vec!["ann".into()]))
+        )
+        .await,
+        ["bob", "cid", "dee"]
+    );
+    assert!(
+        names(base.clone().filter(User::name.in_list(vec![])))
+            .await
+            .is_empty(),
+        "empty IN matches nothing"
+    );
+    assert_eq!(
+        names(base.clone().filter(User::name.like("%e%"))).await,
+        ["dee"]
+    );
+    assert_eq!(
+        names(base.clone().filter(User::name.ilike("A%"))).await,
+        ["ann"]
+    );
+    assert_eq!(
+        names(base.clone().filter(User::name.starts_with("b"))).await,
+        ["bob"]
+    );
+    assert_eq!(
+        names(base.clone().filter(User::name.contains("i"))).await,
+        ["cid"]
+    );
+    assert_eq!(
+        names(
+            base.clone().filter(
+                User::hair_color
+                    .eq("black")
+                    .or(User::hair_color.is_null())
+                    .not()
+            )
+        )
+        .await,
+        ["bob"]
+    );
+    // The base statement was not changed by any refinement.
+    assert_eq!(base.to_sql(), r#"SELECT "users"."name" FROM "users""#);
+    // LIKE metacharacters in starts_with/contains are literal.
+    assert!(
+        names(base.clone().filter(User::name.contains("%")))
+            .await
+            .is_empty()
+    );
+}
+
+// covers: QRY-04, RES-06, RES-02
+#[tokio::test]
+async fn ordering_paging_distinct_and_aggregates() {
+    let db = setup().await;
+    let e = db.engine();
+    let page: Vec<User> = e
+        .all(
+            &select(User::ALL)
+                .order_by(User::hair_color.asc().nulls_first())
+                .order_by(User::name.desc())
+                .limit(2)
+                .offset(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
+        ["dee", "ann"]
+    );
+    let q = select(User::ALL).order_by(User::name.asc()).limit(2);
+    assert!(
+        q.to_sql()
+            .ends_with(r#"ORDER BY "users"."name" ASC LIMIT $1"#),
+        "{}",
+        q.to_sql()
+    );
+
+    let first_per_color: Vec<(Option<String>, String)> = e
+        .all(
+            &select((User::hair_color, User::name))
+                .distinct_on(User::hair_color)
+                .order_by(User::hair_color.asc())
+                .order_by(User::name.desc()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        first_per_color,
+        [
+            (Some("black".into()), "dee".into()),
+            (Some("brown".into()), "bob".into()),
+            (None, "cid".into())
+        ]
+    );
+    let colors: Vec<Option<String>> = e
+        .all(
+            &select(User::hair_color)
+                .distinct()
+                .order_by(User::hair_color.asc()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(colors.len(), 3);
+
+    let per_user: Vec<(i32, i64)> = e
+        .all(
+            &select((Post::user_id, count_star()))
+                .group_by(Post::user_id)
+                .having(count_star().ge(2))
+                .order_by(Post::user_id.asc()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(per_user.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [2, 3]);
+    let (n, mx, total, mean): (i64, Option<i32>, Option<i32>, Option<f64>) = e
+        .one(&select((
+            count(User::id),
+            max(User::id),
+            sum(User::id),
+            avg(User::id),
+        )))
+        .await
+        .unwrap();
+    assert_eq!(n, 4);
+    assert_eq!(
+        total.unwrap(),
+        (1..=mx.unwrap()).sum::<i32>(),
+        "ids are 1..=4 on a fresh table"
+    );
+    assert!((mean.unwrap() - 2.5).abs() < 1e-9);
+    let none: Option<User> = e
+        .one_or_none(&select(User::ALL).filter(User::name.eq("zed")))
+        .await
+        .unwrap();
+    assert!(none.is_none());
+    let err = e.one(&select(User::ALL)).await.unwrap_err();
+    assert!(err.is_multiple_rows());
+}
+
+// covers: QRY-03, QRY-09
+#[tokio::test]
+async fn joins_outer_joins_and_self_joins() {
+    let db = setup().await;
+    let e = db.engine();
+    let rows: Vec<(User, Option<Post>)> = e
+        .all(
+            &select((User::ALL, Post::ALL.optional()))
+                .left_join::<Post>(Post::user_id.eq(User::id))
+                .filter(User::hair_color.eq("black"))
+                .order_by(User::id.asc())
+                .order_by(Post::id.asc()),
+        )
+        .await
+        .unwrap();
+    // ann has no posts (one row, None); dee has three.
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0].0.name, "ann");
+    assert!(rows[0].1.is_none());
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|(u, p)| u.name == "dee" && p.as_ref().unwrap().user_id == u.id)
+    );
+
+    let inner: Vec<(String, String)> = e
+        .all(
+            &select((User::name, Post::title))
+                .join::<Post>(Post::user_id.eq(User::id))
+                .order_by(Post::id.asc()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(inner.len(), 6);
+
+    let mut c = e.connect().await.unwrap();
+    c.execute(
+        &update::<User>()
+            .set(
+                User::manager_id,
+                Expr::<Option<i32>>::raw("(SELECT min(id) FROM users)"),
+            )
+            .filter(User::name.ne("ann")),
+    )
+    .await
+    .unwrap();
+    let boss = User::alias("boss");
+    let pairs: Vec<(String, String)> = c
+        .all(
+            &select((User::name, User::name.of(&boss)))
+                .join_alias(&boss, User::manager_id.eq(User::id.of(&boss)))
+                .order_by(User::name.asc()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        pairs,
+        [
+            ("bob".into(), "ann".into()),
+            ("cid".into(), "ann".into()),
+            ("dee".into(), "ann".into())
+        ]
+    );
+
+    let labels: Vec<(String, String, String)> = c
+        .all(
+            &select((
+                User::name,
+                case(
+                    vec![(User::hair_color.eq("black"), value("dark".to_owned()))],
+                    Some(value("other".to_owned())),
+                ),
+                coalesce(User::hair_color, "unknown"),
+            ))
+            .order_by(User::name.asc()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(labels[0], ("ann".into(), "dark".into(), "black".into()));
+    assert_eq!(labels[2], ("cid".into(), "other".into(), "unknown".into()));
+    let upper: Vec<String> = c
+        .all(
+            &select(func::<String>("upper", vec![User::name.expr().into()]))
+                .from::<User>()
+                .order_by(User::name.asc()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(upper[0], "ANN");
+    let as_text: String = c
+        .one(&select(User::id.expr().cast::<String>("text")).filter(User::name.eq("ann")))
+        .await
+        .unwrap();
+    assert_eq!(as_text, "1");
+}
+
+// covers: QRY-13, SES-09
+#[tokio::test]
+async fn insert_update_delete_with_returning() {
+    let db = setup().await;
+    let e = db.engine();
+    let uid: i32 = e
+        .one(&select(User::id).filter(User::name.eq("bob")))
+        .await
+        .unwrap();
+    let post = Post {
+        id: 0,
+        user_id: uid,
+        title: "fresh".into(),
+        body: Some("b".into()),
+        score: 99,
+    };
+    let stored: Post = e.one(&insert(&post).returning(Post::ALL)).await.unwrap();
+    assert!(stored.id > 0, "identity written back");
+    assert_eq!(
+        stored.score, 0,
+        "server default, not the client's value, came back via RETURNING"
+    );
+    assert_eq!(
+        insert(&post).to_sql().unwrap(),
+        r#"INSERT INTO "posts" ("user_id", "title", "body") VALUES ($1, $2, $3)"#
+    );
+
+    let updated: Vec<(i32, i64)> = e
+        .all(
+            &update::<Post>()
+                .set(Post::score, 5_i64)
+                .set(Post::body, None::<String>)
+                .filter(Post::user_id.eq(uid))
+                .returning((Post::id, Post::score)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.len(), 2);
+    assert!(updated.iter().all(|(_, s)| *s == 5));
+    let nulls: i64 = e
+        .one(
+            &select(count_star())
+                .from::<Post>()
+                .filter(Post::body.is_null().and(Post::user_id.eq(uid))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(nulls, 2);
+
+    let deleted: Vec<String> = e
+        .all(
+            &delete::<Post>()
+                .filter(Post::title.eq("fresh"))
+                .returning(Post::title),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted, ["fresh"]);
+    // ON DELETE CASCADE from the model's foreign key.
+    let gone = e
+        .execute(&delete::<User>().filter(User::name.eq("dee")))
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    let left: i64 = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql("SELECT count(*) FROM posts"))
+        .await
+        .unwrap();
+    assert_eq!(left, 3);
+}
+
+// covers: UPS-01, UPS-02
+#[tokio::test]
+async fn upsert_do_nothing_and_do_update_with_excluded() {
+    let db = setup().await;
+    let e = db.engine();
+    let tags = [
+        Tag {
+            name: "rust".into(),
+            uses: 1,
+        },
+        Tag {
+            name: "sql".into(),
+            uses: 1,
+        },
+        Tag {
+            name: "pg".into(),
+            uses: 1,
+        },
+    ];
+    let first: Vec<String> = e
+        .all(
+            &insert_many(&tags)
+                .on_conflict_do_nothing(Tag::name)
+                .returning(Tag::name),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 3);
+    let again: Vec<String> = e
+        .all(
+            &insert_many(&tags)
+                .on_conflict_do_nothing(Tag::name)
+                .returning(Tag::name),
+        )
+        .await
+        .unwrap();
+    assert!(
+        again.is_empty(),
+        "conflicting rows are skipped and not returned"
+    );
+
+    let bump = [
+        Tag {
+            name: "rust".into(),
+            uses: 10,
+        },
+        Tag {
+            name: "new".into(),
+            uses: 1,
+        },
+        Tag {
+            name: "pg".into(),
+            uses: 0,
+        },
+    ];
+    let stmt = insert_many(&bump)
+        .on_conflict_do_update(
+            Tag::name,
+            Assignments::new().set(Tag::uses, excluded(Tag::uses)),
+            Some(excluded(Tag::uses).gt(0)), // never lower a count to zero
+        )
+        .returning(Tag::ALL);
+    assert!(stmt.to_sql().unwrap().contains(
+        r#"ON CONFLICT ("name") DO UPDATE SET "uses" = EXCLUDED."uses" WHERE (EXCLUDED."uses" > $"#
+    ));
+    let changed: Vec<Tag> = e.all(&stmt).await.unwrap();
+    assert_eq!(changed.len(), 2, "pg was filtered out by the WHERE");
+    let all: Vec<Tag> = e
+        .all(&select(Tag::ALL).order_by(Tag::name.asc()))
+        .await
+        .unwrap();
+    let pairs: Vec<(&str, i32)> = all.iter().map(|t| (t.name.as_str(), t.uses)).collect();
+    assert_eq!(pairs, [("new", 1), ("pg", 1), ("rust", 10), ("sql", 1)]);
+}
+
+// covers: QRY-10, IDM-02
+#[tokio::test]
+async fn row_locks_for_update_skip_locked() {
+    let db = setup().await;
+    let e = db.engine();
+    let mut a = e.connect().await.unwrap();
+    let mut b = e.connect().await.unwrap();
+    a.begin().await.unwrap();
+    b.begin().await.unwrap();
+    let queue = select(User::ALL)
+        .order_by(User::id.asc())
+        .limit(2)
+        .for_update_skip_locked();
+    let got_a: Vec<User> = a.all(&queue).await.unwrap();
+    let got_b: Vec<User> = b.all(&queue).await.unwrap();
+    assert_eq!(got_a.len(), 2);
+    assert_eq!(got_b.len(), 2);
+    assert!(
+        got_a.iter().all(|x| got_b.iter().all(|y| x.id != y.id)),
+        "two workers never grab the same row"
+    );
+    let err = b
+        .all(
+            &select(User::ALL)
+                .filter(User::id.eq(got_a[0].id))
+                .for_update_nowait(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_lock_not_available());
+}
+
+// covers: TYP-03, TYP-07
+#[tokio::test]
+async fn values_round_trip_unchanged() {
+    let db = setup().await;
+    let e = db.engine();
+    for s in [
+        "it's",
+        "semi;colon",
+        "quote\"d",
+        "ünïcødé ✓",
+        "'); DROP TABLE tags; --",
+    ] {
+        let t = Tag {
+            name: s.to_owned(),
+            uses: 7,
+        };
+        let back: Tag = e.one(&insert(&t).returning(Tag::ALL)).await.unwrap();
+        assert_eq!(back, t);
+    }
+    let big = Post {
+        id: 0,
+        user_id: 1,
+        title: "big".into(),
+        body: Some("y".repeat(1 << 20)),
+        score: 0,
+    };
+    let back: Post = e.one(&insert(&big).returning(Post::ALL)).await.unwrap();
+    assert_eq!(back.body, big.body, "1 MiB of text round-trips");
+    let bad = e
+        .execute(&insert(&Tag {
+            name: "nul\0byte".into(),
+            uses: 1,
+        }))
+        .await
+        .unwrap_err();
+    assert!(bad.code().is_some(), "{bad:?}");
+    let blank = e.execute(&insert(&user("", None))).await.unwrap_err();
+    assert!(blank.is_check_violation());
+    assert_eq!(blank.constraint(), Some("users_name_not_blank"));
+    let dup = e.execute(&insert(&user("ann", None))).await.unwrap_err();
+    assert_eq!(dup.constraint(), Some("users_name_key"));
+}
