@@ -53,6 +53,8 @@ pub struct Connection {
     /// A statement failed inside the transaction; only a rollback helps.
     aborted: bool,
     pid: Option<i32>,
+    /// The driver client was handed out: transaction state is unknown.
+    dirty: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -83,6 +85,7 @@ impl Connection {
             depth: 0,
             aborted: false,
             pid: None,
+            dirty: false,
         }
     }
 
@@ -202,6 +205,28 @@ impl Connection {
     where
         I: IntoIterator<Item = Vec<Bind>>,
     {
+        let own_tx = !self.in_transaction();
+        if own_tx {
+            // Each pipelined execution ends with its own Sync: outside a transaction each
+            // would commit on its own. One transaction makes the batch all or nothing.
+            self.begin().await?;
+        }
+        let result = self.execute_many_in_tx(stmt, param_sets).await;
+        if own_tx {
+            match &result {
+                Ok(_) => self.commit().await?,
+                Err(_) => {
+                    let _ = self.rollback().await;
+                }
+            }
+        }
+        result
+    }
+
+    async fn execute_many_in_tx<I>(&mut self, stmt: &impl Statement, param_sets: I) -> Result<u64>
+    where
+        I: IntoIterator<Item = Vec<Bind>>,
+    {
         let (sql, _) = stmt.compile()?;
         let sets: Vec<Vec<Bind>> = param_sets.into_iter().collect();
         self.check_usable()?;
@@ -228,7 +253,7 @@ impl Connection {
                 let runs = sets
                     .iter()
                     .map(|b| obj.execute_raw(&stmt, b.iter().map(Bind::as_to_sql)));
-                futures_util::future::try_join_all(runs).await
+                collect_all(futures_util::future::join_all(runs).await)
             }
             _ => {
                 let client = self.client()?;
@@ -244,7 +269,7 @@ impl Connection {
                         Ok::<_, tokio_postgres::Error>(stream.rows_affected().unwrap_or(0))
                     }
                 });
-                futures_util::future::try_join_all(runs).await
+                collect_all(futures_util::future::join_all(runs).await)
             }
         };
         counts.map(|c| c.iter().sum()).map_err(Error::from_driver)
@@ -252,7 +277,11 @@ impl Connection {
 
     /// The driver's client, for what aludel does not wrap (COPY, LISTEN/NOTIFY). Statements
     /// sent through it run in this connection's transaction but are not observed or traced.
-    pub fn driver_client(&self) -> Result<&Client> {
+    ///
+    /// Because statements sent through it are not tracked, a connection whose driver client
+    /// was used always gets a `ROLLBACK` queued when it goes back to the pool.
+    pub fn driver_client(&mut self) -> Result<&Client> {
+        self.dirty = true;
         self.client()
     }
 
@@ -411,6 +440,7 @@ impl Connection {
         F: FnMut(tokio_postgres::Row) -> Result<()>,
     {
         self.check_usable()?;
+        reject_transaction_control(sql)?;
         let started = Instant::now();
         let span = statement_span(sql, binds.len());
         self.in_flight = true;
@@ -439,7 +469,17 @@ impl Connection {
             .await
             .map_err(Error::from_driver)?
         {
-            sink(row)?;
+            if let Err(mapping) = sink(row) {
+                // Read the statement to its end: a server error after this row (which aborts
+                // the transaction) must not go unseen, and the connection must end idle.
+                loop {
+                    match stream.as_mut().try_next().await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => return Err(mapping),
+                        Err(server) => return Err(Error::from_driver(server)),
+                    }
+                }
+            }
             n += 1;
         }
         Ok(stream.rows_affected().unwrap_or(n))
@@ -549,6 +589,35 @@ impl Connection {
     }
 }
 
+/// Every execution of a batch has answered by now; the first error wins.
+fn collect_all(
+    results: Vec<Result<u64, tokio_postgres::Error>>,
+) -> Result<Vec<u64>, tokio_postgres::Error> {
+    results.into_iter().collect()
+}
+
+/// Transaction control must go through `begin`/`commit`/`rollback`/`savepoint`, or the
+/// connection could not guarantee how it goes back to the pool.
+fn reject_transaction_control(sql: &str) -> Result<()> {
+    let op = super::observe::operation(sql);
+    const CONTROL: [&str; 8] = [
+        "BEGIN",
+        "START",
+        "COMMIT",
+        "END",
+        "ROLLBACK",
+        "ABORT",
+        "SAVEPOINT",
+        "RELEASE",
+    ];
+    if CONTROL.iter().any(|c| op.eq_ignore_ascii_case(c)) {
+        return Err(Error::invalid(
+            "transaction control statements must use Connection::begin / commit / rollback / savepoint",
+        ));
+    }
+    Ok(())
+}
+
 fn spawn_cancel(token: Option<tokio_postgres::CancelToken>) {
     let Some(token) = token else { return };
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -576,7 +645,7 @@ impl Drop for Connection {
             self.discard();
             return;
         }
-        if self.depth > 0 {
+        if self.depth > 0 || self.dirty {
             let queued = match self.client() {
                 Ok(client) => queue_rollback(client),
                 Err(_) => false,

@@ -45,6 +45,15 @@ pub(super) fn fmt_db_error(
 }
 
 fn fmt_record(db: &DbError, show_values: bool, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    // Data exceptions (class 22) quote the rejected input in the message itself.
+    if !show_values && db.code().code().starts_with("22") {
+        return write!(
+            f,
+            "{} {}: invalid data (the server's message is hidden because it can quote the value)",
+            db.severity(),
+            db.code().code()
+        );
+    }
     write!(
         f,
         "{} {}: {}",

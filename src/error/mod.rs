@@ -92,9 +92,6 @@ impl Error {
     }
 
     pub(crate) fn connect(e: tokio_postgres::Error) -> Self {
-        if e.as_db_error().is_some() {
-            return Error::new(Kind::Db(e));
-        }
         Error::new(Kind::Connect(e))
     }
 
@@ -158,7 +155,7 @@ impl Error {
     /// position …), when the server produced this error.
     pub fn as_db_error(&self) -> Option<&DbError> {
         match &self.0.kind {
-            Kind::Db(e) | Kind::ConnectionLost(Some(e)) => e.as_db_error(),
+            Kind::Db(e) | Kind::ConnectionLost(Some(e)) | Kind::Connect(e) => e.as_db_error(),
             _ => None,
         }
     }

@@ -145,6 +145,7 @@ fn rewrite_named(text: &str) -> (Option<String>, Vec<Box<str>>) {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
+            b'\'' if i > 0 && matches!(bytes[i - 1], b'E' | b'e') => i = skip_escaped(bytes, i),
             b'\'' | b'"' => i = skip_quoted(bytes, i, bytes[i]),
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
                 i = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
@@ -156,6 +157,13 @@ fn rewrite_named(text: &str) -> (Option<String>, Vec<Box<str>>) {
             }
             b'$' => i = skip_dollar_quoted(text, i),
             b':' if bytes.get(i + 1) == Some(&b':') => i += 2,
+            // `arr[lo:hi]` and `a:b` right after an identifier are not placeholders.
+            b':' if i > 0
+                && (bytes[i - 1].is_ascii_alphanumeric()
+                    || matches!(bytes[i - 1], b'_' | b']' | b')')) =>
+            {
+                i += 1;
+            }
             b':' if bytes
                 .get(i + 1)
                 .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_') =>
@@ -189,6 +197,20 @@ fn rewrite_named(text: &str) -> (Option<String>, Vec<Box<str>>) {
     }
     out.push_str(&text[copied..]);
     (Some(out), names)
+}
+
+/// `E'…'` strings: backslash escapes the next byte.
+fn skip_escaped(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'\'' if bytes.get(i + 1) == Some(&b'\'') => i += 2,
+            b'\'' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
 }
 
 fn skip_quoted(bytes: &[u8], start: usize, quote: u8) -> usize {
@@ -238,6 +260,14 @@ mod tests {
             Some("SELECT $1::int, ':b', \":c\", $x$ :d $x$ -- :e\n, /* :f */ $1, $2 FROM t")
         );
         assert_eq!(names.iter().map(|n| &**n).collect::<Vec<_>>(), ["a", "g_2"]);
+    }
+
+    #[test]
+    fn slices_and_escape_strings_are_not_placeholders() {
+        assert_eq!(rewrite_named("SELECT arr[lo:hi], arr[1:2] FROM t").0, None);
+        let (sql, names) = rewrite_named("SELECT E'it\\'s :x', :y");
+        assert_eq!(sql.as_deref(), Some("SELECT E'it\\'s :x', $1"));
+        assert_eq!(names.len(), 1);
     }
 
     #[test]

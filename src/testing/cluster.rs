@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -60,7 +61,7 @@ impl TempCluster {
             "--no-instructions",
         ]))?;
         let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+            "-p {port} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
              -c full_page_writes=off -c max_connections=200",
             cluster.dir.display()
         );
@@ -99,8 +100,11 @@ impl TempCluster {
             stop = self.stop_command_line(),
             dir = self.dir.display()
         );
+        // Its own process group: a Ctrl-C or a CI job kill aimed at the test process must not
+        // take the watchdog down before it has stopped the cluster.
         let spawned = Command::new("sh")
-            .args(["-c", &script])
+            .args(["-c", &format!("trap '' INT TERM HUP; {script}")])
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

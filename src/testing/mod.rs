@@ -212,10 +212,14 @@ impl Drop for TestDb {
                 };
                 let terminate = sql(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                     WHERE application_name IN ($1, $1 || '_admin') AND pid <> pg_backend_pid()",
                 )
                 .bind(schema.clone());
                 let _ = conn.query(&terminate).await;
+                // Never wait forever on a lock a stray backend still holds.
+                let _ = conn
+                    .execute(&sql("SELECT set_config('lock_timeout', '5s', false)"))
+                    .await;
                 let drop = Raw::audited(AssertSqlSafe(format!(
                     "DROP SCHEMA IF EXISTS {schema} CASCADE"
                 )));

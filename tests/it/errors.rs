@@ -291,3 +291,67 @@ async fn misuse_of_transactions_is_an_invalid_request() {
     let bad = aludel::Engine::new("not a url at all ===").unwrap_err();
     assert!(bad.is_config(), "{bad:?}");
 }
+
+// covers: SES-10, TX-02
+#[tokio::test]
+async fn a_server_error_after_a_mapping_error_still_aborts_the_commit() {
+    let db = TestDb::new().await.unwrap();
+    let mut c = db.engine().connect().await.unwrap();
+    c.execute(&sql("CREATE TABLE t (id int)")).await.unwrap();
+    c.begin().await.unwrap();
+    c.execute(&sql("INSERT INTO t VALUES (1)")).await.unwrap();
+    // Row 1 fails to map (text into i32); row 5 divides by zero on the server.
+    let err = c
+        .query_as::<(i32,)>(&sql("SELECT CASE WHEN x < 5 THEN 'a' ELSE (1 / (x - 5))::text END FROM generate_series(1, 10) x"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::DIVISION_BY_ZERO),
+        "the server's error wins: {err:?}"
+    );
+    let commit = c.commit().await.unwrap_err();
+    assert!(commit.is_transaction_aborted(), "{commit:?}");
+    let n: i64 = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql("SELECT count(*) FROM t"))
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "nothing of the aborted transaction was committed");
+}
+
+// covers: ENG-08
+#[tokio::test]
+async fn transaction_control_must_use_the_api_and_data_errors_hide_their_input() {
+    let db = TestDb::new().await.unwrap();
+    let mut c = db.engine().connect().await.unwrap();
+    for stmt in [
+        "BEGIN",
+        "begin isolation level serializable",
+        "COMMIT",
+        "SAVEPOINT x",
+        "start transaction",
+    ] {
+        let err = c
+            .execute(&aludel::Raw::audited(aludel::AssertSqlSafe(stmt)))
+            .await
+            .unwrap_err();
+        assert!(err.is_invalid_request(), "{stmt}: {err:?}");
+    }
+    assert!(!c.in_transaction());
+    let err = c
+        .query(&sql("SELECT $1::text::int").bind("secret-input"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INVALID_TEXT_REPRESENTATION));
+    assert!(!format!("{err} {err:?}").contains("secret-input"), "{err}");
+    assert!(
+        err.as_db_error()
+            .unwrap()
+            .message()
+            .contains("secret-input"),
+        "the record keeps it"
+    );
+}

@@ -146,6 +146,14 @@ async fn executemany_pipelines_one_statement_over_many_parameter_sets() {
         .await
         .unwrap_err();
     assert!(err.is_unique_violation());
+    let partial: i64 = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql("SELECT count(*) FROM t WHERE id = 5000"))
+        .await
+        .unwrap();
+    assert_eq!(partial, 0, "a failed batch writes nothing");
 }
 
 // covers: RAW-04

@@ -9,9 +9,9 @@ async fn test_schemas_are_dropped_with_their_guard() {
         .execute(&sql("CREATE TABLE t (id int)"))
         .await
         .unwrap();
-    let mut admin = db.admin().await.unwrap();
-    drop(db);
-    let n: i64 = admin
+    drop(db); // ends the test's and the admin's backends, then drops the schema
+    let n: i64 = aludel::Engine::new(&aludel::testing::database_url())
+        .unwrap()
         .query_one(&sql("SELECT count(*) FROM pg_namespace WHERE nspname = $1").bind(schema))
         .await
         .unwrap();

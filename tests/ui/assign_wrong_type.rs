@@ -1,0 +1,13 @@
+use aludel::Model;
+
+#[derive(Model)]
+#[aludel(table = "users")]
+struct User {
+    #[aludel(primary_key, identity)]
+    id: i32,
+    age: i32,
+}
+
+fn main() {
+    let _ = aludel::update::<User>().set(User::age, "forty");
+}
