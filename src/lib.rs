@@ -26,6 +26,11 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `testing` | the test kit: per-test schemas, a statement recorder, a throwaway cluster |
+//! | `json` | `serde_json::Value` and `Json<T>` columns (jsonb), `->`, `->>`, `@>` |
+//! | `uuid` | `uuid::Uuid` columns |
+//! | `chrono` | `NaiveDate`, `NaiveTime`, `NaiveDateTime` (timestamp), `DateTime<Utc>` (timestamptz) |
+//! | `time` | `Date`, `Time`, `PrimitiveDateTime` (timestamp), `OffsetDateTime` (timestamptz) |
+//! | `decimal` | `rust_decimal::Decimal` (numeric) |
 //!
 //! Design notes: `docs/architecture.md`.
 
@@ -62,6 +67,10 @@ pub use aludel_macros::Model;
 pub mod __private {
     pub use tokio_postgres::types::Type;
 }
+
+/// A JSON value stored as jsonb, (de)serialized with serde (feature `json`).
+#[cfg(feature = "json")]
+pub use tokio_postgres::types::Json;
 
 /// The driver aludel is built on, for the types its API exposes (`SqlState`, `DbError`,
 /// `types::ToSql` …).

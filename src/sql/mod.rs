@@ -4,6 +4,7 @@ mod dml;
 mod expr;
 mod raw;
 mod select;
+mod types;
 mod value;
 mod writer;
 

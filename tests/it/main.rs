@@ -12,3 +12,11 @@ mod pool;
 mod raw;
 mod testkit;
 mod tracing;
+#[cfg(all(
+    feature = "json",
+    feature = "uuid",
+    feature = "chrono",
+    feature = "time",
+    feature = "decimal"
+))]
+mod types;
