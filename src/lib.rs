@@ -54,10 +54,11 @@ pub use crate::schema::{
     create_all, drop_all,
 };
 pub use crate::sql::{
-    Alias, All, AnyExpr, AssertSqlSafe, Assignments, Bind, Column, ColumnType, ConflictTarget,
-    Delete, Expr, Insert, IntoExpr, MaybeModel, Optional, Order, Raw, Select, Selectable, SqlType,
-    Statement, Typed, Update, avg, case, coalesce, count, count_star, delete, excluded, func,
-    insert, insert_many, max, min, quote_ident, select, sql, sum, update, value,
+    Alias, All, AnyExpr, AssertSqlSafe, Assignments, Bind, Column, ColumnType, Compound,
+    ConflictTarget, Delete, Expr, Insert, IntoExpr, MaybeModel, Optional, Order, Raw, Select,
+    Selectable, SqlType, Statement, Typed, Update, Window, avg, case, coalesce, count, count_star,
+    delete, dense_rank, excluded, exists, func, insert, insert_many, max, min, quote_ident, rank,
+    row_number, select, sql, sum, update, value,
 };
 
 /// `#[derive(Model)]`: maps a struct to a table. See the [`Model`] trait.

@@ -34,6 +34,18 @@ pub enum Node {
     Cast(Box<Node>, &'static str),
     Case(Vec<(Node, Node)>, Option<Box<Node>>),
     Excluded(&'static str),
+    /// `(SELECT …)`
+    Subquery(std::sync::Arc<dyn super::select::RenderSelect>),
+    /// `EXISTS (SELECT …)`
+    Exists(std::sync::Arc<dyn super::select::RenderSelect>),
+    /// `value [NOT] IN (SELECT …)`
+    InSubquery {
+        value: Box<Node>,
+        sub: std::sync::Arc<dyn super::select::RenderSelect>,
+        negate: bool,
+    },
+    /// `f(…) OVER (PARTITION BY … ORDER BY …)`
+    Over(Box<Node>, Window),
 }
 
 impl Node {
@@ -53,7 +65,14 @@ impl Node {
                 .iter()
                 .find_map(|(w, t)| w.first_table().or_else(|| t.first_table()))
                 .or_else(|| e.as_ref().and_then(|e| e.first_table())),
-            Node::Bind(_) | Node::Raw(_) | Node::Star | Node::Excluded(_) => None,
+            Node::InSubquery { value, .. } => value.first_table(),
+            Node::Over(e, _) => e.first_table(),
+            Node::Bind(_)
+            | Node::Raw(_)
+            | Node::Star
+            | Node::Excluded(_)
+            | Node::Subquery(_)
+            | Node::Exists(_) => None,
         }
     }
 
@@ -145,6 +164,39 @@ impl Node {
             Node::Excluded(name) => {
                 w.push("EXCLUDED.");
                 w.ident(name);
+            }
+            Node::Subquery(sub) => {
+                w.push("(");
+                sub.render_select(w);
+                w.push(")");
+            }
+            Node::Exists(sub) => {
+                w.push("EXISTS (");
+                sub.render_select(w);
+                w.push(")");
+            }
+            Node::InSubquery { value, sub, negate } => {
+                w.push("(");
+                value.render(w);
+                w.push(if *negate { " NOT IN (" } else { " IN (" });
+                sub.render_select(w);
+                w.push("))");
+            }
+            Node::Over(e, window) => {
+                e.render(w);
+                w.push(" OVER (");
+                let mut sep = "";
+                if !window.partition.is_empty() {
+                    w.push("PARTITION BY ");
+                    w.comma_list(&window.partition, |w, n| n.render(w));
+                    sep = " ";
+                }
+                if !window.order.is_empty() {
+                    w.push(sep);
+                    w.push("ORDER BY ");
+                    w.comma_list(&window.order, |w, o| o.render(w));
+                }
+                w.push(")");
             }
         }
     }
@@ -422,6 +474,38 @@ macro_rules! operators {
                 negate: true,
             })
         }
+        /// `self IN (subquery)`; the subquery must select values of the same type.
+        pub fn in_subquery<S>(self, sub: super::select::Select<S>) -> Expr<bool>
+        where
+            S: super::select::Selectable<Output = T>
+                + Clone
+                + std::fmt::Debug
+                + Send
+                + Sync
+                + 'static,
+        {
+            Expr::from_node(Node::InSubquery {
+                value: Box::new(self.lhs()),
+                sub: std::sync::Arc::new(sub),
+                negate: false,
+            })
+        }
+        /// `self NOT IN (subquery)`.
+        pub fn not_in_subquery<S>(self, sub: super::select::Select<S>) -> Expr<bool>
+        where
+            S: super::select::Selectable<Output = T>
+                + Clone
+                + std::fmt::Debug
+                + Send
+                + Sync
+                + 'static,
+        {
+            Expr::from_node(Node::InSubquery {
+                value: Box::new(self.lhs()),
+                sub: std::sync::Arc::new(sub),
+                negate: true,
+            })
+        }
         /// `self IS NULL`
         pub fn is_null(self) -> Expr<bool> {
             Expr::from_node(Node::Postfix(Box::new(self.lhs()), "IS NULL"))
@@ -631,6 +715,65 @@ pub fn case<T>(arms: Vec<(Expr<bool>, Expr<T>)>, otherwise: Option<Expr<T>>) -> 
         arms.into_iter().map(|(w, t)| (w.node, t.node)).collect(),
         otherwise.map(|e| Box::new(e.node)),
     ))
+}
+
+/// A window for `OVER (…)`: `Window::new().partition_by(Post::user_id).order_by(Post::id.desc())`.
+#[derive(Clone, Debug, Default)]
+pub struct Window {
+    partition: Vec<Node>,
+    order: Vec<Order>,
+}
+
+impl Window {
+    /// An empty window (the whole result).
+    pub fn new() -> Self {
+        Window::default()
+    }
+    /// `PARTITION BY expr`, after earlier partitions.
+    pub fn partition_by<T>(mut self, e: impl IntoExpr<T>) -> Self {
+        self.partition.push(e.into_node());
+        self
+    }
+    /// `ORDER BY …` inside the window.
+    pub fn order_by(mut self, o: Order) -> Self {
+        self.order.push(o);
+        self
+    }
+}
+
+impl<T> Expr<T> {
+    /// `self OVER (window)`: an aggregate as a window function.
+    pub fn over(self, window: Window) -> Expr<T> {
+        Expr::from_node(Node::Over(Box::new(self.node), window))
+    }
+}
+
+/// `row_number() OVER (window)`.
+pub fn row_number(window: Window) -> Expr<i64> {
+    Expr::from_node(Node::Over(
+        Box::new(Node::Func("row_number", Vec::new())),
+        window,
+    ))
+}
+
+/// `rank() OVER (window)`.
+pub fn rank(window: Window) -> Expr<i64> {
+    Expr::from_node(Node::Over(Box::new(Node::Func("rank", Vec::new())), window))
+}
+
+/// `dense_rank() OVER (window)`.
+pub fn dense_rank(window: Window) -> Expr<i64> {
+    Expr::from_node(Node::Over(
+        Box::new(Node::Func("dense_rank", Vec::new())),
+        window,
+    ))
+}
+
+/// `EXISTS (subquery)`; the subquery may refer to the outer query's columns (correlated).
+pub fn exists<S: super::select::Selectable + Clone + std::fmt::Debug + Send + Sync + 'static>(
+    sub: super::select::Select<S>,
+) -> Expr<bool> {
+    Expr::from_node(Node::Exists(std::sync::Arc::new(sub)))
 }
 
 /// The value an `INSERT … ON CONFLICT DO UPDATE` proposed for `col`.

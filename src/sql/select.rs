@@ -169,6 +169,19 @@ tuple_selectable!(A 0, B 1, C 2, D 3);
 tuple_selectable!(A 0, B 1, C 2, D 3, E 4);
 tuple_selectable!(A 0, B 1, C 2, D 3, E 4, F 5);
 
+/// A `SELECT` embedded in another statement (subqueries, set operations).
+#[doc(hidden)]
+#[allow(unreachable_pub)] // named in the hidden expression tree; not reachable by users
+pub trait RenderSelect: Send + Sync + std::fmt::Debug {
+    fn render_select(&self, w: &mut Writer);
+}
+
+impl<S: Selectable + Clone + std::fmt::Debug + Send + Sync + 'static> RenderSelect for Select<S> {
+    fn render_select(&self, w: &mut Writer) {
+        self.render(w);
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Join {
     kind: &'static str,
@@ -364,6 +377,46 @@ impl<S: Selectable> Select<S> {
         self
     }
 
+    /// This query as a scalar subquery `(SELECT …)`: one row, one column (NULL when no row).
+    pub fn as_scalar(self) -> Expr<Option<S::Output>>
+    where
+        S: Clone + std::fmt::Debug + Send + Sync + 'static,
+    {
+        Expr::from_node(Node::Subquery(std::sync::Arc::new(self)))
+    }
+
+    /// `self UNION other` (duplicates removed).
+    pub fn union(self, other: Select<S>) -> Compound<S>
+    where
+        S: Clone + std::fmt::Debug + Send + Sync + 'static,
+    {
+        Compound::new(self, "UNION", other)
+    }
+
+    /// `self UNION ALL other`.
+    pub fn union_all(self, other: Select<S>) -> Compound<S>
+    where
+        S: Clone + std::fmt::Debug + Send + Sync + 'static,
+    {
+        Compound::new(self, "UNION ALL", other)
+    }
+
+    /// `self INTERSECT other`.
+    pub fn intersect(self, other: Select<S>) -> Compound<S>
+    where
+        S: Clone + std::fmt::Debug + Send + Sync + 'static,
+    {
+        Compound::new(self, "INTERSECT", other)
+    }
+
+    /// `self EXCEPT other`.
+    pub fn except(self, other: Select<S>) -> Compound<S>
+    where
+        S: Clone + std::fmt::Debug + Send + Sync + 'static,
+    {
+        Compound::new(self, "EXCEPT", other)
+    }
+
     /// The SQL text this statement sends.
     pub fn to_sql(&self) -> String {
         let mut w = Writer::new();
@@ -435,6 +488,96 @@ impl<S: Selectable> Select<S> {
             w.push(l);
         }
     }
+}
+
+/// Selects combined with UNION / UNION ALL / INTERSECT / EXCEPT, with an optional ORDER BY and
+/// LIMIT over the combined rows.
+#[derive(Clone, Debug)]
+pub struct Compound<S> {
+    parts: Vec<(&'static str, Select<S>)>,
+    order: Vec<Order>,
+    limit: Option<i64>,
+}
+
+impl<S: Selectable + Clone + std::fmt::Debug + Send + Sync + 'static> Compound<S> {
+    fn new(first: Select<S>, op: &'static str, second: Select<S>) -> Self {
+        Compound {
+            parts: vec![("", first), (op, second)],
+            order: Vec::new(),
+            limit: None,
+        }
+    }
+
+    /// Adds `UNION other`.
+    pub fn union(mut self, other: Select<S>) -> Self {
+        self.parts.push(("UNION", other));
+        self
+    }
+
+    /// Adds `UNION ALL other`.
+    pub fn union_all(mut self, other: Select<S>) -> Self {
+        self.parts.push(("UNION ALL", other));
+        self
+    }
+
+    /// `ORDER BY` over the combined rows, by position: `1` is the first output column.
+    pub fn order_by_position(mut self, position: &'static str, descending: bool) -> Self {
+        let node = Node::Raw(position);
+        self.order.push(if descending {
+            Expr::<()>::from_node(node).desc()
+        } else {
+            Expr::<()>::from_node(node).asc()
+        });
+        self
+    }
+
+    /// `LIMIT n` over the combined rows.
+    pub fn limit(mut self, n: i64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    fn render(&self, w: &mut Writer) {
+        for (op, part) in &self.parts {
+            if !op.is_empty() {
+                w.push(" ");
+                w.push(op);
+                w.push(" ");
+            }
+            w.push("(");
+            part.render(w);
+            w.push(")");
+        }
+        if !self.order.is_empty() {
+            w.push(" ORDER BY ");
+            w.comma_list(&self.order, |w, o| o.render(w));
+        }
+        if let Some(n) = self.limit {
+            w.push(" LIMIT ");
+            w.bind(Bind::new(n));
+        }
+    }
+
+    /// The SQL text this statement sends.
+    pub fn to_sql(&self) -> String {
+        let mut w = Writer::new();
+        self.render(&mut w);
+        w.sql
+    }
+}
+
+impl<S> private::Sealed for Compound<S> {}
+
+impl<S: Selectable + Clone + std::fmt::Debug + Send + Sync + 'static> Statement for Compound<S> {
+    fn compile(&self) -> Result<(Cow<'_, str>, Cow<'_, [Bind]>)> {
+        let mut w = Writer::new();
+        self.render(&mut w);
+        Ok((Cow::Owned(w.sql), Cow::Owned(w.binds)))
+    }
+}
+
+impl<S: Selectable + Clone + std::fmt::Debug + Send + Sync + 'static> Typed for Compound<S> {
+    type Output = S::Output;
 }
 
 impl<S> private::Sealed for Select<S> {}

@@ -652,3 +652,144 @@ async fn values_round_trip_unchanged() {
     let dup = e.execute(&insert(&user("ann", None))).await.unwrap_err();
     assert_eq!(dup.constraint(), Some("users_name_key"));
 }
+
+// covers: QRY-05, QRY-07, QRY-08
+#[tokio::test]
+async fn subqueries_set_operations_and_window_functions() {
+    use aludel::{Window, exists, rank, row_number};
+    let db = setup().await;
+    let e = db.engine();
+
+    // Correlated scalar subquery: post count per user.
+    let counts: Vec<(String, Option<i64>)> = e
+        .all(
+            &select((
+                User::name,
+                select(count_star())
+                    .from::<Post>()
+                    .filter(Post::user_id.eq(User::id))
+                    .as_scalar(),
+            ))
+            .order_by(User::name.asc()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        [
+            ("ann".into(), Some(0)),
+            ("bob".into(), Some(1)),
+            ("cid".into(), Some(2)),
+            ("dee".into(), Some(3))
+        ]
+    );
+
+    // EXISTS (correlated) and IN (subquery).
+    let with_posts: Vec<String> = e
+        .all(
+            &select(User::name)
+                .filter(exists(select(Post::id).filter(Post::user_id.eq(User::id))))
+                .order_by(User::name.asc()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(with_posts, ["bob", "cid", "dee"]);
+    let q = select(User::name)
+        .filter(User::id.not_in_subquery(select(Post::user_id)))
+        .order_by(User::name.asc());
+    assert!(
+        q.to_sql()
+            .contains(r#"NOT IN (SELECT "posts"."user_id" FROM "posts")"#),
+        "{}",
+        q.to_sql()
+    );
+    assert_eq!(e.all(&q).await.unwrap(), ["ann"]);
+    let in_sub: Vec<String> = e
+        .all(&select(User::name).filter(
+            User::id.in_subquery(select(Post::user_id).filter(Post::title.like("post 2%"))),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(in_sub, ["dee"]);
+
+    // UNION / UNION ALL / INTERSECT / EXCEPT, binds numbered across the parts.
+    let black = select(User::name).filter(User::hair_color.eq("black"));
+    let brown = select(User::name).filter(User::hair_color.eq("brown"));
+    let both: Vec<String> = e
+        .all(
+            &black
+                .clone()
+                .union(brown.clone())
+                .order_by_position("1", false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(both, ["ann", "bob", "dee"]);
+    let twice: Vec<String> = e
+        .all(&black.clone().union_all(black.clone()))
+        .await
+        .unwrap();
+    assert_eq!(twice.len(), 4);
+    let none: Vec<String> = e
+        .all(&black.clone().intersect(brown.clone()))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let all_but: Vec<String> = e
+        .all(
+            &select(User::name)
+                .except(brown)
+                .order_by_position("1", true)
+                .limit(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all_but, ["dee", "cid"]);
+    assert!(
+        black
+            .union(select(User::name).filter(User::name.eq("x")))
+            .to_sql()
+            .contains("$2")
+    );
+
+    // Window functions: the newest post per user, and a rank over all posts.
+    let newest: Vec<(i32, String, i64)> = e
+        .all(
+            &select((
+                Post::user_id,
+                Post::title,
+                row_number(
+                    Window::new()
+                        .partition_by(Post::user_id)
+                        .order_by(Post::id.desc()),
+                ),
+            ))
+            .order_by(Post::user_id.asc())
+            .order_by(Post::id.desc()),
+        )
+        .await
+        .unwrap();
+    let firsts: Vec<&(i32, String, i64)> = newest.iter().filter(|r| r.2 == 1).collect();
+    assert_eq!(firsts.len(), 3, "one newest post per author");
+    let ranks: Vec<i64> = e
+        .all(
+            &select(rank(Window::new().order_by(Post::user_id.asc())))
+                .from::<Post>()
+                .order_by(Post::user_id.asc()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ranks, [1, 2, 2, 4, 4, 4]);
+    let running: Vec<Option<i64>> = e
+        .all(
+            &select(aludel::count(Post::id).over(Window::new().order_by(Post::id.asc())))
+                .from::<Post>()
+                .order_by(Post::id.asc()),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Some)
+        .collect();
+    assert_eq!(running.last().copied().flatten(), Some(6));
+}
