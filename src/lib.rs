@@ -61,12 +61,18 @@ pub use crate::sql::{
     row_number, select, sql, sum, update, value,
 };
 
+pub use crate::sql::SqlEnum;
 /// `#[derive(Model)]`: maps a struct to a table. See the [`Model`] trait.
 pub use aludel_macros::Model;
+/// `#[derive(SqlEnum)]`: a fieldless enum as a native PostgreSQL enum type.
+pub use aludel_macros::SqlEnum;
 
+/// Support for generated code; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use tokio_postgres::types::Type;
+    pub use crate::sql::{Node, bind_node, enum_from_sql, enum_to_sql, enum_type};
+    pub use tokio_postgres::types::private::BytesMut;
+    pub use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, WrongType};
 }
 
 /// A JSON value stored as jsonb, (de)serialized with serde (feature `json`).

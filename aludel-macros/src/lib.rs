@@ -4,6 +4,7 @@
 //! (`model::expand`). Errors are `syn::Error`s pointing at the offending attribute or field.
 //! Set `ALUDEL_MACROS_DEBUG=1` to print expansions at build time.
 
+mod enums;
 mod model;
 
 use proc_macro::TokenStream;
@@ -12,6 +13,20 @@ use proc_macro::TokenStream;
 #[proc_macro_derive(Model, attributes(aludel))]
 pub fn derive_model(input: TokenStream) -> TokenStream {
     derive_model_inner(input.into()).into()
+}
+
+/// Maps a fieldless enum to a native PostgreSQL enum type (`CREATE TYPE … AS ENUM`).
+/// Labels are the variant names unless `#[aludel(rename_all = "snake_case")]` or a
+/// variant's `#[aludel(rename = "…")]` says otherwise; the type name defaults to the enum's
+/// name in snake_case (`#[aludel(type_name = "…")]`).
+#[proc_macro_derive(SqlEnum, attributes(aludel))]
+pub fn derive_sql_enum(input: TokenStream) -> TokenStream {
+    match syn::parse::<syn::DeriveInput>(input) {
+        Ok(ast) => enums::expand(&ast)
+            .unwrap_or_else(syn::Error::into_compile_error)
+            .into(),
+        Err(e) => e.into_compile_error().into(),
+    }
 }
 
 fn derive_model_inner(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {

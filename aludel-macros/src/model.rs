@@ -215,7 +215,7 @@ fn is_option(ty: &Type) -> bool {
     }
 }
 
-fn snake_case(s: &str) -> String {
+pub(crate) fn snake_case(s: &str) -> String {
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
         if c.is_uppercase() {

@@ -38,10 +38,43 @@ pub async fn create_all(
 ) -> Result<()> {
     let ordered = dependency_order(tables)?;
     let mut script = String::new();
+    for (name, labels) in enum_types(&ordered) {
+        let list: Vec<String> = labels
+            .iter()
+            .map(|l| format!("'{}'", l.replace('\'', "''")))
+            .collect();
+        let create = format!(
+            "CREATE TYPE {} AS ENUM ({})",
+            quote_ident(&name),
+            list.join(", ")
+        );
+        if opts.if_not_exists {
+            script.push_str(&format!(
+                "DO $aludel$ BEGIN {create}; EXCEPTION WHEN duplicate_object THEN NULL; END $aludel$;\n"
+            ));
+        } else {
+            script.push_str(&create);
+            script.push_str(";\n");
+        }
+    }
     for t in &ordered {
         create_table_sql(t, opts, &mut script);
     }
     run_script(conn, script).await
+}
+
+/// The enum types the tables' columns use, once each, in first-use order.
+fn enum_types(tables: &[&'static TableDef]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for c in tables.iter().flat_map(|t| t.columns) {
+        let ty = (c.sql_type)();
+        if let Kind::Enum(labels) = ty.kind() {
+            if !out.iter().any(|(n, _)| n == ty.name()) {
+                out.push((ty.name().to_owned(), labels.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// Drops the tables, dependents first.
@@ -58,6 +91,14 @@ pub async fn drop_all(
             script.push_str("IF EXISTS ");
         }
         script.push_str(&quote_ident(t.name));
+        script.push_str(";\n");
+    }
+    for (name, _) in enum_types(&ordered) {
+        script.push_str("DROP TYPE ");
+        if opts.if_not_exists {
+            script.push_str("IF EXISTS ");
+        }
+        script.push_str(&quote_ident(&name));
         script.push_str(";\n");
     }
     run_script(conn, script).await
@@ -112,6 +153,7 @@ fn ddl_type(c: &ColumnDef) -> String {
     }
     let ty = (c.sql_type)();
     match ty.kind() {
+        Kind::Enum(_) => quote_ident(ty.name()),
         Kind::Array(elem) => format!("{}[]", elem.name()),
         _ => ty.name().to_owned(),
     }

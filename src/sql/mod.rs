@@ -13,12 +13,14 @@ use std::borrow::Cow;
 pub use self::dml::{
     Assignments, ConflictTarget, Delete, Insert, Update, delete, insert, insert_many, update,
 };
+pub use self::expr::Node;
 pub use self::expr::{
     Alias, AnyExpr, Column, ColumnType, Expr, IntoExpr, Order, Window, avg, case, coalesce, count,
     count_star, dense_rank, excluded, exists, func, max, min, rank, row_number, sum, value,
 };
 pub use self::raw::{AssertSqlSafe, Raw, sql};
 pub use self::select::{All, Compound, MaybeModel, Optional, Select, Selectable, select};
+pub use self::types::{SqlEnum, bind_node, enum_from_sql, enum_to_sql, enum_type};
 pub use self::value::{Bind, SqlType};
 pub use self::writer::quote_ident;
 

@@ -195,3 +195,65 @@ mod json_types {
         }
     }
 }
+
+/// The declared type of a `#[derive(SqlEnum)]` enum: OID 0 lets the server resolve the real
+/// type by name when a statement is prepared.
+#[doc(hidden)]
+pub fn enum_type(name: &'static str, labels: &[&'static str]) -> Type {
+    let labels = labels.iter().map(|l| (*l).to_owned()).collect();
+    Type::new(
+        name.to_owned(),
+        0,
+        tokio_postgres::types::Kind::Enum(labels),
+        String::new(),
+    )
+}
+
+/// Writes an enum label (its binary form is its text).
+#[doc(hidden)]
+pub fn enum_to_sql(
+    label: &str,
+    out: &mut tokio_postgres::types::private::BytesMut,
+) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    out.extend_from_slice(label.as_bytes());
+    Ok(tokio_postgres::types::IsNull::No)
+}
+
+/// The index of a label read from the server.
+#[doc(hidden)]
+pub fn enum_from_sql(
+    raw: &[u8],
+    labels: &[&'static str],
+    type_name: &str,
+) -> Result<usize, Box<dyn std::error::Error + Sync + Send>> {
+    labels
+        .iter()
+        .position(|l| l.as_bytes() == raw)
+        .ok_or_else(|| {
+            format!(
+                "`{}` is not a label of enum `{type_name}` known to this program",
+                String::from_utf8_lossy(raw)
+            )
+            .into()
+        })
+}
+
+/// A bound value as an expression node (for generated `IntoExpr` impls).
+#[doc(hidden)]
+pub fn bind_node<T: SqlType>(value: T) -> Node {
+    Node::Bind(Bind::new(value))
+}
+
+/// Implemented by `#[derive(SqlEnum)]`: a Rust enum mapped to a native PostgreSQL enum. Gives
+/// nullable enum columns (`Option<E>`) their expression support.
+pub trait SqlEnum: SqlType {}
+
+impl<T: SqlEnum> ColumnType for Option<T> {
+    type Base = T;
+}
+
+impl<T: SqlEnum> IntoExpr<Option<T>> for Option<T> {
+    fn into_node(self) -> Node {
+        Node::Bind(Bind::new(self))
+    }
+}

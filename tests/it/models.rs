@@ -793,3 +793,94 @@ async fn subqueries_set_operations_and_window_functions() {
         .collect();
     assert_eq!(running.last().copied().flatten(), Some(6));
 }
+
+#[derive(aludel::SqlEnum, Debug, Clone, Copy, PartialEq)]
+#[aludel(type_name = "mood", rename_all = "snake_case")]
+enum Mood {
+    Happy,
+    Sad,
+    #[aludel(rename = "meh")]
+    SoSo,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[aludel(table = "moods")]
+struct MoodRow {
+    #[aludel(primary_key, identity)]
+    id: i32,
+    mood: Mood,
+    last: Option<Mood>,
+}
+
+// covers: TYP-04, DDL-01
+#[tokio::test]
+async fn native_enums_round_trip_in_both_statement_modes() {
+    let db = TestDb::new().await.unwrap();
+    let mut c = db.engine().connect().await.unwrap();
+    create_all(&mut c, &[MoodRow::TABLE], CreateOptions::default())
+        .await
+        .unwrap();
+    create_all(&mut c, &[MoodRow::TABLE], CreateOptions::default())
+        .await
+        .unwrap(); // idempotent
+    let labels: Vec<String> = c
+        .query_as(&sql("SELECT unnest(enum_range(NULL::mood))::text"))
+        .await
+        .unwrap();
+    assert_eq!(labels, ["happy", "sad", "meh"]);
+    for mode in [
+        aludel::StatementMode::Cached,
+        aludel::StatementMode::Unnamed,
+    ] {
+        let engine = db.engine_builder().statement_mode(mode).build().unwrap();
+        let row = MoodRow {
+            id: 0,
+            mood: Mood::SoSo,
+            last: Some(Mood::Happy),
+        };
+        let back: MoodRow = engine
+            .one(&insert(&row).returning(MoodRow::ALL))
+            .await
+            .unwrap();
+        assert_eq!((back.mood, back.last), (Mood::SoSo, Some(Mood::Happy)));
+        let sad: Vec<i32> = engine
+            .all(&select(MoodRow::id).filter(MoodRow::mood.eq(Mood::Sad)))
+            .await
+            .unwrap();
+        assert!(sad.is_empty());
+        let n: i64 = engine
+            .one(
+                &select(count_star()).from::<MoodRow>().filter(
+                    MoodRow::mood
+                        .eq(Mood::SoSo)
+                        .and(MoodRow::last.is_not_null()),
+                ),
+            )
+            .await
+            .unwrap();
+        assert!(n >= 1, "{mode:?}");
+    }
+    // A label this program does not know is a clear decode error naming the column.
+    c.execute(&sql("ALTER TYPE mood ADD VALUE 'angry'"))
+        .await
+        .unwrap();
+    c.execute(&sql("INSERT INTO moods (mood) VALUES ('angry')"))
+        .await
+        .unwrap();
+    let err = c.all(&select(MoodRow::mood)).await.unwrap_err();
+    assert!(err.is_decode() && err.column() == Some("mood"), "{err:?}");
+    // An invalid label from SQL text is the server's typed data error.
+    let bad = c
+        .execute(&sql("INSERT INTO moods (mood) VALUES ('furious')"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad.code(),
+        Some(&aludel::tokio_postgres::error::SqlState::INVALID_TEXT_REPRESENTATION)
+    );
+    drop_all(&mut c, &[MoodRow::TABLE], CreateOptions::default())
+        .await
+        .unwrap();
+    let types: i64 = c.query_one(&sql("SELECT count(*) FROM pg_type WHERE typname = 'mood' AND typnamespace = current_schema()::regnamespace")).await.unwrap();
+    assert_eq!(types, 0, "drop_all drops the enum type too");
+}
