@@ -54,11 +54,11 @@ pub use crate::schema::{
     create_all, drop_all,
 };
 pub use crate::sql::{
-    Alias, All, AnyExpr, AssertSqlSafe, Assignments, Bind, Column, ColumnType, Compound,
-    ConflictTarget, Delete, Expr, Insert, IntoExpr, MaybeModel, Optional, Order, Raw, Select,
-    Selectable, SqlType, Statement, Typed, Update, Window, avg, case, coalesce, count, count_star,
-    delete, dense_rank, excluded, exists, func, insert, insert_many, max, min, quote_ident, rank,
-    row_number, select, sql, sum, update, value,
+    Alias, All, AnyExpr, AssertSqlSafe, Assignments, Bind, Column, ColumnList, ColumnType,
+    Compound, ConflictTarget, Delete, Expr, Insert, InsertSelect, IntoExpr, MaybeModel, Optional,
+    Order, Raw, Select, Selectable, SqlType, Statement, Typed, Update, Window, avg, case, coalesce,
+    count, count_star, delete, dense_rank, excluded, exists, func, insert, insert_many,
+    insert_select, max, min, quote_ident, rank, row_number, select, sql, sum, update, value,
 };
 
 pub use crate::sql::SqlEnum;

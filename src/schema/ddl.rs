@@ -2,7 +2,7 @@
 
 use tokio_postgres::types::Kind;
 
-use super::{ColumnDef, TableDef};
+use super::{ColumnDef, TableDef, same_table};
 use crate::Connection;
 use crate::error::{Error, Result};
 use crate::sql::{AssertSqlSafe, Raw, quote_ident};
@@ -128,9 +128,9 @@ pub(crate) fn dependency_order(tables: &[&'static TableDef]) -> Result<Vec<&'sta
         let before = left.len();
         left.retain(|t| {
             let ready = t.references().all(|r| {
-                std::ptr::eq(r, *t)
-                    || done.iter().any(|d| std::ptr::eq(*d, r))
-                    || !tables.iter().any(|x| std::ptr::eq(*x, r))
+                same_table(r, t)
+                    || done.iter().any(|d| same_table(d, r))
+                    || !tables.iter().any(|x| same_table(x, r))
             });
             if ready {
                 done.push(t);

@@ -248,3 +248,9 @@ impl CheckDef {
         CheckDef { name, expr }
     }
 }
+
+/// Whether two descriptions are the same table. By name: a `&'static` from a `const` item
+/// is not guaranteed to have one address across uses, so pointer equality would be wrong.
+pub(crate) fn same_table(a: &TableDef, b: &TableDef) -> bool {
+    a.name == b.name
+}

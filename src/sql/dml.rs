@@ -208,6 +208,7 @@ impl<M: Model, R> Insert<M, R> {
 #[derive(Clone, Debug)]
 pub struct Update<M, R = ()> {
     set: Assignments,
+    from: Vec<&'static str>,
     filter: Option<Node>,
     returning: Option<Writer2>,
     _m: PhantomData<fn() -> (M, R)>,
@@ -217,6 +218,7 @@ pub struct Update<M, R = ()> {
 pub fn update<M: Model>() -> Update<M> {
     Update {
         set: Assignments::new(),
+        from: Vec::new(),
         filter: None,
         returning: None,
         _m: PhantomData,
@@ -224,6 +226,12 @@ pub fn update<M: Model>() -> Update<M> {
 }
 
 impl<M: Model, R> Update<M, R> {
+    /// `UPDATE … FROM other`: join another table; relate it in `filter`.
+    pub fn from<O: Model>(mut self) -> Self {
+        self.from.push(O::TABLE.name);
+        self
+    }
+
     /// Adds `col = value` to the SET list.
     pub fn set<F>(mut self, col: Column<M, F>, value: impl IntoExpr<F>) -> Self {
         self.set = self.set.set(col, value);
@@ -240,6 +248,7 @@ impl<M: Model, R> Update<M, R> {
     pub fn returning<S: Selectable>(self, sel: S) -> Update<M, S::Output> {
         Update {
             set: self.set,
+            from: self.from,
             filter: self.filter,
             returning: Some(returning_sql(&sel)),
             _m: PhantomData,
@@ -254,6 +263,10 @@ impl<M: Model, R> Update<M, R> {
         w.ident(M::TABLE.name);
         w.push(" SET ");
         self.set.render(w);
+        if !self.from.is_empty() {
+            w.push(" FROM ");
+            w.comma_list(&self.from, |w, t| w.ident(t));
+        }
         if let Some(f) = &self.filter {
             w.push(" WHERE ");
             f.render(w);
@@ -269,6 +282,7 @@ impl<M: Model, R> Update<M, R> {
 /// A `DELETE` from `M`'s table, returning `R`.
 #[derive(Clone, Debug)]
 pub struct Delete<M, R = ()> {
+    using: Vec<&'static str>,
     filter: Option<Node>,
     returning: Option<Writer2>,
     _m: PhantomData<fn() -> (M, R)>,
@@ -277,6 +291,7 @@ pub struct Delete<M, R = ()> {
 /// `DELETE FROM m`; add `.filter(…)` (without one, every row goes).
 pub fn delete<M: Model>() -> Delete<M> {
     Delete {
+        using: Vec::new(),
         filter: None,
         returning: None,
         _m: PhantomData,
@@ -284,6 +299,12 @@ pub fn delete<M: Model>() -> Delete<M> {
 }
 
 impl<M: Model, R> Delete<M, R> {
+    /// `DELETE … USING other`: join another table; relate it in `filter`.
+    pub fn using<O: Model>(mut self) -> Self {
+        self.using.push(O::TABLE.name);
+        self
+    }
+
     /// `WHERE cond`, AND-ed with earlier filters.
     pub fn filter(mut self, cond: Expr<bool>) -> Self {
         self.filter = Some(and(self.filter.take(), cond.node));
@@ -293,6 +314,7 @@ impl<M: Model, R> Delete<M, R> {
     /// `RETURNING sel`.
     pub fn returning<S: Selectable>(self, sel: S) -> Delete<M, S::Output> {
         Delete {
+            using: self.using,
             filter: self.filter,
             returning: Some(returning_sql(&sel)),
             _m: PhantomData,
@@ -302,6 +324,10 @@ impl<M: Model, R> Delete<M, R> {
     fn render(&self, w: &mut Writer) -> Result<()> {
         w.push("DELETE FROM ");
         w.ident(M::TABLE.name);
+        if !self.using.is_empty() {
+            w.push(" USING ");
+            w.comma_list(&self.using, |w, t| w.ident(t));
+        }
         if let Some(f) = &self.filter {
             w.push(" WHERE ");
             f.render(w);
@@ -345,4 +371,97 @@ macro_rules! statement_impls {
     )*};
 }
 
-statement_impls!(Insert, Update, Delete);
+statement_impls!(Insert, Update, Delete, InsertSelect);
+
+/// Columns of `M` filled by `INSERT … SELECT`: one column or a tuple of columns; `Values` is
+/// the row type the `SELECT` must produce.
+pub trait ColumnList<M> {
+    /// The Rust types of the listed columns, in order.
+    type Values;
+    /// The column names.
+    #[doc(hidden)]
+    fn names(&self) -> Vec<&'static str>;
+}
+
+impl<M, F> ColumnList<M> for Column<M, F> {
+    type Values = F;
+    fn names(&self) -> Vec<&'static str> {
+        vec![self.name()]
+    }
+}
+
+impl<M, F1, F2> ColumnList<M> for (Column<M, F1>, Column<M, F2>) {
+    type Values = (F1, F2);
+    fn names(&self) -> Vec<&'static str> {
+        vec![self.0.name(), self.1.name()]
+    }
+}
+
+impl<M, F1, F2, F3> ColumnList<M> for (Column<M, F1>, Column<M, F2>, Column<M, F3>) {
+    type Values = (F1, F2, F3);
+    fn names(&self) -> Vec<&'static str> {
+        vec![self.0.name(), self.1.name(), self.2.name()]
+    }
+}
+
+/// `INSERT INTO m (cols) SELECT …`, returning `R`.
+#[derive(Clone, Debug)]
+pub struct InsertSelect<M, R = ()> {
+    columns: Vec<&'static str>,
+    sub: std::sync::Arc<dyn super::select::RenderSelect>,
+    returning: Option<Writer2>,
+    _m: PhantomData<fn() -> (M, R)>,
+}
+
+/// `INSERT INTO m (columns) SELECT …`: the select's row type must match the columns' types.
+///
+/// ```
+/// # #[derive(aludel::Model)] #[aludel(table = "users")]
+/// # struct User { #[aludel(primary_key, identity)] id: i32, name: String }
+/// # #[derive(aludel::Model)] #[aludel(table = "archive")]
+/// # struct Archived { #[aludel(primary_key)] user_id: i32, name: String }
+/// let q = aludel::insert_select((Archived::user_id, Archived::name), aludel::select((User::id, User::name)));
+/// assert_eq!(
+///     q.to_sql().unwrap(),
+///     r#"INSERT INTO "archive" ("user_id", "name") SELECT "users"."id", "users"."name" FROM "users""#
+/// );
+/// ```
+pub fn insert_select<M, C, S>(columns: C, sub: super::select::Select<S>) -> InsertSelect<M>
+where
+    M: Model,
+    C: ColumnList<M>,
+    S: Selectable<Output = C::Values> + Clone + std::fmt::Debug + Send + Sync + 'static,
+{
+    InsertSelect {
+        columns: columns.names(),
+        sub: std::sync::Arc::new(sub),
+        returning: None,
+        _m: PhantomData,
+    }
+}
+
+impl<M: Model, R> InsertSelect<M, R> {
+    /// `RETURNING sel`.
+    pub fn returning<S: Selectable>(self, sel: S) -> InsertSelect<M, S::Output> {
+        InsertSelect {
+            columns: self.columns,
+            sub: self.sub,
+            returning: Some(returning_sql(&sel)),
+            _m: PhantomData,
+        }
+    }
+
+    fn render(&self, w: &mut Writer) -> Result<()> {
+        w.push("INSERT INTO ");
+        w.ident(M::TABLE.name);
+        w.push(" (");
+        w.comma_list(&self.columns, |w, c| w.ident(c));
+        w.push(") ");
+        self.sub.render_select(w);
+        if let Some(r) = &self.returning {
+            w.push(" RETURNING ");
+            w.push(&r.0);
+        }
+        Ok(())
+    }
+}

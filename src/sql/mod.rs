@@ -11,7 +11,8 @@ mod writer;
 use std::borrow::Cow;
 
 pub use self::dml::{
-    Assignments, ConflictTarget, Delete, Insert, Update, delete, insert, insert_many, update,
+    Assignments, ColumnList, ConflictTarget, Delete, Insert, InsertSelect, Update, delete, insert,
+    insert_many, insert_select, update,
 };
 pub use self::expr::Node;
 pub use self::expr::{

@@ -8,7 +8,7 @@ use super::writer::Writer;
 use super::{Bind, Statement, Typed, private};
 use crate::error::Result;
 use crate::row::FromRow;
-use crate::schema::Model;
+use crate::schema::{Model, same_table};
 
 /// What a `SELECT` reads: a model ([`All`]), a column, an expression, or a tuple of those.
 #[diagnostic::on_unimplemented(
@@ -24,6 +24,9 @@ pub trait Selectable {
     /// The table to select from when the statement does not say (the first model or column).
     #[doc(hidden)]
     fn default_from(&self) -> Option<&'static str>;
+    /// The model tables this selection reads (for joins inferred from foreign keys).
+    #[doc(hidden)]
+    fn tables(&self, _out: &mut Vec<&'static crate::schema::TableDef>) {}
 }
 
 /// Every column of model `M`, mapped to `M` (`User::ALL`).
@@ -84,6 +87,9 @@ impl<M: Model> Selectable for All<M> {
     fn default_from(&self) -> Option<&'static str> {
         Some(self.table)
     }
+    fn tables(&self, out: &mut Vec<&'static crate::schema::TableDef>) {
+        out.push(M::TABLE);
+    }
 }
 
 /// A model from the outer side of a join (`Post::ALL.optional()`), mapped to `Option<M>`.
@@ -130,6 +136,9 @@ impl<M: Model, F: FromRow + super::expr::ColumnType> Selectable for Column<M, F>
     fn default_from(&self) -> Option<&'static str> {
         Some(M::TABLE.name)
     }
+    fn tables(&self, out: &mut Vec<&'static crate::schema::TableDef>) {
+        out.push(M::TABLE);
+    }
 }
 
 impl<T: FromRow> Selectable for Expr<T> {
@@ -158,6 +167,9 @@ macro_rules! tuple_selectable {
             fn default_from(&self) -> Option<&'static str> {
                 None $(.or_else(|| self.$i.default_from()))+
             }
+            fn tables(&self, out: &mut Vec<&'static crate::schema::TableDef>) {
+                $(self.$i.tables(out);)+
+            }
         }
     };
 }
@@ -180,6 +192,20 @@ impl<S: Selectable + Clone + std::fmt::Debug + Send + Sync + 'static> RenderSele
     fn render_select(&self, w: &mut Writer) {
         self.render(w);
     }
+}
+
+fn eq_cols(lt: &'static str, lc: &'static str, rt: &'static str, rc: &'static str) -> Node {
+    Node::Binary(
+        "=",
+        Box::new(Node::Column {
+            table: lt,
+            name: lc,
+        }),
+        Box::new(Node::Column {
+            table: rt,
+            name: rc,
+        }),
+    )
 }
 
 #[derive(Clone, Debug)]
@@ -226,6 +252,10 @@ pub struct Select<S> {
     offset: Option<i64>,
     distinct: Distinct,
     lock: Option<&'static str>,
+    /// Model tables named by `from`/joins (the selection's own are asked for when needed).
+    defs: Vec<&'static crate::schema::TableDef>,
+    /// A mistake found while building, reported when the statement compiles.
+    error: Option<String>,
 }
 
 /// Starts a `SELECT` of `sel`: `select(User::ALL)`, `select((User::id, User::name))`.
@@ -242,6 +272,8 @@ pub fn select<S: Selectable>(sel: S) -> Select<S> {
         offset: None,
         distinct: Distinct::No,
         lock: None,
+        defs: Vec::new(),
+        error: None,
     }
 }
 
@@ -249,6 +281,7 @@ impl<S: Selectable> Select<S> {
     /// `FROM` a model's table (when the select list does not imply it).
     pub fn from<M: Model>(mut self) -> Self {
         self.from = Some((M::TABLE.name, None));
+        self.defs.push(M::TABLE);
         self
     }
 
@@ -279,7 +312,71 @@ impl<S: Selectable> Select<S> {
             alias,
             on: on.node,
         });
+        self.defs.push(M::TABLE);
         self
+    }
+
+    /// The ON condition along the one foreign key between `M` and a table already in the
+    /// query (either direction).
+    fn fk_condition<M: Model>(&self) -> std::result::Result<Node, String> {
+        let mut tables = self.defs.clone();
+        self.sel.tables(&mut tables);
+        let target = M::TABLE;
+        let mut found: Vec<Node> = Vec::new();
+        let mut seen: Vec<&'static crate::schema::TableDef> = Vec::new();
+        for t in tables.iter().filter(|t| !same_table(t, target)) {
+            if seen.iter().any(|s| same_table(s, t)) {
+                continue;
+            }
+            seen.push(t);
+            for c in target.columns {
+                if let Some(fk) = &c.foreign_key {
+                    if same_table((fk.table)(), t) {
+                        found.push(eq_cols(target.name, c.name, t.name, fk.column));
+                    }
+                }
+            }
+            for c in t.columns {
+                if let Some(fk) = &c.foreign_key {
+                    if same_table((fk.table)(), target) {
+                        found.push(eq_cols(t.name, c.name, target.name, fk.column));
+                    }
+                }
+            }
+        }
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(format!(
+                "no foreign key joins `{}` to the tables of this query; give the ON condition",
+                target.name
+            )),
+            n => Err(format!(
+                "{n} foreign keys could join `{}`; give the ON condition",
+                target.name
+            )),
+        }
+    }
+
+    /// `JOIN m ON …` along the declared foreign key between `M` and the query's tables.
+    pub fn join_related<M: Model>(mut self) -> Self {
+        match self.fk_condition::<M>() {
+            Ok(on) => self.join_impl::<M>("JOIN", None, Expr::from_node(on)),
+            Err(e) => {
+                self.error.get_or_insert(e);
+                self
+            }
+        }
+    }
+
+    /// `LEFT OUTER JOIN m ON …` along the declared foreign key.
+    pub fn left_join_related<M: Model>(mut self) -> Self {
+        match self.fk_condition::<M>() {
+            Ok(on) => self.join_impl::<M>("LEFT OUTER JOIN", None, Expr::from_node(on)),
+            Err(e) => {
+                self.error.get_or_insert(e);
+                self
+            }
+        }
     }
 
     /// `JOIN table ON cond`.
@@ -584,6 +681,9 @@ impl<S> private::Sealed for Select<S> {}
 
 impl<S: Selectable> Statement for Select<S> {
     fn compile(&self) -> Result<(Cow<'_, str>, Cow<'_, [Bind]>)> {
+        if let Some(e) = &self.error {
+            return Err(crate::Error::invalid(e.clone()));
+        }
         let mut w = Writer::new();
         self.render(&mut w);
         Ok((Cow::Owned(w.sql), Cow::Owned(w.binds)))

@@ -884,3 +884,88 @@ async fn native_enums_round_trip_in_both_statement_modes() {
     let types: i64 = c.query_one(&sql("SELECT count(*) FROM pg_type WHERE typname = 'mood' AND typnamespace = current_schema()::regnamespace")).await.unwrap();
     assert_eq!(types, 0, "drop_all drops the enum type too");
 }
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[aludel(table = "archive")]
+struct Archived {
+    #[aludel(primary_key)]
+    user_id: i32,
+    name: String,
+}
+
+// covers: QRY-03, QRY-13
+#[tokio::test]
+async fn fk_joins_insert_select_update_from_and_delete_using() {
+    let db = setup().await;
+    let e = db.engine();
+    let mut c = e.connect().await.unwrap();
+    create_all(&mut c, &[Archived::TABLE], CreateOptions::default())
+        .await
+        .unwrap();
+
+    // The ON condition comes from the declared foreign key (either direction).
+    let q = select((User::name, Post::title))
+        .from::<User>()
+        .join_related::<Post>()
+        .order_by(Post::id.asc());
+    assert!(
+        q.to_sql()
+            .contains(r#"JOIN "posts" ON ("posts"."user_id" = "users"."id")"#),
+        "{}",
+        q.to_sql()
+    );
+    assert_eq!(c.all(&q).await.unwrap().len(), 6);
+    let reverse = select(Post::title)
+        .join_related::<User>()
+        .filter(User::name.eq("dee"));
+    assert_eq!(c.all(&reverse).await.unwrap().len(), 3);
+    // Tables with no foreign key between them: a typed error when the statement runs.
+    let no_path = select(Tag::name).join_related::<Post>();
+    let err = c.all(&no_path).await.unwrap_err();
+    assert!(
+        err.is_invalid_request() && err.to_string().contains("no foreign key"),
+        "{err}"
+    );
+
+    let copied: Vec<i32> = c
+        .all(
+            &aludel::insert_select(
+                (Archived::user_id, Archived::name),
+                select((User::id, User::name)).filter(User::hair_color.is_null()),
+            )
+            .returning(Archived::user_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(copied.len(), 1);
+
+    // UPDATE … FROM and DELETE … USING, related in the WHERE clause.
+    let bumped = c
+        .execute(
+            &update::<Post>()
+                .set(Post::score, 7_i64)
+                .from::<User>()
+                .filter(Post::user_id.eq(User::id).and(User::name.eq("cid"))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bumped, 2);
+    let removed: Vec<i32> = c
+        .all(
+            &delete::<Post>()
+                .using::<User>()
+                .filter(Post::user_id.eq(User::id).and(User::hair_color.eq("brown")))
+                .returning(Post::id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed.len(), 1);
+    let left: i64 = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql("SELECT count(*) FROM posts"))
+        .await
+        .unwrap();
+    assert_eq!(left, 5);
+}
