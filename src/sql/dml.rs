@@ -198,7 +198,7 @@ impl<M: Model, R> Insert<M, R> {
         }
         if let Some(r) = &self.returning {
             w.push(" RETURNING ");
-            w.push(&r.0);
+            w.push_text(&r.0);
         }
         Ok(())
     }
@@ -273,7 +273,7 @@ impl<M: Model, R> Update<M, R> {
         }
         if let Some(r) = &self.returning {
             w.push(" RETURNING ");
-            w.push(&r.0);
+            w.push_text(&r.0);
         }
         Ok(())
     }
@@ -334,7 +334,7 @@ impl<M: Model, R> Delete<M, R> {
         }
         if let Some(r) = &self.returning {
             w.push(" RETURNING ");
-            w.push(&r.0);
+            w.push_text(&r.0);
         }
         Ok(())
     }
@@ -351,10 +351,9 @@ macro_rules! statement_impls {
     ($($ty:ident),*) => {$(
         impl<M, R> private::Sealed for $ty<M, R> {}
         impl<M: Model, R> Statement for $ty<M, R> {
-            fn compile(&self) -> Result<(Cow<'_, str>, Cow<'_, [Bind]>)> {
-                let mut w = Writer::new();
-                self.render(&mut w)?;
-                Ok((Cow::Owned(w.sql), Cow::Owned(w.binds)))
+            fn compile(&self) -> Result<(super::SqlText<'_>, Cow<'_, [Bind]>)> {
+                let (sql, binds) = super::writer::compile_cached(|w| self.render(w))?;
+                Ok((sql, Cow::Owned(binds)))
             }
         }
         impl<M: Model, R: crate::FromRow> Typed for $ty<M, R> {
@@ -460,7 +459,7 @@ impl<M: Model, R> InsertSelect<M, R> {
         self.sub.render_select(w);
         if let Some(r) = &self.returning {
             w.push(" RETURNING ");
-            w.push(&r.0);
+            w.push_text(&r.0);
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ pub use self::raw::{AssertSqlSafe, Raw, sql};
 pub use self::select::{All, Compound, MaybeModel, Optional, Select, Selectable, select};
 pub use self::types::{SqlEnum, bind_node, enum_from_sql, enum_to_sql, enum_type};
 pub use self::value::{Bind, SqlType};
-pub use self::writer::quote_ident;
+pub use self::writer::{SqlText, quote_ident};
 
 use crate::error::Result;
 
@@ -42,13 +42,13 @@ pub trait Typed: Statement {
 pub trait Statement: private::Sealed {
     /// The SQL text and the values to bind, in placeholder order.
     #[doc(hidden)]
-    fn compile(&self) -> Result<(Cow<'_, str>, Cow<'_, [Bind]>)>;
+    fn compile(&self) -> Result<(SqlText<'_>, Cow<'_, [Bind]>)>;
 }
 
 impl private::Sealed for Raw {}
 
 impl Statement for Raw {
-    fn compile(&self) -> Result<(Cow<'_, str>, Cow<'_, [Bind]>)> {
+    fn compile(&self) -> Result<(SqlText<'_>, Cow<'_, [Bind]>)> {
         self.finish()
     }
 }
@@ -56,7 +56,7 @@ impl Statement for Raw {
 impl<S: Statement> private::Sealed for &S {}
 
 impl<S: Statement> Statement for &S {
-    fn compile(&self) -> Result<(Cow<'_, str>, Cow<'_, [Bind]>)> {
+    fn compile(&self) -> Result<(SqlText<'_>, Cow<'_, [Bind]>)> {
         (**self).compile()
     }
 }

@@ -102,9 +102,12 @@ impl Raw {
     }
 
     /// Checks and returns the SQL text and the full bind list.
-    pub(crate) fn finish(&self) -> Result<(Cow<'_, str>, Cow<'_, [Bind]>)> {
+    pub(crate) fn finish(&self) -> Result<(super::SqlText<'_>, Cow<'_, [Bind]>)> {
         if self.names.is_empty() {
-            return Ok((Cow::Borrowed(&self.sql), Cow::Borrowed(&self.binds)));
+            return Ok((
+                super::SqlText::Borrowed(&self.sql),
+                Cow::Borrowed(&self.binds),
+            ));
         }
         if !self.binds.is_empty() {
             return Err(Error::invalid(
@@ -122,7 +125,7 @@ impl Raw {
                 }
             }
         }
-        Ok((Cow::Borrowed(&self.sql), Cow::Owned(binds)))
+        Ok((super::SqlText::Borrowed(&self.sql), Cow::Owned(binds)))
     }
 }
 

@@ -666,10 +666,12 @@ impl<S: Selectable + Clone + std::fmt::Debug + Send + Sync + 'static> Compound<S
 impl<S> private::Sealed for Compound<S> {}
 
 impl<S: Selectable + Clone + std::fmt::Debug + Send + Sync + 'static> Statement for Compound<S> {
-    fn compile(&self) -> Result<(Cow<'_, str>, Cow<'_, [Bind]>)> {
-        let mut w = Writer::new();
-        self.render(&mut w);
-        Ok((Cow::Owned(w.sql), Cow::Owned(w.binds)))
+    fn compile(&self) -> Result<(super::SqlText<'_>, Cow<'_, [Bind]>)> {
+        let (sql, binds) = super::writer::compile_cached(|w| {
+            self.render(w);
+            Ok(())
+        })?;
+        Ok((sql, Cow::Owned(binds)))
     }
 }
 
@@ -680,13 +682,15 @@ impl<S: Selectable + Clone + std::fmt::Debug + Send + Sync + 'static> Typed for 
 impl<S> private::Sealed for Select<S> {}
 
 impl<S: Selectable> Statement for Select<S> {
-    fn compile(&self) -> Result<(Cow<'_, str>, Cow<'_, [Bind]>)> {
+    fn compile(&self) -> Result<(super::SqlText<'_>, Cow<'_, [Bind]>)> {
         if let Some(e) = &self.error {
             return Err(crate::Error::invalid(e.clone()));
         }
-        let mut w = Writer::new();
-        self.render(&mut w);
-        Ok((Cow::Owned(w.sql), Cow::Owned(w.binds)))
+        let (sql, binds) = super::writer::compile_cached(|w| {
+            self.render(w);
+            Ok(())
+        })?;
+        Ok((sql, Cow::Owned(binds)))
     }
 }
 

@@ -969,3 +969,40 @@ async fn fk_joins_insert_select_update_from_and_delete_using() {
         .unwrap();
     assert_eq!(left, 5);
 }
+
+// covers: ENG-15, QRY-01
+#[tokio::test]
+async fn a_statement_shape_is_rendered_once_and_reused() {
+    use aludel::Statement;
+    let db = setup().await;
+    let shape = |name: &'static str, n: i64| {
+        select(aludel::All::of(&User::alias("shape_probe")).optional())
+            .from_alias(&User::alias("shape_probe"))
+            .filter(User::name.of(&User::alias("shape_probe")).eq(name))
+            .limit(n)
+    };
+    let first = shape("ann", 1);
+    let (sql1, binds1) = first.compile().unwrap();
+    let second = shape("bob", 5);
+    let (sql2, binds2) = second.compile().unwrap();
+    assert!(
+        !sql1.is_cached() || sql2.is_cached(),
+        "a shape seen before comes from the cache"
+    );
+    assert!(
+        sql2.is_cached(),
+        "the second compile of one shape must not render the text again"
+    );
+    assert_eq!(&*sql1, &*sql2);
+    assert_eq!(&*sql2, first.to_sql());
+    assert_eq!(binds1.len(), 2);
+    assert_eq!(binds2.len(), 2);
+    // Different values, same shape; the results still differ correctly.
+    let a: Vec<Option<User>> = db.engine().all(&shape("ann", 1)).await.unwrap();
+    let b: Vec<Option<User>> = db.engine().all(&shape("bob", 1)).await.unwrap();
+    assert_eq!(a[0].as_ref().unwrap().name, "ann");
+    assert_eq!(b[0].as_ref().unwrap().name, "bob");
+    // A different shape (another operator) is a different entry.
+    let other = select(User::id).filter(User::name.ne("ann"));
+    assert_ne!(&*other.compile().unwrap().0, &*sql1);
+}
