@@ -55,10 +55,11 @@ pub use crate::schema::{
 };
 pub use crate::sql::{
     Alias, All, AnyExpr, AssertSqlSafe, Assignments, Bind, Column, ColumnList, ColumnType,
-    Compound, ConflictTarget, Delete, Expr, Insert, InsertSelect, IntoExpr, MaybeModel, Optional,
-    Order, Raw, Select, Selectable, SqlText, SqlType, Statement, Typed, Update, Window, avg, case,
-    coalesce, count, count_star, delete, dense_rank, excluded, exists, func, insert, insert_many,
-    insert_select, max, min, quote_ident, rank, row_number, select, sql, sum, update, value,
+    Compound, ConflictTarget, Cte, Delete, Expr, Insert, InsertSelect, IntoExpr, MaybeModel,
+    Optional, Order, Raw, Select, Selectable, SqlText, SqlType, Statement, Typed, Update, Window,
+    avg, case, coalesce, count, count_star, delete, dense_rank, excluded, exists, func, insert,
+    insert_many, insert_select, max, min, quote_ident, rank, row_number, select, sql, sum, update,
+    value,
 };
 
 pub use crate::sql::SqlEnum;

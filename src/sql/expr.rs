@@ -20,6 +20,8 @@ pub enum Node {
     },
     Bind(Bind),
     Raw(&'static str),
+    /// A raw fragment whose `?` marks are filled with the argument nodes, in order.
+    Fragment(&'static [&'static str], Vec<Node>),
     Star,
     Binary(&'static str, Box<Node>, Box<Node>),
     Not(Box<Node>),
@@ -55,7 +57,9 @@ impl Node {
             Node::Column { table, .. } => Some(table),
             Node::Binary(_, l, r) => l.first_table().or_else(|| r.first_table()),
             Node::Not(e) | Node::Postfix(e, _) | Node::Cast(e, _) => e.first_table(),
-            Node::Func(_, args) => args.iter().find_map(Node::first_table),
+            Node::Func(_, args) | Node::Fragment(_, args) => {
+                args.iter().find_map(Node::first_table)
+            }
             Node::Any { value, array, .. } => value.first_table().or_else(|| array.first_table()),
             Node::Between(a, b, c) => a
                 .first_table()
@@ -85,6 +89,14 @@ impl Node {
             }
             Node::Bind(b) => w.bind(b.clone()),
             Node::Raw(s) => w.push(s),
+            Node::Fragment(pieces, args) => {
+                for (i, piece) in pieces.iter().enumerate() {
+                    w.push(piece);
+                    if let Some(arg) = args.get(i) {
+                        arg.render(w);
+                    }
+                }
+            }
             Node::Star => w.push("*"),
             Node::Binary(op, l, r) => {
                 w.push("(");
@@ -232,6 +244,16 @@ impl<T> Expr<T> {
     /// values never go into SQL text.
     pub fn raw(sql: &'static str) -> Self {
         Expr::from_node(Node::Raw(sql))
+    }
+
+    /// A raw SQL fragment with arguments: each `?` in `pieces`' gaps is an argument, bound
+    /// or rendered, never spliced. `pieces` has one more item than `args`:
+    /// `Expr::<bool>::fragment(&["lower(", ") = lower(", ")"], vec![User::name.expr().into(), value(s).into()])`.
+    pub fn fragment(pieces: &'static [&'static str], args: Vec<AnyExpr>) -> Self {
+        Expr::from_node(Node::Fragment(
+            pieces,
+            args.into_iter().map(|a| a.0).collect(),
+        ))
     }
 
     /// `CAST(expr AS ty)`, read as `U`; `ty` is SQL written in the source (e.g. `"float8"`).
@@ -589,6 +611,30 @@ impl<M, F: ColumnType<Base = T>, T> Column<M, F> {
 impl<M, F: ColumnType<Base = String>> Column<M, F> {
     text_operators!();
 }
+
+macro_rules! arithmetic {
+    ($($t:ty),*) => {$(
+        impl Expr<$t> {
+            /// `self + other`
+            #[allow(clippy::should_implement_trait)]
+            pub fn add(self, other: impl IntoExpr<$t>) -> Expr<$t> {
+                bin("+", self.node, other.into_node())
+            }
+            /// `self - other`
+            #[allow(clippy::should_implement_trait)]
+            pub fn sub(self, other: impl IntoExpr<$t>) -> Expr<$t> {
+                bin("-", self.node, other.into_node())
+            }
+            /// `self * other`
+            #[allow(clippy::should_implement_trait)]
+            pub fn mul(self, other: impl IntoExpr<$t>) -> Expr<$t> {
+                bin("*", self.node, other.into_node())
+            }
+        }
+    )*};
+}
+
+arithmetic!(i16, i32, i64, f32, f64);
 
 impl Expr<bool> {
     /// `self AND other`

@@ -20,7 +20,7 @@ pub use self::expr::{
     count_star, dense_rank, excluded, exists, func, max, min, rank, row_number, sum, value,
 };
 pub use self::raw::{AssertSqlSafe, Raw, sql};
-pub use self::select::{All, Compound, MaybeModel, Optional, Select, Selectable, select};
+pub use self::select::{All, Compound, Cte, MaybeModel, Optional, Select, Selectable, select};
 pub use self::types::{SqlEnum, bind_node, enum_from_sql, enum_to_sql, enum_type};
 pub use self::value::{Bind, SqlType};
 pub use self::writer::{SqlText, quote_ident};

@@ -208,6 +208,38 @@ fn eq_cols(lt: &'static str, lc: &'static str, rt: &'static str, rc: &'static st
     )
 }
 
+/// A named common table expression (`WITH name (columns) AS (…)`), referred to by name.
+///
+/// Its columns are read with [`Cte::col`], typed by the caller (the CTE's body decides what
+/// they hold). Build the body with [`Select::with`] or [`Select::with_recursive`].
+#[derive(Clone, Copy, Debug)]
+pub struct Cte {
+    name: &'static str,
+    columns: &'static [&'static str],
+}
+
+impl Cte {
+    /// A CTE called `name` with these output columns.
+    pub const fn new(name: &'static str, columns: &'static [&'static str]) -> Self {
+        Cte { name, columns }
+    }
+
+    /// Column `name` of this CTE, read as `T`.
+    pub fn col<T>(&self, name: &'static str) -> Expr<T> {
+        Expr::from_node(Node::Column {
+            table: self.name,
+            name,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+struct With {
+    cte: Cte,
+    base: std::sync::Arc<dyn RenderSelect>,
+    step: Option<std::sync::Arc<dyn RenderSelect>>,
+}
+
 #[derive(Clone, Debug)]
 struct Join {
     kind: &'static str,
@@ -252,6 +284,8 @@ pub struct Select<S> {
     offset: Option<i64>,
     distinct: Distinct,
     lock: Option<&'static str>,
+    /// Common table expressions, rendered as the statement's `WITH` clause.
+    with: Vec<With>,
     /// Model tables named by `from`/joins (the selection's own are asked for when needed).
     defs: Vec<&'static crate::schema::TableDef>,
     /// A mistake found while building, reported when the statement compiles.
@@ -274,6 +308,7 @@ pub fn select<S: Selectable>(sel: S) -> Select<S> {
         lock: None,
         defs: Vec::new(),
         error: None,
+        with: Vec::new(),
     }
 }
 
@@ -521,7 +556,72 @@ impl<S: Selectable> Select<S> {
         w.sql
     }
 
+    /// `WITH cte AS (body)`: makes the CTE available to this statement.
+    pub fn with<B>(mut self, cte: &Cte, body: Select<B>) -> Self
+    where
+        B: Selectable + Clone + std::fmt::Debug + Send + Sync + 'static,
+    {
+        self.with.push(With {
+            cte: *cte,
+            base: std::sync::Arc::new(body),
+            step: None,
+        });
+        self
+    }
+
+    /// `WITH RECURSIVE cte AS (base UNION ALL step)`: `step` refers to the CTE itself (join it
+    /// with [`Select::join_cte`]); both parts produce the same row type.
+    pub fn with_recursive<A, B>(mut self, cte: &Cte, base: Select<A>, step: Select<B>) -> Self
+    where
+        A: Selectable + Clone + std::fmt::Debug + Send + Sync + 'static,
+        B: Selectable<Output = A::Output> + Clone + std::fmt::Debug + Send + Sync + 'static,
+    {
+        self.with.push(With {
+            cte: *cte,
+            base: std::sync::Arc::new(base),
+            step: Some(std::sync::Arc::new(step)),
+        });
+        self
+    }
+
+    /// `FROM cte`.
+    pub fn from_cte(mut self, cte: &Cte) -> Self {
+        self.from = Some((cte.name, None));
+        self
+    }
+
+    /// `JOIN cte ON cond`.
+    pub fn join_cte(mut self, cte: &Cte, on: Expr<bool>) -> Self {
+        self.joins.push(Join {
+            kind: "JOIN",
+            table: cte.name,
+            alias: None,
+            on: on.node,
+        });
+        self
+    }
+
     pub(crate) fn render(&self, w: &mut Writer) {
+        if !self.with.is_empty() {
+            w.push(if self.with.iter().any(|c| c.step.is_some()) {
+                "WITH RECURSIVE "
+            } else {
+                "WITH "
+            });
+            w.comma_list(&self.with, |w, c| {
+                w.ident(c.cte.name);
+                w.push(" (");
+                w.comma_list(c.cte.columns, |w, col| w.ident(col));
+                w.push(") AS (");
+                c.base.render_select(w);
+                if let Some(step) = &c.step {
+                    w.push(" UNION ALL ");
+                    step.render_select(w);
+                }
+                w.push(")");
+            });
+            w.push(" ");
+        }
         w.push("SELECT ");
         match &self.distinct {
             Distinct::No => {}

@@ -1006,3 +1006,92 @@ async fn a_statement_shape_is_rendered_once_and_reused() {
     let other = select(User::id).filter(User::name.ne("ann"));
     assert_ne!(&*other.compile().unwrap().0, &*sql1);
 }
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[aludel(table = "categories")]
+struct Category {
+    #[aludel(primary_key)]
+    id: i32,
+    #[aludel(references = "Category::id", on_delete = "cascade")]
+    parent_id: Option<i32>,
+    name: String,
+}
+
+// covers: QRY-06, QRY-09, REL-06
+#[tokio::test]
+async fn recursive_ctes_fragments_and_arithmetic() {
+    use aludel::{AnyExpr, Cte, Expr, value};
+    let db = TestDb::new().await.unwrap();
+    let mut c = db.engine().connect().await.unwrap();
+    create_all(&mut c, &[Category::TABLE], CreateOptions::default())
+        .await
+        .unwrap();
+    let rows = [
+        (1, None, "root"),
+        (2, Some(1), "a"),
+        (3, Some(1), "b"),
+        (4, Some(2), "a1"),
+        (5, Some(4), "a1x"),
+        (6, None, "other"),
+    ];
+    let cats: Vec<Category> = rows
+        .iter()
+        .map(|(id, p, n)| Category {
+            id: *id,
+            parent_id: *p,
+            name: (*n).to_owned(),
+        })
+        .collect();
+    c.execute(&insert_many(&cats)).await.unwrap();
+
+    // Every descendant of category 2, with its depth below it.
+    let tree = Cte::new("tree", &["id", "depth"]);
+    let base = select((Category::id, value(0_i32))).filter(Category::id.eq(2));
+    let step = select((Category::id, tree.col::<i32>("depth").add(1)))
+        .from::<Category>()
+        .join_cte(&tree, Category::parent_id.eq(tree.col::<i32>("id")));
+    let q = select((tree.col::<i32>("id"), tree.col::<i32>("depth")))
+        .with_recursive(&tree, base, step)
+        .from_cte(&tree)
+        .order_by(tree.col::<i32>("depth").asc());
+    assert!(
+        q.to_sql()
+            .starts_with(r#"WITH RECURSIVE "tree" ("id", "depth") AS (SELECT"#),
+        "{}",
+        q.to_sql()
+    );
+    let found: Vec<(i32, i32)> = c.all(&q).await.unwrap();
+    assert_eq!(found, [(2, 0), (4, 1), (5, 2)]);
+
+    // A non-recursive CTE.
+    let roots = Cte::new("roots", &["id"]);
+    let n: i64 = c
+        .one(
+            &select(count_star())
+                .with(
+                    &roots,
+                    select(Category::id).filter(Category::parent_id.is_null()),
+                )
+                .from_cte(&roots),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+
+    // A raw fragment with a bound argument, and arithmetic.
+    let matched: Vec<i32> = c
+        .all(
+            &select(Category::id)
+                .filter(Expr::<bool>::fragment(
+                    &["upper(", ") = ", ""],
+                    vec![
+                        AnyExpr::from(Category::name.expr()),
+                        value("A1X".to_owned()).into(),
+                    ],
+                ))
+                .filter(Category::id.expr().mul(2).sub(1).gt(8)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(matched, [5]);
+}
