@@ -382,6 +382,33 @@ mod tests {
         assert!(out.contains("self . name"), "{out}");
     }
 
+    fn pretty(src: &str) -> String {
+        let out = expand_src(src).unwrap();
+        let file: syn::File = syn::parse_str(&out).unwrap();
+        prettyplease::unparse(&file)
+    }
+
+    #[test]
+    fn expansion_snapshot_model() {
+        insta::assert_snapshot!(pretty(
+            "#[aludel(table = \"posts\", index(user_id, title), check(name = \"title_not_blank\", expr = \"title <> ''\"))] \
+             struct Post { #[aludel(primary_key, identity)] id: i32, \
+             #[aludel(references = \"User::id\", on_delete = \"cascade\")] user_id: i32, \
+             #[aludel(unique)] title: String, body: Option<String>, \
+             #[aludel(server_default = \"now()\", sql_type = \"timestamptz\")] created_at: i64 }"
+        ));
+    }
+
+    #[test]
+    fn expansion_snapshot_enum() {
+        let ast: DeriveInput = syn::parse_str(
+            "#[aludel(type_name = \"mood\", rename_all = \"snake_case\")] enum Mood { Happy, #[aludel(rename = \"meh\")] SoSo }",
+        )
+        .unwrap();
+        let file: syn::File = syn::parse2(crate::enums::expand(&ast).unwrap()).unwrap();
+        insta::assert_snapshot!(prettyplease::unparse(&file));
+    }
+
     #[test]
     fn misuse_is_reported() {
         assert!(

@@ -76,6 +76,8 @@ enum Conflict {
 pub struct Insert<M, R = ()> {
     rows: Vec<Vec<Bind>>,
     conflict: Conflict,
+    /// `ON CONFLICT (…) WHERE pred`: picks a partial unique index as the arbiter.
+    arbiter_where: Option<Node>,
     returning: Option<Writer2>,
     _m: PhantomData<fn() -> (M, R)>,
 }
@@ -108,6 +110,7 @@ pub fn insert_many<'a, M: Model>(rows: impl IntoIterator<Item = &'a M>) -> Inser
     Insert {
         rows,
         conflict: Conflict::None,
+        arbiter_where: None,
         returning: None,
         _m: PhantomData,
     }
@@ -119,6 +122,7 @@ impl<M: Model, R> Insert<M, R> {
         Insert {
             rows: self.rows,
             conflict: self.conflict,
+            arbiter_where: self.arbiter_where,
             returning: Some(returning_sql(&sel)),
             _m: PhantomData,
         }
@@ -144,6 +148,22 @@ impl<M: Model, R> Insert<M, R> {
             filter: filter.map(|f| f.node),
         };
         self
+    }
+
+    /// `ON CONFLICT (target) WHERE pred`: the conflict target is the partial unique index
+    /// whose predicate is `pred` (SQLAlchemy's `index_where`). Write `pred` without bound
+    /// values (e.g. `Article::live.expr()`): the planner must prove it implies the index's
+    /// predicate, which it cannot do for a parameter under a generic plan.
+    pub fn conflict_index_where(mut self, pred: Expr<bool>) -> Self {
+        self.arbiter_where = Some(pred.node);
+        self
+    }
+
+    fn render_arbiter(&self, w: &mut Writer) {
+        if let Some(p) = &self.arbiter_where {
+            w.push(" WHERE ");
+            p.render(w);
+        }
     }
 
     fn render(&self, w: &mut Writer) -> Result<()> {
@@ -179,7 +199,9 @@ impl<M: Model, R> Insert<M, R> {
             Conflict::DoNothing(target) => {
                 w.push(" ON CONFLICT (");
                 w.comma_list(target, |w, c| w.ident(c));
-                w.push(") DO NOTHING");
+                w.push(")");
+                self.render_arbiter(w);
+                w.push(" DO NOTHING");
             }
             Conflict::DoUpdate {
                 target,
@@ -188,7 +210,9 @@ impl<M: Model, R> Insert<M, R> {
             } => {
                 w.push(" ON CONFLICT (");
                 w.comma_list(target, |w, c| w.ident(c));
-                w.push(") DO UPDATE SET ");
+                w.push(")");
+                self.render_arbiter(w);
+                w.push(" DO UPDATE SET ");
                 set.render(w);
                 if let Some(f) = filter {
                     w.push(" WHERE ");

@@ -636,6 +636,35 @@ macro_rules! arithmetic {
 
 arithmetic!(i16, i32, i64, f32, f64);
 
+impl<M, F: ColumnType<Base = Vec<T>>, T> Column<M, F>
+where
+    Vec<T>: SqlType,
+{
+    /// `self && other`: the arrays share an element.
+    pub fn overlaps(self, other: Vec<T>) -> Expr<bool> {
+        bin("&&", self.node(), Node::Bind(Bind::new(other)))
+    }
+    /// `self @> other`: every element of `other` is in the array.
+    pub fn contains_all(self, other: Vec<T>) -> Expr<bool> {
+        bin("@>", self.node(), Node::Bind(Bind::new(other)))
+    }
+    /// `self <@ other`: every element of the array is in `other`.
+    pub fn contained_by(self, other: Vec<T>) -> Expr<bool> {
+        bin("<@", self.node(), Node::Bind(Bind::new(other)))
+    }
+    /// `$1 = ANY(self)`: the array holds `value`.
+    pub fn has(self, value: T) -> Expr<bool>
+    where
+        T: SqlType,
+    {
+        Expr::from_node(Node::Any {
+            value: Box::new(Node::Bind(Bind::new(value))),
+            array: Box::new(self.node()),
+            negate: false,
+        })
+    }
+}
+
 impl Expr<bool> {
     /// `self AND other`
     pub fn and(self, other: impl IntoExpr<bool>) -> Expr<bool> {

@@ -1095,3 +1095,103 @@ async fn recursive_ctes_fragments_and_arithmetic() {
         .unwrap();
     assert_eq!(matched, [5]);
 }
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[aludel(table = "articles")]
+struct Article {
+    #[aludel(primary_key, identity)]
+    id: i32,
+    slug: String,
+    tags: Vec<String>,
+    live: bool,
+}
+
+fn article(slug: &str, tags: &[&str], live: bool) -> Article {
+    Article {
+        id: 0,
+        slug: slug.into(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        live,
+    }
+}
+
+// covers: TYP-06, UPS-01
+#[tokio::test]
+async fn array_operators_and_a_partial_index_as_upsert_arbiter() {
+    let db = TestDb::new().await.unwrap();
+    let mut c = db.engine().connect().await.unwrap();
+    create_all(&mut c, &[Article::TABLE], CreateOptions::default())
+        .await
+        .unwrap();
+    // Slugs are unique among live articles only.
+    c.batch_execute("CREATE UNIQUE INDEX articles_live_slug ON articles (slug) WHERE live")
+        .await
+        .unwrap();
+    let rows = [
+        article("a", &["rust", "db"], true),
+        article("b", &["go"], true),
+        article("c", &["rust"], false),
+    ];
+    c.execute(&insert_many(&rows)).await.unwrap();
+
+    let slugs =
+        |q: aludel::Select<aludel::Column<Article, String>>| q.order_by(Article::slug.asc());
+    assert_eq!(
+        c.all(&slugs(select(Article::slug).filter(
+            Article::tags.overlaps(vec!["db".into(), "go".into()])
+        )))
+        .await
+        .unwrap(),
+        ["a", "b"]
+    );
+    assert_eq!(
+        c.all(&slugs(select(Article::slug).filter(
+            Article::tags.contains_all(vec!["rust".into(), "db".into()])
+        )))
+        .await
+        .unwrap(),
+        ["a"]
+    );
+    assert_eq!(
+        c.all(&slugs(select(Article::slug).filter(
+            Article::tags.contained_by(vec!["rust".into(), "go".into()])
+        )))
+        .await
+        .unwrap(),
+        ["b", "c"]
+    );
+    assert_eq!(
+        c.all(&slugs(
+            select(Article::slug).filter(Article::tags.has("rust".into()))
+        ))
+        .await
+        .unwrap(),
+        ["a", "c"]
+    );
+
+    // ON CONFLICT (slug) WHERE live: the partial index decides; a dead "a" does not conflict.
+    let again = [article("a", &["updated"], true)];
+    let up = insert_many(&again)
+        .on_conflict_do_update(
+            Article::slug,
+            Assignments::new().set(Article::tags, excluded(Article::tags)),
+            None,
+        )
+        .conflict_index_where(Article::live.expr())
+        .returning(Article::ALL);
+    assert!(
+        up.to_sql()
+            .unwrap()
+            .contains(r#"ON CONFLICT ("slug") WHERE "articles"."live" DO UPDATE"#),
+        "{}",
+        up.to_sql().unwrap()
+    );
+    let changed: Vec<Article> = c.all(&up).await.unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].tags, ["updated"]);
+    let count: i64 = c
+        .one(&select(count_star()).from::<Article>())
+        .await
+        .unwrap();
+    assert_eq!(count, 3, "the live row was updated, not duplicated");
+}
