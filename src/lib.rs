@@ -56,21 +56,24 @@ pub use crate::schema::{
 pub use crate::sql::{
     Alias, All, AnyExpr, AssertSqlSafe, Assignments, Bind, Column, ColumnList, ColumnType,
     Compound, ConflictTarget, Cte, Delete, Expr, Insert, InsertSelect, IntoExpr, MaybeModel,
-    Optional, Order, Raw, Select, Selectable, SqlText, SqlType, Statement, Typed, Update, Window,
-    avg, case, coalesce, count, count_star, delete, dense_rank, excluded, exists, func, insert,
-    insert_many, insert_select, max, min, quote_ident, rank, row_number, select, sql, sum, update,
-    value,
+    OnConstraint, Optional, Order, Raw, Select, Selectable, SqlText, SqlType, Statement, Typed,
+    Update, Window, avg, case, coalesce, count, count_star, delete, dense_rank, excluded, exists,
+    func, insert, insert_many, insert_select, max, min, quote_ident, rank, row_number, select, sql,
+    sum, update, value,
 };
 
-pub use crate::sql::SqlEnum;
+pub use crate::sql::CustomType;
 /// `#[derive(Model)]`: maps a struct to a table. See the [`Model`] trait.
 pub use aludel_macros::Model;
 /// `#[derive(SqlEnum)]`: a fieldless enum as a native PostgreSQL enum type.
 pub use aludel_macros::SqlEnum;
+/// `#[derive(SqlNewtype)]`: a one-field tuple struct stored as its inner type (`Email(String)`).
+pub use aludel_macros::SqlNewtype;
 
 /// Support for generated code; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::row::FromRowOpt;
     pub use crate::sql::{Node, bind_node, enum_from_sql, enum_to_sql, enum_type};
     pub use tokio_postgres::types::private::BytesMut;
     pub use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, WrongType};

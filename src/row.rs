@@ -76,6 +76,37 @@ pub trait FromRow: Sized {
     }
 }
 
+/// A value that may be absent from a row: a NULL column, or a model whose primary key is
+/// NULL (the missing side of an outer join). `Option<T>` reads through it.
+/// Implemented for the built-in types and by the derives.
+#[doc(hidden)]
+pub trait FromRowOpt: Sized {
+    /// `None` when the value is absent at `offset`.
+    fn from_row_opt_at(row: &Row, offset: usize) -> Result<Option<Self>>;
+    /// How many columns the value reads.
+    fn opt_column_count() -> usize;
+}
+
+impl<T: FromRowOpt> FromRow for Option<T> {
+    #[inline]
+    fn from_row_at(row: &Row, offset: usize) -> Result<Self> {
+        T::from_row_opt_at(row, offset)
+    }
+    fn column_count() -> usize {
+        T::opt_column_count()
+    }
+}
+
+impl FromRowOpt for Vec<u8> {
+    #[inline]
+    fn from_row_opt_at(row: &Row, offset: usize) -> Result<Option<Self>> {
+        row.get(offset)
+    }
+    fn opt_column_count() -> usize {
+        1
+    }
+}
+
 impl FromRow for Row {
     fn from_row_at(row: &Row, _offset: usize) -> Result<Self> {
         Ok(Row(row.0.clone()))
@@ -92,10 +123,15 @@ macro_rules! scalar_from_row {
             fn from_row_at(row: &Row, offset: usize) -> Result<Self> { row.get(offset) }
             fn column_count() -> usize { 1 }
         }
-        impl FromRow for Option<$t> {
+        impl FromRowOpt for $t {
             #[inline]
-            fn from_row_at(row: &Row, offset: usize) -> Result<Self> { row.get(offset) }
-            fn column_count() -> usize { 1 }
+            fn from_row_opt_at(row: &Row, offset: usize) -> Result<Option<Self>> { row.get(offset) }
+            fn opt_column_count() -> usize { 1 }
+        }
+        impl FromRowOpt for Vec<$t> {
+            #[inline]
+            fn from_row_opt_at(row: &Row, offset: usize) -> Result<Option<Self>> { row.get(offset) }
+            fn opt_column_count() -> usize { 1 }
         }
         impl FromRow for Vec<$t> {
             #[inline]

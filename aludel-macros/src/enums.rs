@@ -127,7 +127,7 @@ pub(crate) fn expand(ast: &DeriveInput) -> syn::Result<TokenStream> {
             }
         }
 
-        impl ::aludel::SqlEnum for #ident {}
+        impl ::aludel::CustomType for #ident {}
         impl ::aludel::ColumnType for #ident { type Base = #ident; }
 
         impl ::aludel::IntoExpr<#ident> for #ident {
@@ -140,6 +140,94 @@ pub(crate) fn expand(ast: &DeriveInput) -> syn::Result<TokenStream> {
         impl ::aludel::FromRow for #ident {
             fn from_row_at(row: &::aludel::Row, offset: usize) -> ::aludel::Result<Self> { row.get(offset) }
             fn column_count() -> usize { 1 }
+        }
+        impl #p::FromRowOpt for #ident {
+            fn from_row_opt_at(row: &::aludel::Row, offset: usize) -> ::aludel::Result<::core::option::Option<Self>> { row.get(offset) }
+            fn opt_column_count() -> usize { 1 }
+        }
+    })
+}
+
+/// `#[derive(SqlNewtype)]`: `struct Email(String);` stored, compared and read as its inner type.
+pub(crate) fn expand_newtype(ast: &DeriveInput) -> syn::Result<TokenStream> {
+    let ident = &ast.ident;
+    let inner = match &ast.data {
+        Data::Struct(s) => match &s.fields {
+            Fields::Unnamed(f) if f.unnamed.len() == 1 => &f.unnamed[0].ty,
+            _ => {
+                return Err(syn::Error::new(
+                    ident.span(),
+                    "#[derive(SqlNewtype)] needs a tuple struct with one field",
+                ));
+            }
+        },
+        _ => {
+            return Err(syn::Error::new(
+                ident.span(),
+                "#[derive(SqlNewtype)] works on tuple structs",
+            ));
+        }
+    };
+    if !ast.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &ast.generics,
+            "#[derive(SqlNewtype)] does not support generics",
+        ));
+    }
+    let p = quote!(::aludel::__private);
+    Ok(quote! {
+        impl #p::ToSql for #ident {
+            fn to_sql(
+                &self,
+                ty: &#p::Type,
+                out: &mut #p::BytesMut,
+            ) -> ::core::result::Result<#p::IsNull, ::std::boxed::Box<dyn ::std::error::Error + Sync + Send>> {
+                <#inner as #p::ToSql>::to_sql(&self.0, ty, out)
+            }
+            fn accepts(ty: &#p::Type) -> bool {
+                <#inner as #p::ToSql>::accepts(ty)
+            }
+            fn to_sql_checked(
+                &self,
+                ty: &#p::Type,
+                out: &mut #p::BytesMut,
+            ) -> ::core::result::Result<#p::IsNull, ::std::boxed::Box<dyn ::std::error::Error + Sync + Send>> {
+                <#inner as #p::ToSql>::to_sql_checked(&self.0, ty, out)
+            }
+        }
+
+        impl<'a> #p::FromSql<'a> for #ident {
+            fn from_sql(
+                ty: &#p::Type,
+                raw: &'a [u8],
+            ) -> ::core::result::Result<Self, ::std::boxed::Box<dyn ::std::error::Error + Sync + Send>> {
+                <#inner as #p::FromSql<'a>>::from_sql(ty, raw).map(#ident)
+            }
+            fn accepts(ty: &#p::Type) -> bool {
+                <#inner as #p::FromSql<'a>>::accepts(ty)
+            }
+        }
+
+        impl ::aludel::SqlType for #ident {
+            fn sql_type() -> #p::Type {
+                <#inner as ::aludel::SqlType>::sql_type()
+            }
+        }
+        impl ::aludel::CustomType for #ident {}
+        impl ::aludel::ColumnType for #ident { type Base = #ident; }
+        impl ::aludel::IntoExpr<#ident> for #ident {
+            fn into_node(self) -> #p::Node { #p::bind_node(self) }
+        }
+        impl ::aludel::IntoExpr<::core::option::Option<#ident>> for #ident {
+            fn into_node(self) -> #p::Node { #p::bind_node(::core::option::Option::Some(self)) }
+        }
+        impl ::aludel::FromRow for #ident {
+            fn from_row_at(row: &::aludel::Row, offset: usize) -> ::aludel::Result<Self> { row.get(offset) }
+            fn column_count() -> usize { 1 }
+        }
+        impl #p::FromRowOpt for #ident {
+            fn from_row_opt_at(row: &::aludel::Row, offset: usize) -> ::aludel::Result<::core::option::Option<Self>> { row.get(offset) }
+            fn opt_column_count() -> usize { 1 }
         }
     })
 }

@@ -29,6 +29,18 @@ pub fn derive_sql_enum(input: TokenStream) -> TokenStream {
     }
 }
 
+/// Stores a one-field tuple struct (`struct Email(String);`) as its inner type, with the
+/// same comparisons; the Rust type keeps values apart in your code.
+#[proc_macro_derive(SqlNewtype)]
+pub fn derive_sql_newtype(input: TokenStream) -> TokenStream {
+    match syn::parse::<syn::DeriveInput>(input) {
+        Ok(ast) => enums::expand_newtype(&ast)
+            .unwrap_or_else(syn::Error::into_compile_error)
+            .into(),
+        Err(e) => e.into_compile_error().into(),
+    }
+}
+
 fn derive_model_inner(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
     let out = match syn::parse2::<syn::DeriveInput>(input) {
         Ok(ast) => model::parse(&ast)

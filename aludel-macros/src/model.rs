@@ -336,12 +336,18 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
                 #(#inserts)*
             }
 
+        }
+
+        impl ::aludel::__private::FromRowOpt for #ident {
             fn from_row_opt_at(row: &::aludel::Row, offset: usize) -> ::aludel::Result<::core::option::Option<Self>> {
                 let pk: ::core::option::Option<#pk_ty> = row.get(offset + #pk_index)?;
                 if pk.is_none() {
                     return ::core::result::Result::Ok(::core::option::Option::None);
                 }
                 <Self as ::aludel::FromRow>::from_row_at(row, offset).map(::core::option::Option::Some)
+            }
+            fn opt_column_count() -> usize {
+                #n_cols
             }
         }
 

@@ -14,17 +14,13 @@ use crate::sql::Bind;
     message = "`{Self}` is not a model",
     note = "add `#[derive(aludel::Model)]` to the struct"
 )]
-pub trait Model: FromRow + Send + Sync + 'static {
+pub trait Model: FromRow + crate::row::FromRowOpt + Send + Sync + 'static {
     /// The table's description.
     const TABLE: &'static TableDef;
 
     /// Appends the values of the columns an INSERT supplies ([`TableDef::insert_columns`]),
     /// in that order.
     fn insert_values(&self, out: &mut Vec<Bind>);
-
-    /// Builds the model from the columns of `row` starting at `offset`, or `None` when the
-    /// primary key there is NULL (the missing side of an outer join).
-    fn from_row_opt_at(row: &crate::Row, offset: usize) -> crate::Result<Option<Self>>;
 }
 
 /// A table: columns, keys and constraints.

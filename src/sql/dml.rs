@@ -10,11 +10,59 @@ use super::{Bind, Statement, Typed, private};
 use crate::error::{Error, Result};
 use crate::schema::Model;
 
-/// Columns named by an `ON CONFLICT` target: one column or a tuple of columns of `M`.
+/// What an `ON CONFLICT` names: one column or a tuple of columns of `M` (the unique index
+/// they form), or a constraint by name ([`OnConstraint`]).
 pub trait ConflictTarget<M> {
     /// The column names.
     #[doc(hidden)]
     fn names(&self) -> Vec<&'static str>;
+    /// The constraint name, for `ON CONFLICT ON CONSTRAINT`.
+    #[doc(hidden)]
+    fn constraint(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// `ON CONFLICT ON CONSTRAINT name`.
+#[derive(Debug, Clone, Copy)]
+pub struct OnConstraint(pub &'static str);
+
+impl<M> ConflictTarget<M> for OnConstraint {
+    fn names(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+    fn constraint(&self) -> Option<&'static str> {
+        Some(self.0)
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Target {
+    Columns(Vec<&'static str>),
+    Constraint(&'static str),
+}
+
+impl Target {
+    fn of<M>(t: &impl ConflictTarget<M>) -> Target {
+        match t.constraint() {
+            Some(c) => Target::Constraint(c),
+            None => Target::Columns(t.names()),
+        }
+    }
+
+    fn render(&self, w: &mut Writer) {
+        match self {
+            Target::Columns(cols) => {
+                w.push(" ON CONFLICT (");
+                w.comma_list(cols, |w, c| w.ident(c));
+                w.push(")");
+            }
+            Target::Constraint(name) => {
+                w.push(" ON CONFLICT ON CONSTRAINT ");
+                w.ident(name);
+            }
+        }
+    }
 }
 
 impl<M, F> ConflictTarget<M> for Column<M, F> {
@@ -63,9 +111,9 @@ impl Assignments {
 #[derive(Clone, Debug)]
 enum Conflict {
     None,
-    DoNothing(Vec<&'static str>),
+    DoNothing(Target),
     DoUpdate {
-        target: Vec<&'static str>,
+        target: Target,
         set: Assignments,
         filter: Option<Node>,
     },
@@ -130,7 +178,7 @@ impl<M: Model, R> Insert<M, R> {
 
     /// `ON CONFLICT (target) DO NOTHING`.
     pub fn on_conflict_do_nothing(mut self, target: impl ConflictTarget<M>) -> Self {
-        self.conflict = Conflict::DoNothing(target.names());
+        self.conflict = Conflict::DoNothing(Target::of(&target));
         self
     }
 
@@ -143,7 +191,7 @@ impl<M: Model, R> Insert<M, R> {
         filter: Option<Expr<bool>>,
     ) -> Self {
         self.conflict = Conflict::DoUpdate {
-            target: target.names(),
+            target: Target::of(&target),
             set,
             filter: filter.map(|f| f.node),
         };
@@ -197,9 +245,7 @@ impl<M: Model, R> Insert<M, R> {
         match &self.conflict {
             Conflict::None => {}
             Conflict::DoNothing(target) => {
-                w.push(" ON CONFLICT (");
-                w.comma_list(target, |w, c| w.ident(c));
-                w.push(")");
+                target.render(w);
                 self.render_arbiter(w);
                 w.push(" DO NOTHING");
             }
@@ -208,9 +254,7 @@ impl<M: Model, R> Insert<M, R> {
                 set,
                 filter,
             } => {
-                w.push(" ON CONFLICT (");
-                w.comma_list(target, |w, c| w.ident(c));
-                w.push(")");
+                target.render(w);
                 self.render_arbiter(w);
                 w.push(" DO UPDATE SET ");
                 set.render(w);

@@ -11,8 +11,8 @@ mod writer;
 use std::borrow::Cow;
 
 pub use self::dml::{
-    Assignments, ColumnList, ConflictTarget, Delete, Insert, InsertSelect, Update, delete, insert,
-    insert_many, insert_select, update,
+    Assignments, ColumnList, ConflictTarget, Delete, Insert, InsertSelect, OnConstraint, Update,
+    delete, insert, insert_many, insert_select, update,
 };
 pub use self::expr::Node;
 pub use self::expr::{
@@ -21,7 +21,7 @@ pub use self::expr::{
 };
 pub use self::raw::{AssertSqlSafe, Raw, sql};
 pub use self::select::{All, Compound, Cte, MaybeModel, Optional, Select, Selectable, select};
-pub use self::types::{SqlEnum, bind_node, enum_from_sql, enum_to_sql, enum_type};
+pub use self::types::{CustomType, bind_node, enum_from_sql, enum_to_sql, enum_type};
 pub use self::value::{Bind, SqlType};
 pub use self::writer::{SqlText, quote_ident};
 

@@ -102,16 +102,7 @@ pub struct MaybeModel<M>(pub Option<M>);
 
 impl<M: Model> FromRow for MaybeModel<M> {
     fn from_row_at(row: &crate::Row, offset: usize) -> Result<Self> {
-        M::from_row_opt_at(row, offset).map(MaybeModel)
-    }
-    fn column_count() -> usize {
-        M::TABLE.columns.len()
-    }
-}
-
-impl<M: Model> FromRow for Option<M> {
-    fn from_row_at(row: &crate::Row, offset: usize) -> Result<Self> {
-        M::from_row_opt_at(row, offset)
+        <M as crate::row::FromRowOpt>::from_row_opt_at(row, offset).map(MaybeModel)
     }
     fn column_count() -> usize {
         M::TABLE.columns.len()
@@ -246,6 +237,8 @@ struct Join {
     table: &'static str,
     alias: Option<&'static str>,
     on: Node,
+    /// `JOIN LATERAL (subquery) AS table (columns)` instead of a table.
+    lateral: Option<(std::sync::Arc<dyn RenderSelect>, &'static [&'static str])>,
 }
 
 #[derive(Clone, Debug)]
@@ -346,6 +339,7 @@ impl<S: Selectable> Select<S> {
             table: M::TABLE.name,
             alias,
             on: on.node,
+            lateral: None,
         });
         self.defs.push(M::TABLE);
         self
@@ -597,6 +591,23 @@ impl<S: Selectable> Select<S> {
             table: cte.name,
             alias: None,
             on: on.node,
+            lateral: None,
+        });
+        self
+    }
+
+    /// `LEFT OUTER JOIN LATERAL (sub) AS name (columns) ON cond`: a subquery run per row of the
+    /// query so far (top-N per group); read its columns with [`Cte::col`] on `name`.
+    pub fn left_join_lateral<B>(mut self, name: &Cte, sub: Select<B>, on: Expr<bool>) -> Self
+    where
+        B: Selectable + Clone + std::fmt::Debug + Send + Sync + 'static,
+    {
+        self.joins.push(Join {
+            kind: "LEFT OUTER JOIN",
+            table: name.name,
+            alias: None,
+            on: on.node,
+            lateral: Some((std::sync::Arc::new(sub), name.columns)),
         });
         self
     }
@@ -648,7 +659,17 @@ impl<S: Selectable> Select<S> {
             w.push(" ");
             w.push(j.kind);
             w.push(" ");
-            w.ident(j.table);
+            if let Some((sub, columns)) = &j.lateral {
+                w.push("LATERAL (");
+                sub.render_select(w);
+                w.push(") AS ");
+                w.ident(j.table);
+                w.push(" (");
+                w.comma_list(columns, |w, c| w.ident(c));
+                w.push(")");
+            } else {
+                w.ident(j.table);
+            }
             if let Some(a) = j.alias {
                 w.push(" AS ");
                 w.ident(a);

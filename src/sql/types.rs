@@ -67,12 +67,21 @@ macro_rules! column_type {
                 1
             }
         }
-        impl FromRow for Option<$t> {
+        impl crate::row::FromRowOpt for $t {
             #[inline]
-            fn from_row_at(row: &Row, offset: usize) -> crate::Result<Self> {
+            fn from_row_opt_at(row: &Row, offset: usize) -> crate::Result<Option<Self>> {
                 row.get(offset)
             }
-            fn column_count() -> usize {
+            fn opt_column_count() -> usize {
+                1
+            }
+        }
+        impl crate::row::FromRowOpt for Vec<$t> {
+            #[inline]
+            fn from_row_opt_at(row: &Row, offset: usize) -> crate::Result<Option<Self>> {
+                row.get(offset)
+            }
+            fn opt_column_count() -> usize {
                 1
             }
         }
@@ -167,6 +176,18 @@ mod json_types {
         }
     }
 
+    impl<T> crate::row::FromRowOpt for Json<T>
+    where
+        T: serde::de::DeserializeOwned,
+    {
+        fn from_row_opt_at(row: &Row, offset: usize) -> crate::Result<Option<Self>> {
+            row.get(offset)
+        }
+        fn opt_column_count() -> usize {
+            1
+        }
+    }
+
     /// JSONB operators.
     impl<M, F: ColumnType> super::super::expr::Column<M, F> {
         /// `self -> key`: a member as JSONB.
@@ -244,15 +265,16 @@ pub fn bind_node<T: SqlType>(value: T) -> Node {
     Node::Bind(Bind::new(value))
 }
 
-/// Implemented by `#[derive(SqlEnum)]`: a Rust enum mapped to a native PostgreSQL enum. Gives
-/// nullable enum columns (`Option<E>`) their expression support.
-pub trait SqlEnum: SqlType {}
+/// Implemented by `#[derive(SqlEnum)]` and `#[derive(SqlNewtype)]`: a column type defined in
+/// the user's crate. Gives nullable columns of it (`Option<T>`) their expression support
+/// (orphan rules keep the derives from generating those impls).
+pub trait CustomType: SqlType {}
 
-impl<T: SqlEnum> ColumnType for Option<T> {
+impl<T: CustomType> ColumnType for Option<T> {
     type Base = T;
 }
 
-impl<T: SqlEnum> IntoExpr<Option<T>> for Option<T> {
+impl<T: CustomType> IntoExpr<Option<T>> for Option<T> {
     fn into_node(self) -> Node {
         Node::Bind(Bind::new(self))
     }

@@ -1195,3 +1195,121 @@ async fn array_operators_and_a_partial_index_as_upsert_arbiter() {
         .unwrap();
     assert_eq!(count, 3, "the live row was updated, not duplicated");
 }
+
+#[derive(aludel::SqlNewtype, Debug, Clone, PartialEq)]
+struct Email(String);
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[aludel(table = "memberships")]
+struct Membership {
+    #[aludel(primary_key, references = "User::id", on_delete = "cascade")]
+    user_id: i32,
+    #[aludel(primary_key)]
+    team: String,
+    contact: Option<Email>,
+    seats: i32,
+}
+
+// covers: QRY-03, QRY-05, UPS-01, TYP-08
+#[tokio::test]
+async fn composite_keys_on_constraint_full_and_lateral_joins_and_newtypes() {
+    use aludel::{Cte, OnConstraint};
+    let db = setup().await;
+    let e = db.engine();
+    let mut c = e.connect().await.unwrap();
+    create_all(&mut c, &[Membership::TABLE], CreateOptions::default())
+        .await
+        .unwrap();
+    let pk: String = c
+        .query_one(&sql("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'memberships_pkey' AND connamespace = current_schema()::regnamespace"))
+        .await
+        .unwrap();
+    assert_eq!(pk, "PRIMARY KEY (user_id, team)");
+
+    let m = |user_id: i32, team: &str, seats: i32| Membership {
+        user_id,
+        team: team.into(),
+        contact: Some(Email(format!("{team}@example.com"))),
+        seats,
+    };
+    c.execute(&insert_many(&[
+        m(1, "core", 1),
+        m(1, "web", 2),
+        m(2, "core", 3),
+    ]))
+    .await
+    .unwrap();
+    // Composite-key conflict, named by constraint.
+    let up = insert(&m(1, "core", 10)).on_conflict_do_update(
+        OnConstraint("memberships_pkey"),
+        Assignments::new().set(Membership::seats, excluded(Membership::seats)),
+        None,
+    );
+    assert!(
+        up.to_sql()
+            .unwrap()
+            .contains(r#"ON CONFLICT ON CONSTRAINT "memberships_pkey" DO UPDATE"#)
+    );
+    c.execute(&up).await.unwrap();
+    let seats: i32 = c
+        .one(
+            &select(Membership::seats)
+                .filter(Membership::user_id.eq(1).and(Membership::team.eq("core"))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seats, 10);
+
+    // Newtype columns compare and read as their own type.
+    let who: Vec<(i32, Option<Email>)> = c
+        .all(
+            &select((Membership::user_id, Membership::contact))
+                .filter(Membership::contact.eq(Email("web@example.com".into()))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(who, [(1, Some(Email("web@example.com".into())))]);
+
+    // FULL OUTER JOIN keeps unmatched rows of both sides.
+    let full: Vec<(Option<String>, Option<String>)> = c
+        .all(
+            &select((
+                User::name.expr().cast::<Option<String>>("text"),
+                Membership::team.expr().cast::<Option<String>>("text"),
+            ))
+            .from::<User>()
+            .full_join::<Membership>(Membership::user_id.eq(User::id)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        full.len(),
+        5,
+        "3 memberships of ann/bob + cid and dee without any: {full:?}"
+    );
+
+    // LATERAL: each user's newest post title (NULL for users without posts).
+    let latest = Cte::new("latest", &["title"]);
+    let newest: Vec<(String, Option<String>)> = c
+        .all(
+            &select((User::name, latest.col::<Option<String>>("title")))
+                .from::<User>()
+                .left_join_lateral(
+                    &latest,
+                    select(Post::title)
+                        .filter(Post::user_id.eq(User::id))
+                        .order_by(Post::id.desc())
+                        .limit(1),
+                    Expr::raw("true"),
+                )
+                .order_by(User::name.asc()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(newest.len(), 4);
+    assert_eq!(newest[0], ("ann".into(), None));
+    assert!(
+        newest[3].1.as_deref().unwrap().starts_with("post 2"),
+        "{newest:?}"
+    );
+}
