@@ -38,6 +38,7 @@ mod engine;
 mod error;
 mod row;
 mod schema;
+mod session;
 mod sql;
 
 #[cfg(feature = "testing")]
@@ -52,6 +53,9 @@ pub use crate::row::{FromRow, Row};
 pub use crate::schema::{
     CheckDef, ColumnDef, CreateOptions, ForeignKeyDef, IndexDef, Model, OnDelete, TableDef,
     create_all, drop_all,
+};
+pub use crate::session::{
+    AsyncSession, Obj, ObjMut, ObjRef, ObjectState, PrimaryKey, SessionConfig, SessionFactory,
 };
 pub use crate::sql::{
     Alias, All, AnyExpr, AssertSqlSafe, Assignments, Bind, Column, ColumnList, ColumnType,

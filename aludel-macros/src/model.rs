@@ -27,6 +27,7 @@ struct FieldIr {
     sql_type: Option<String>,
     references: Option<(Path, Ident)>,
     on_delete: Ident,
+    version: bool,
 }
 
 pub(crate) fn parse(ast: &DeriveInput) -> syn::Result<ModelIr> {
@@ -139,6 +140,7 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
         sql_type: None,
         references: None,
         on_delete: Ident::new("NoAction", Span::call_site()),
+        version: false,
     };
     for attr in f.attrs.iter().filter(|a| a.path().is_ident("aludel")) {
         attr.parse_nested_meta(|meta| {
@@ -151,6 +153,8 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
                 ir.unique = true;
             } else if p.is_ident("index") {
                 ir.index = true;
+            } else if p.is_ident("version") {
+                ir.version = true;
             } else if p.is_ident("column") {
                 ir.column = meta.value()?.parse::<LitStr>()?.value();
             } else if p.is_ident("server_default") {
@@ -191,7 +195,7 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
             } else {
                 return Err(meta.error(
                     "unknown aludel field attribute; expected one of `primary_key`, `identity`, `column`, \
-                     `server_default`, `unique`, `index`, `sql_type`, `references`, `on_delete`",
+                     `server_default`, `unique`, `index`, `sql_type`, `references`, `on_delete`, `version`",
                 ));
             }
             Ok(())
@@ -272,9 +276,15 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
             }
             None => quote!(::core::option::Option::None),
         };
+        let versioned = if f.version {
+            quote!(.versioned())
+        } else {
+            quote!()
+        };
         quote! {
             ::aludel::ColumnDef::new(#col, #field, <#ty as ::aludel::SqlType>::sql_type)
                 .with(#ddl, #nullable, #pk, #identity, #default, #unique, #index, #fk)
+                #versioned
         }
     });
 
@@ -296,6 +306,11 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
             let fid = &f.ident;
             quote!(out.push(::aludel::Bind::new(::core::clone::Clone::clone(&self.#fid)));)
         });
+
+    let values = m.fields.iter().enumerate().map(|(i, f)| {
+        let fid = &f.ident;
+        quote!(#i => ::core::option::Option::Some(::aludel::Bind::new(::core::clone::Clone::clone(&self.#fid))),)
+    });
 
     let reads = m.fields.iter().enumerate().map(|(i, f)| {
         let fid = &f.ident;
@@ -334,6 +349,13 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
 
             fn insert_values(&self, out: &mut ::std::vec::Vec<::aludel::Bind>) {
                 #(#inserts)*
+            }
+
+            fn column_value(&self, idx: usize) -> ::core::option::Option<::aludel::Bind> {
+                match idx {
+                    #(#values)*
+                    _ => ::core::option::Option::None,
+                }
             }
 
         }
@@ -384,8 +406,9 @@ mod tests {
         assert!(out.contains("pub const id : :: aludel :: Column < User , i32 > = :: aludel :: Column :: new (\"users\" , \"id\")"), "{out}");
         assert!(out.contains("\"full_name\""), "{out}");
         // identity columns are not part of INSERT
-        assert!(!out.contains("self . id"), "{out}");
-        assert!(out.contains("self . name"), "{out}");
+        let insert = &out[out.find("fn insert_values").unwrap()..out.find("fn column_value").unwrap()];
+        assert!(!insert.contains("self . id"), "{insert}");
+        assert!(insert.contains("self . name"), "{insert}");
     }
 
     fn pretty(src: &str) -> String {

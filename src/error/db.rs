@@ -110,6 +110,11 @@ impl fmt::Debug for KindDebug<'_> {
             Kind::Decode { .. } => "Decode",
             Kind::TransactionAborted => "TransactionAborted",
             Kind::InvalidRequest(_) => "InvalidRequest",
+            Kind::Expired { .. } => "Expired",
+            Kind::Detached { .. } => "Detached",
+            Kind::PendingRollback => "PendingRollback",
+            Kind::StaleData { .. } => "StaleData",
+            Kind::RowGone { .. } => "RowGone",
         };
         if self.1 {
             if let Kind::Db(e) = self.0 {

@@ -69,6 +69,20 @@ pub(crate) enum Kind {
     TransactionAborted,
     /// The API was used in a way it does not allow (e.g. begin twice).
     InvalidRequest(Cow<'static, str>),
+    /// An object's values were expired (commit, rollback, `expire`); refresh it.
+    Expired { table: &'static str },
+    /// An object is not attached to a session and its values are not loaded.
+    Detached { table: &'static str },
+    /// A flush failed; the session refuses work until `rollback()`.
+    PendingRollback,
+    /// An UPDATE or DELETE matched fewer rows than expected (version mismatch or row gone).
+    StaleData {
+        table: &'static str,
+        expected: u64,
+        matched: u64,
+    },
+    /// `refresh` found no row for the object any more.
+    RowGone { table: &'static str },
 }
 
 impl Error {
@@ -128,6 +142,30 @@ impl Error {
             column: column.into(),
             source,
         })
+    }
+
+    pub(crate) fn expired(table: &'static str) -> Self {
+        Error::new(Kind::Expired { table })
+    }
+
+    pub(crate) fn detached(table: &'static str) -> Self {
+        Error::new(Kind::Detached { table })
+    }
+
+    pub(crate) fn pending_rollback() -> Self {
+        Error::new(Kind::PendingRollback)
+    }
+
+    pub(crate) fn stale_data(table: &'static str, expected: u64, matched: u64) -> Self {
+        Error::new(Kind::StaleData {
+            table,
+            expected,
+            matched,
+        })
+    }
+
+    pub(crate) fn row_gone(table: &'static str) -> Self {
+        Error::new(Kind::RowGone { table })
     }
 
     pub(crate) fn from_pool_timeout(t: PoolTimeout) -> Self {
@@ -325,6 +363,33 @@ impl Error {
     pub fn is_invalid_request(&self) -> bool {
         matches!(self.0.kind, Kind::InvalidRequest(_))
     }
+
+    /// The object's values were expired (after commit, rollback or `expire`): refresh it.
+    /// Reading an expired object never runs SQL.
+    pub fn is_expired(&self) -> bool {
+        matches!(self.0.kind, Kind::Expired { .. })
+    }
+
+    /// The object is detached from its session and its values are not loaded.
+    pub fn is_detached(&self) -> bool {
+        matches!(self.0.kind, Kind::Detached { .. })
+    }
+
+    /// A flush failed earlier; call `rollback()` before using the session again.
+    pub fn is_pending_rollback(&self) -> bool {
+        matches!(self.0.kind, Kind::PendingRollback)
+    }
+
+    /// An UPDATE/DELETE matched fewer rows than expected: a version-counter mismatch
+    /// (another transaction changed the row) or a row deleted concurrently.
+    pub fn is_stale_data(&self) -> bool {
+        matches!(self.0.kind, Kind::StaleData { .. })
+    }
+
+    /// `refresh` found the object's row gone.
+    pub fn is_row_gone(&self) -> bool {
+        matches!(self.0.kind, Kind::RowGone { .. })
+    }
 }
 
 impl fmt::Display for Error {
@@ -356,6 +421,22 @@ impl fmt::Display for Error {
                 "the transaction was aborted by an earlier error; roll it back before using it",
             )?,
             Kind::InvalidRequest(m) => f.write_str(m)?,
+            Kind::Expired { table } => write!(
+                f,
+                "this `{table}` object's values were expired (commit, rollback or expire); refresh it first"
+            )?,
+            Kind::Detached { table } => write!(
+                f,
+                "this `{table}` object is detached from its session and its values are not loaded"
+            )?,
+            Kind::PendingRollback => f.write_str(
+                "this session's transaction was rolled back after a failed flush; call rollback() first",
+            )?,
+            Kind::StaleData { table, expected, matched } => write!(
+                f,
+                "UPDATE/DELETE of `{table}` expected to match {expected} row(s); {matched} matched"
+            )?,
+            Kind::RowGone { table } => write!(f, "the `{table}` row of this object no longer exists")?,
         }
         if let Some(sql) = &self.0.statement {
             write!(f, " [statement: {sql}]")?;

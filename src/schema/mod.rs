@@ -2,6 +2,7 @@
 
 mod ddl;
 
+pub(crate) use self::ddl::dependency_order as dependency_order_of;
 pub use self::ddl::{CreateOptions, create_all, drop_all};
 
 use tokio_postgres::types::Type;
@@ -21,6 +22,9 @@ pub trait Model: FromRow + crate::row::FromRowOpt + Send + Sync + 'static {
     /// Appends the values of the columns an INSERT supplies ([`TableDef::insert_columns`]),
     /// in that order.
     fn insert_values(&self, out: &mut Vec<Bind>);
+
+    /// The value of column `idx` (in [`TableDef::columns`] order).
+    fn column_value(&self, idx: usize) -> Option<Bind>;
 }
 
 /// A table: columns, keys and constraints.
@@ -106,6 +110,8 @@ pub struct ColumnDef {
     pub index: bool,
     /// A foreign key to another model's column.
     pub foreign_key: Option<ForeignKeyDef>,
+    /// The optimistic-locking version counter (`#[aludel(version)]`).
+    pub version: bool,
 }
 
 impl ColumnDef {
@@ -123,7 +129,14 @@ impl ColumnDef {
             unique: false,
             index: false,
             foreign_key: None,
+            version: false,
         }
+    }
+
+    #[doc(hidden)]
+    pub const fn versioned(mut self) -> Self {
+        self.version = true;
+        self
     }
 
     #[doc(hidden)]

@@ -91,6 +91,12 @@ impl Raw {
         self.named.push(None);
     }
 
+    /// Appends already-built binds (for statements aludel assembles itself).
+    pub(crate) fn with_binds(mut self, binds: Vec<Bind>) -> Raw {
+        self.binds.extend(binds);
+        self
+    }
+
     /// The SQL text as it is sent (named placeholders already rewritten to `$n`).
     pub fn sql(&self) -> &str {
         &self.sql

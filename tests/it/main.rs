@@ -10,6 +10,8 @@ mod errors;
 mod models;
 mod pool;
 mod raw;
+#[cfg(feature = "chrono")]
+mod session;
 mod testkit;
 mod tracing;
 #[cfg(all(

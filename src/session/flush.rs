@@ -1,0 +1,335 @@
+//! The unit of work: INSERTs parents-first in batches, UPDATEs of changed columns grouped by
+//! column set, DELETEs children-first; every write returns the full row.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::object::{AnyObj, ObjectState};
+use crate::engine::Connection;
+use crate::error::{Error, Result};
+use crate::row::Row;
+use crate::schema::TableDef;
+use crate::sql::{Bind, quote_ident};
+
+/// PostgreSQL's limit is 65,535 parameters; SQLAlchemy stays under 32,767.
+const MAX_BINDS: usize = 32_767;
+/// Rows per multi-row INSERT (SQLAlchemy's `insertmanyvalues_page_size`).
+const MAX_ROWS: usize = 1_000;
+
+fn columns_list(t: &TableDef, prefix: &str) -> String {
+    let table = quote_ident(t.name);
+    t.columns
+        .iter()
+        .map(|c| format!("{prefix}{table}.{}", quote_ident(c.name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `SELECT <all columns> FROM t WHERE pk = $1 [AND …]`.
+pub(crate) fn select_by_pk_sql(t: &TableDef, for_update: bool) -> String {
+    let table = quote_ident(t.name);
+    let cond: Vec<String> = t
+        .primary_key()
+        .enumerate()
+        .map(|(i, c)| format!("{table}.{} = ${}", quote_ident(c.name), i + 1))
+        .collect();
+    format!(
+        "SELECT {} FROM {table} WHERE {}{}",
+        columns_list(t, ""),
+        cond.join(" AND "),
+        if for_update { " FOR UPDATE" } else { "" }
+    )
+}
+
+/// Inserts pending objects table by table (parents first), in add order within a table.
+pub(crate) async fn insert_all(
+    conn: &mut Connection,
+    pending: &[Arc<dyn AnyObj>],
+) -> Result<Vec<Arc<dyn AnyObj>>> {
+    let mut by_table: Vec<(&'static TableDef, Vec<Arc<dyn AnyObj>>)> = Vec::new();
+    for obj in pending {
+        let t = obj.table();
+        match by_table.iter_mut().find(|(bt, _)| bt.name == t.name) {
+            Some((_, list)) => list.push(obj.clone()),
+            None => by_table.push((t, vec![obj.clone()])),
+        }
+    }
+    let tables: Vec<&'static TableDef> = by_table.iter().map(|(t, _)| *t).collect();
+    let order = crate::schema::dependency_order_of(&tables)?;
+    let mut inserted = Vec::with_capacity(pending.len());
+    for t in order {
+        let Some((_, objs)) = by_table.iter().find(|(bt, _)| bt.name == t.name) else {
+            continue;
+        };
+        let per_row = t.insert_columns().count().max(1);
+        let rows_per_stmt = MAX_ROWS.min(MAX_BINDS / per_row).max(1);
+        for chunk in objs.chunks(rows_per_stmt) {
+            insert_chunk(conn, t, chunk).await?;
+            inserted.extend(chunk.iter().cloned());
+        }
+    }
+    Ok(inserted)
+}
+
+async fn insert_chunk(
+    conn: &mut Connection,
+    t: &'static TableDef,
+    objs: &[Arc<dyn AnyObj>],
+) -> Result<()> {
+    let cols: Vec<String> = t.insert_columns().map(|c| quote_ident(c.name)).collect();
+    let mut binds: Vec<Bind> = Vec::with_capacity(objs.len() * cols.len());
+    let mut sql = format!("INSERT INTO {}", quote_ident(t.name));
+    if cols.is_empty() {
+        // Only server-generated columns: one row per statement.
+        sql.push_str(" DEFAULT VALUES");
+    } else {
+        sql.push_str(&format!(" ({}) VALUES ", cols.join(", ")));
+        for (r, obj) in objs.iter().enumerate() {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            let start = binds.len();
+            obj.insert_binds(&mut binds);
+            let marks: Vec<String> = (start + 1..=binds.len()).map(|n| format!("${n}")).collect();
+            sql.push('(');
+            sql.push_str(&marks.join(", "));
+            sql.push(')');
+        }
+    }
+    sql.push_str(&format!(" RETURNING {}", columns_list(t, "")));
+    if cols.is_empty() && objs.len() > 1 {
+        for obj in objs {
+            run_returning(conn, &sql, &[], std::slice::from_ref(obj)).await?;
+        }
+        return Ok(());
+    }
+    run_returning(conn, &sql, &binds, objs).await
+}
+
+/// Runs a statement whose RETURNING rows correspond, in order, to `objs`, and loads them.
+async fn run_returning(
+    conn: &mut Connection,
+    sql: &str,
+    binds: &[Bind],
+    objs: &[Arc<dyn AnyObj>],
+) -> Result<()> {
+    let mut i = 0usize;
+    conn.run(sql, binds, |row| {
+        let row = Row(row);
+        if let Some(obj) = objs.get(i) {
+            obj.load(&row)?;
+            obj.set_state(ObjectState::Persistent);
+        }
+        i += 1;
+        Ok(())
+    })
+    .await?;
+    if i != objs.len() {
+        return Err(Error::invalid(format!(
+            "INSERT returned {i} rows for {} objects",
+            objs.len()
+        )));
+    }
+    Ok(())
+}
+
+/// One dirty object: its identity key, the object, and its changed columns.
+type DirtyRow = (Vec<u8>, Arc<dyn AnyObj>, Vec<(usize, Bind)>);
+/// (table, changed column indexes) → dirty rows with exactly those changes.
+type Group = Vec<DirtyRow>;
+
+/// Writes the changed columns of written objects: one statement per (table, changed column
+/// set), rows sorted by primary key, server-computed values read back by RETURNING.
+pub(crate) async fn update_all(conn: &mut Connection, written: Vec<Arc<dyn AnyObj>>) -> Result<()> {
+    let mut groups: BTreeMap<(&'static str, Vec<usize>), (&'static TableDef, Group)> =
+        BTreeMap::new();
+    for obj in written {
+        if obj.state() != ObjectState::Persistent {
+            continue;
+        }
+        let t = obj.table();
+        let changes: Vec<(usize, Bind)> = obj
+            .take_changes()
+            .into_iter()
+            .filter(|(i, _)| !t.columns[*i].version)
+            .collect();
+        if changes.is_empty() {
+            continue;
+        }
+        let idx: Vec<usize> = changes.iter().map(|(i, _)| *i).collect();
+        let entry = groups
+            .entry((t.name, idx))
+            .or_insert_with(|| (t, Vec::new()));
+        entry.1.push((obj.key(), obj, changes));
+    }
+    for ((_, idx), (t, mut rows)) in groups {
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        let pk: Vec<usize> = t
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.primary_key)
+            .map(|(i, _)| i)
+            .collect();
+        let version = t.columns.iter().position(|c| c.version);
+        let per_row = 1 + pk.len() + idx.len() + usize::from(version.is_some());
+        let rows_per_stmt = MAX_ROWS.min(MAX_BINDS / per_row).max(1);
+        for chunk in rows.chunks(rows_per_stmt) {
+            update_chunk(conn, t, &pk, &idx, version, chunk).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn update_chunk(
+    conn: &mut Connection,
+    t: &'static TableDef,
+    pk: &[usize],
+    idx: &[usize],
+    version: Option<usize>,
+    rows: &[DirtyRow],
+) -> Result<()> {
+    let table = quote_ident(t.name);
+    // VALUES columns: ordinal, pk…, changed…, old version
+    let mut vcols: Vec<String> = vec!["\"__aludel_ord\"".to_owned()];
+    vcols.extend(pk.iter().map(|i| quote_ident(t.columns[*i].name)));
+    vcols.extend(
+        idx.iter()
+            .map(|i| quote_ident(&format!("__new_{}", t.columns[*i].name))),
+    );
+    if version.is_some() {
+        vcols.push("\"__aludel_old_version\"".to_owned());
+    }
+    let mut sets: Vec<String> = idx
+        .iter()
+        .map(|i| {
+            format!(
+                "{} = v.{}",
+                quote_ident(t.columns[*i].name),
+                quote_ident(&format!("__new_{}", t.columns[*i].name))
+            )
+        })
+        .collect();
+    let mut cond: Vec<String> = pk
+        .iter()
+        .map(|i| format!("{table}.{c} = v.{c}", c = quote_ident(t.columns[*i].name)))
+        .collect();
+    if let Some(v) = version {
+        let c = quote_ident(t.columns[v].name);
+        sets.push(format!("{c} = {table}.{c} + 1"));
+        cond.push(format!("{table}.{c} = v.\"__aludel_old_version\""));
+    }
+    let mut binds: Vec<Bind> = Vec::new();
+    let mut values: Vec<String> = Vec::with_capacity(rows.len());
+    for (ord, (_, obj, changes)) in rows.iter().enumerate() {
+        let mut marks = Vec::new();
+        binds.push(Bind::new(ord as i32));
+        marks.push(format!("${}", binds.len()));
+        for i in pk {
+            binds.push(
+                obj.column(*i)
+                    .ok_or_else(|| Error::invalid("primary key column has no value"))?,
+            );
+            marks.push(format!("${}", binds.len()));
+        }
+        for (_, b) in changes {
+            binds.push(b.clone());
+            marks.push(format!("${}", binds.len()));
+        }
+        if let Some(v) = version {
+            binds.push(
+                obj.column(v)
+                    .ok_or_else(|| Error::invalid("version column has no value"))?,
+            );
+            marks.push(format!("${}", binds.len()));
+        }
+        values.push(format!("({})", marks.join(", ")));
+    }
+    let sql = format!(
+        "UPDATE {table} SET {} FROM (VALUES {}) AS v({}) WHERE {} RETURNING {}, v.\"__aludel_ord\"",
+        sets.join(", "),
+        values.join(", "),
+        vcols.join(", "),
+        cond.join(" AND "),
+        columns_list(t, "")
+    );
+    let ord_col = t.columns.len();
+    let mut matched = 0u64;
+    conn.run(&sql, &binds, |row| {
+        let row = Row(row);
+        let ord: i32 = row.get(ord_col)?;
+        if let Some((_, obj, _)) = usize::try_from(ord).ok().and_then(|o| rows.get(o)) {
+            obj.load(&row)?;
+        }
+        matched += 1;
+        Ok(())
+    })
+    .await?;
+    if matched != rows.len() as u64 {
+        return Err(Error::stale_data(t.name, rows.len() as u64, matched));
+    }
+    Ok(())
+}
+
+/// Deletes objects, children before parents. With a version column the version must match;
+/// a shortfall is a stale-data error.
+pub(crate) async fn delete_all(conn: &mut Connection, deleted: &[Arc<dyn AnyObj>]) -> Result<()> {
+    let mut by_table: Vec<(&'static TableDef, Vec<Arc<dyn AnyObj>>)> = Vec::new();
+    for obj in deleted {
+        let t = obj.table();
+        match by_table.iter_mut().find(|(bt, _)| bt.name == t.name) {
+            Some((_, list)) => list.push(obj.clone()),
+            None => by_table.push((t, vec![obj.clone()])),
+        }
+    }
+    let tables: Vec<&'static TableDef> = by_table.iter().map(|(t, _)| *t).collect();
+    let order = crate::schema::dependency_order_of(&tables)?;
+    for t in order.into_iter().rev() {
+        let Some((_, objs)) = by_table.iter().find(|(bt, _)| bt.name == t.name) else {
+            continue;
+        };
+        let pk: Vec<usize> = t
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.primary_key)
+            .map(|(i, _)| i)
+            .collect();
+        let version = t.columns.iter().position(|c| c.version);
+        let per_row = pk.len() + usize::from(version.is_some());
+        for chunk in objs.chunks((MAX_BINDS / per_row.max(1)).max(1)) {
+            let table = quote_ident(t.name);
+            let mut binds = Vec::new();
+            let mut tuples = Vec::new();
+            for obj in chunk {
+                let mut marks = Vec::new();
+                for i in pk.iter().chain(version.iter()) {
+                    binds.push(
+                        obj.column(*i)
+                            .ok_or_else(|| Error::invalid("key column has no value"))?,
+                    );
+                    marks.push(format!("${}", binds.len()));
+                }
+                tuples.push(format!("({})", marks.join(", ")));
+            }
+            let cols: Vec<String> = pk
+                .iter()
+                .chain(version.iter())
+                .map(|i| format!("{table}.{}", quote_ident(t.columns[*i].name)))
+                .collect();
+            let sql = format!(
+                "DELETE FROM {table} WHERE ({}) IN ({})",
+                cols.join(", "),
+                tuples.join(", ")
+            );
+            let n = conn.run(&sql, &binds, |_| Ok(())).await?;
+            if version.is_some() && n != chunk.len() as u64 {
+                return Err(Error::stale_data(t.name, chunk.len() as u64, n));
+            }
+            for obj in chunk {
+                obj.set_state(ObjectState::Deleted);
+            }
+        }
+    }
+    Ok(())
+}

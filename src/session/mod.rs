@@ -1,0 +1,638 @@
+//! `AsyncSession`: a task-scoped unit of work with an identity map.
+//!
+//! The design (handles, lazy snapshot diff, weak identity map, flush order) is written down in
+//! `docs/architecture.md`.
+
+mod flush;
+mod object;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+pub use self::object::{Obj, ObjMut, ObjRef, ObjectState};
+
+use self::object::{AnyObj, Registry, identity_key};
+use crate::engine::{Connection, Engine, TxOptions};
+use crate::error::{Error, Result};
+use crate::row::Row;
+use crate::schema::Model;
+use crate::sql::{AssertSqlSafe, Bind, Raw, SqlType, Typed};
+
+/// How sessions behave; build with [`Engine::session_builder`] or use [`Engine::session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Expire every object after commit (default true, as in SQLAlchemy).
+    pub expire_on_commit: bool,
+    /// Flush pending changes before each query (default true).
+    pub autoflush: bool,
+    /// How the session's transactions start.
+    pub tx: TxOptions,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            expire_on_commit: true,
+            autoflush: true,
+            tx: TxOptions::new(),
+        }
+    }
+}
+
+/// A session factory (SQLAlchemy's `async_sessionmaker`): an engine plus a configuration.
+#[derive(Debug, Clone)]
+pub struct SessionFactory {
+    engine: Engine,
+    config: SessionConfig,
+}
+
+impl SessionFactory {
+    /// Expire objects after commit (default true).
+    pub fn expire_on_commit(mut self, on: bool) -> Self {
+        self.config.expire_on_commit = on;
+        self
+    }
+
+    /// Flush before queries (default true).
+    pub fn autoflush(mut self, on: bool) -> Self {
+        self.config.autoflush = on;
+        self
+    }
+
+    /// Transaction options (isolation, read-only) for every transaction of these sessions.
+    pub fn tx_options(mut self, tx: TxOptions) -> Self {
+        self.config.tx = tx;
+        self
+    }
+
+    /// A new session. Touches no connection.
+    pub fn session(&self) -> AsyncSession {
+        AsyncSession::new(self.engine.clone(), self.config)
+    }
+}
+
+impl Engine {
+    /// A new session with the default configuration. Touches no connection.
+    pub fn session(&self) -> AsyncSession {
+        AsyncSession::new(self.clone(), SessionConfig::default())
+    }
+
+    /// A session factory with its own configuration.
+    pub fn session_builder(&self) -> SessionFactory {
+        SessionFactory {
+            engine: self.clone(),
+            config: SessionConfig::default(),
+        }
+    }
+}
+
+type IdentityKey = (&'static str, Vec<u8>);
+
+/// A unit of work over one connection and transaction at a time.
+///
+/// The first statement checks a connection out and begins a transaction (autobegin);
+/// `commit`, `rollback` and `close` give the connection back. All methods that change state
+/// take `&mut self`: a session cannot be shared by concurrently running tasks.
+///
+/// ```no_run
+/// # #[derive(aludel::Model, Clone)] #[aludel(table = "users")]
+/// # struct User { #[aludel(primary_key, identity)] id: i32, name: String }
+/// # async fn demo(engine: aludel::Engine) -> aludel::Result<()> {
+/// let mut s = engine.session();
+/// let ann = aludel::Obj::new(User { id: 0, name: "ann".into() });
+/// s.add(&ann)?;
+/// s.commit().await?;                      // INSERT … RETURNING, COMMIT; `ann` is expired
+/// s.refresh(&ann).await?;                 // one SELECT
+/// ann.write()?.name = "Ann".into();
+/// s.commit().await?;                      // UPDATE of `name` only
+/// # Ok(()) }
+/// ```
+pub struct AsyncSession {
+    engine: Engine,
+    config: SessionConfig,
+    conn: Option<Connection>,
+    registry: Arc<Registry>,
+    identity: HashMap<IdentityKey, Weak<dyn AnyObj>>,
+    /// Pending objects, in add order.
+    new: Vec<Arc<dyn AnyObj>>,
+    /// Objects marked for deletion.
+    deleted: Vec<Arc<dyn AnyObj>>,
+    /// Inserted by a flush of the current transaction (rollback makes them transient).
+    tx_inserted: Vec<Arc<dyn AnyObj>>,
+    /// Deleted by a flush of the current transaction (commit detaches, rollback restores).
+    tx_deleted: Vec<Arc<dyn AnyObj>>,
+    /// A flush failed, or was cancelled midway: only `rollback` is allowed.
+    pending_rollback: bool,
+}
+
+impl std::fmt::Debug for AsyncSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncSession")
+            .field("config", &self.config)
+            .field("in_transaction", &self.conn.is_some())
+            .field("identity_map", &self.identity.len())
+            .field("new", &self.new.len())
+            .field("deleted", &self.deleted.len())
+            .field("pending_rollback", &self.pending_rollback)
+            .finish()
+    }
+}
+
+impl AsyncSession {
+    fn new(engine: Engine, config: SessionConfig) -> Self {
+        AsyncSession {
+            engine,
+            config,
+            conn: None,
+            registry: Arc::new(Registry::default()),
+            identity: HashMap::new(),
+            new: Vec::new(),
+            deleted: Vec::new(),
+            tx_inserted: Vec::new(),
+            tx_deleted: Vec::new(),
+            pending_rollback: false,
+        }
+    }
+
+    /// The session's configuration.
+    pub fn config(&self) -> SessionConfig {
+        self.config
+    }
+
+    /// Turns expire-on-commit on or off for this session.
+    pub fn set_expire_on_commit(&mut self, on: bool) {
+        self.config.expire_on_commit = on;
+    }
+
+    /// True while a transaction is open.
+    pub fn in_transaction(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// The session's connection, checked out and inside a transaction (autobegin).
+    ///
+    /// # Cancel safety
+    /// Dropping the future mid-checkout or mid-BEGIN leaves the session without a
+    /// connection; the half-begun connection is discarded by its own drop.
+    pub async fn connection(&mut self) -> Result<&mut Connection> {
+        if self.pending_rollback {
+            return Err(Error::pending_rollback());
+        }
+        if self.conn.is_none() {
+            let mut conn = self.engine.connect().await?;
+            conn.begin_with(self.config.tx).await?;
+            self.conn = Some(conn);
+        }
+        self.conn.as_mut().ok_or_else(Error::connection_lost)
+    }
+
+    /// Adds a transient object (INSERT at the next flush) or re-attaches a detached one.
+    ///
+    /// # Errors
+    /// An invalid-request error when another object with the same identity is already in the
+    /// session.
+    pub fn add<M: Model>(&mut self, obj: &Obj<M>) -> Result<()> {
+        match obj.state() {
+            ObjectState::Transient => {
+                let erased = obj.erased();
+                erased.attach(&self.registry);
+                erased.set_state(ObjectState::Pending);
+                self.new.push(erased);
+                Ok(())
+            }
+            ObjectState::Detached => {
+                let erased = obj.erased();
+                let key = (M::TABLE.name, erased.key());
+                if let Some(other) = self.identity.get(&key).and_then(Weak::upgrade) {
+                    if !Arc::ptr_eq(&other, &erased) {
+                        return Err(Error::invalid(
+                            "another object with this identity is already in the session (use merge)",
+                        ));
+                    }
+                }
+                erased.attach(&self.registry);
+                erased.set_state(ObjectState::Persistent);
+                self.identity.insert(key, Arc::downgrade(&erased));
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds several transient objects, in order.
+    pub fn add_all<'a, M: Model>(
+        &mut self,
+        objs: impl IntoIterator<Item = &'a Obj<M>>,
+    ) -> Result<()> {
+        for o in objs {
+            self.add(o)?;
+        }
+        Ok(())
+    }
+
+    /// Marks a persistent object for deletion (DELETE at the next flush).
+    ///
+    /// # Errors
+    /// An invalid-request error for an object that was never persisted.
+    pub fn delete<M: Model>(&mut self, obj: &Obj<M>) -> Result<()> {
+        match obj.state() {
+            ObjectState::Persistent => {
+                let erased = obj.erased();
+                erased.set_state(ObjectState::Deleted);
+                self.deleted.push(erased);
+                Ok(())
+            }
+            ObjectState::Deleted => Ok(()),
+            _ => Err(Error::invalid(
+                "this object is not persisted; only persistent objects can be deleted",
+            )),
+        }
+    }
+
+    /// Writes every pending change: INSERTs (parents first, batched, in add order), UPDATEs
+    /// of changed columns, DELETEs (children first).
+    ///
+    /// # Errors
+    /// On failure the transaction is rolled back, nothing of the flush is kept, and the
+    /// session refuses work with a pending-rollback error until [`AsyncSession::rollback`].
+    ///
+    /// # Cancel safety
+    /// A flush dropped midway leaves the session needing `rollback()`, like a failed one.
+    pub async fn flush(&mut self) -> Result<()> {
+        if self.pending_rollback {
+            return Err(Error::pending_rollback());
+        }
+        let written_waiting = !lock_written_empty(&self.registry);
+        if self.new.is_empty() && self.deleted.is_empty() && !written_waiting {
+            return Ok(());
+        }
+        self.connection().await?;
+        // Poisoned until the flush completes: a cancelled flush counts as a failed one.
+        self.pending_rollback = true;
+        let result = self.flush_inner().await;
+        match result {
+            Ok(()) => {
+                self.pending_rollback = false;
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(conn) = self.conn.as_mut() {
+                    let _ = conn.rollback().await;
+                }
+                self.conn = None;
+                Err(e)
+            }
+        }
+    }
+
+    async fn flush_inner(&mut self) -> Result<()> {
+        let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
+        let pending = std::mem::take(&mut self.new);
+        let inserted = match flush::insert_all(conn, &pending).await {
+            Ok(done) => done,
+            Err(e) => {
+                self.new = pending;
+                return Err(e);
+            }
+        };
+        for obj in &inserted {
+            self.identity
+                .insert((obj.table().name, obj.key()), Arc::downgrade(obj));
+        }
+        self.tx_inserted.extend(inserted);
+        let written = self.registry.take_written();
+        flush::update_all(conn, written).await?;
+        let deleted = std::mem::take(&mut self.deleted);
+        flush::delete_all(conn, &deleted).await?;
+        for obj in &deleted {
+            self.identity.remove(&(obj.table().name, obj.key()));
+            obj.mark_deleted_in_tx(true);
+        }
+        self.tx_deleted.extend(deleted);
+        Ok(())
+    }
+
+    async fn autoflush(&mut self) -> Result<()> {
+        if self.config.autoflush {
+            self.flush().await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Flushes, commits and gives the connection back. With `expire_on_commit` every object
+    /// in the session is expired: reading it is a typed error until it is refreshed.
+    pub async fn commit(&mut self) -> Result<()> {
+        self.flush().await?;
+        if let Some(mut conn) = self.conn.take() {
+            if let Err(e) = conn.commit().await {
+                self.after_rollback();
+                return Err(e);
+            }
+        }
+        for obj in self.tx_deleted.drain(..) {
+            obj.mark_deleted_in_tx(false);
+            obj.detach();
+        }
+        self.tx_inserted.clear();
+        if self.config.expire_on_commit {
+            self.expire_all();
+        }
+        Ok(())
+    }
+
+    /// Rolls back and gives the connection back. Objects inserted in this transaction become
+    /// transient again, objects deleted in it persistent again, and every object is expired
+    /// whatever `expire_on_commit` says (EXP-05).
+    pub async fn rollback(&mut self) -> Result<()> {
+        let had_work = self.conn.is_some() || !self.new.is_empty() || self.pending_rollback;
+        let result = match self.conn.take() {
+            Some(mut conn) => conn.rollback().await,
+            None => Ok(()),
+        };
+        if had_work {
+            self.after_rollback();
+        }
+        result
+    }
+
+    fn after_rollback(&mut self) {
+        self.pending_rollback = false;
+        for obj in self.tx_inserted.drain(..) {
+            self.identity.remove(&(obj.table().name, obj.key()));
+            obj.detach();
+            obj.set_state(ObjectState::Transient);
+        }
+        for obj in self.tx_deleted.drain(..) {
+            obj.mark_deleted_in_tx(false);
+            obj.set_state(ObjectState::Persistent);
+            self.identity
+                .insert((obj.table().name, obj.key()), Arc::downgrade(&obj));
+        }
+        for obj in self.deleted.drain(..) {
+            obj.set_state(ObjectState::Persistent);
+        }
+        // Objects added in this transaction and never inserted are expunged too.
+        for obj in self.new.drain(..) {
+            obj.detach();
+            obj.set_state(ObjectState::Transient);
+        }
+        let _ = self.registry.take_written();
+        self.expire_all();
+    }
+
+    /// Rolls back any open transaction and detaches every object; the session stays usable.
+    pub async fn close(&mut self) -> Result<()> {
+        let r = self.rollback().await;
+        self.expunge_all();
+        r
+    }
+
+    /// Expires every object in the session (values must be refreshed before reading).
+    pub fn expire_all(&mut self) {
+        self.identity.retain(|_, w| match w.upgrade() {
+            Some(obj) => {
+                obj.expire();
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// Expires one object; unflushed changes to it are discarded.
+    pub fn expire<M: Model>(&mut self, obj: &Obj<M>) {
+        obj.erased().expire();
+    }
+
+    /// Removes an object from the session: persistent → detached, pending → transient.
+    /// Later changes to it are not flushed.
+    pub fn expunge<M: Model>(&mut self, obj: &Obj<M>) {
+        let erased = obj.erased();
+        self.new.retain(|o| !Arc::ptr_eq(o, &erased));
+        self.deleted.retain(|o| !Arc::ptr_eq(o, &erased));
+        let was_pending = erased.state() == ObjectState::Pending;
+        self.identity.remove(&(M::TABLE.name, erased.key()));
+        erased.detach();
+        if was_pending {
+            erased.set_state(ObjectState::Transient);
+        }
+    }
+
+    /// Detaches every object.
+    pub fn expunge_all(&mut self) {
+        for (_, w) in self.identity.drain() {
+            if let Some(obj) = w.upgrade() {
+                obj.detach();
+            }
+        }
+        for obj in self.new.drain(..) {
+            obj.detach();
+            obj.set_state(ObjectState::Transient);
+        }
+        self.deleted.clear();
+        let _ = self.registry.take_written();
+    }
+
+    /// How many live objects the identity map holds (dropped clean objects are not counted).
+    pub fn identity_map_len(&self) -> usize {
+        self.identity
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
+
+    /// Whether `obj` belongs to this session.
+    pub fn contains<M: Model>(&self, obj: &Obj<M>) -> bool {
+        let erased = obj.erased();
+        self.new.iter().any(|o| Arc::ptr_eq(o, &erased))
+            || self
+                .identity
+                .get(&(M::TABLE.name, erased.key()))
+                .and_then(Weak::upgrade)
+                .is_some_and(|o| Arc::ptr_eq(&o, &erased))
+    }
+
+    /// Runs a typed statement and returns its rows as plain values (tuples, scalars, models
+    /// not tracked by the session). Autoflushes first.
+    pub async fn execute<Q: Typed>(&mut self, q: &Q) -> Result<Vec<Q::Output>> {
+        self.autoflush().await?;
+        let conn = self.connection().await?;
+        conn.all(q).await
+    }
+
+    /// Runs a statement without rows (DML without RETURNING); returns the rows affected.
+    pub async fn execute_dml(&mut self, q: &impl crate::Statement) -> Result<u64> {
+        self.autoflush().await?;
+        let conn = self.connection().await?;
+        conn.execute(q).await
+    }
+
+    /// Runs a query for model rows and returns tracked objects through the identity map: a row
+    /// for an object already loaded returns that object, unchanged.
+    pub async fn scalars<M: Model, Q: Typed<Output = M>>(&mut self, q: &Q) -> Result<Vec<Obj<M>>> {
+        self.load_objects(q, false).await
+    }
+
+    /// Like [`AsyncSession::scalars`], but rows overwrite the values of already-loaded
+    /// objects (`populate_existing`).
+    pub async fn scalars_populate_existing<M: Model, Q: Typed<Output = M>>(
+        &mut self,
+        q: &Q,
+    ) -> Result<Vec<Obj<M>>> {
+        self.load_objects(q, true).await
+    }
+
+    async fn load_objects<M: Model, Q: Typed<Output = M>>(
+        &mut self,
+        q: &Q,
+        overwrite: bool,
+    ) -> Result<Vec<Obj<M>>> {
+        self.autoflush().await?;
+        let rows = self.connection().await?.query(q).await?;
+        rows.iter()
+            .map(|row| self.identify::<M>(row, overwrite))
+            .collect()
+    }
+
+    /// The tracked object for a full model row: the existing one, or a new persistent one.
+    fn identify<M: Model>(&mut self, row: &Row, overwrite: bool) -> Result<Obj<M>> {
+        let value = M::from_row(row)?;
+        let pk: Vec<Bind> = pk_binds(&value);
+        let key = (M::TABLE.name, identity_key(&pk));
+        if let Some(existing) = self.identity.get(&key).and_then(Weak::upgrade) {
+            if let Ok(cell) = existing.clone().as_any().downcast::<object::Cell<M>>() {
+                if overwrite || existing.is_expired() {
+                    existing.load(row)?;
+                }
+                return Ok(Obj(cell));
+            }
+        }
+        let obj = Obj::loaded(value, &self.registry);
+        self.identity.insert(key, Arc::downgrade(&obj.erased()));
+        Ok(obj)
+    }
+
+    /// The object with this primary key: from the identity map with no SQL when it is loaded
+    /// and not expired, else one SELECT. `None` when no row has that key.
+    pub async fn get<M: Model>(&mut self, pk: impl PrimaryKey) -> Result<Option<Obj<M>>> {
+        self.get_impl::<M>(pk.into_binds(), false).await
+    }
+
+    /// Like [`AsyncSession::get`], but a missing row is a not-found error.
+    pub async fn get_one<M: Model>(&mut self, pk: impl PrimaryKey) -> Result<Obj<M>> {
+        self.get::<M>(pk).await?.ok_or_else(Error::not_found)
+    }
+
+    /// `get` with `SELECT … FOR UPDATE`: always queries, and locks the row until the
+    /// transaction ends.
+    pub async fn get_for_update<M: Model>(
+        &mut self,
+        pk: impl PrimaryKey,
+    ) -> Result<Option<Obj<M>>> {
+        self.get_impl::<M>(pk.into_binds(), true).await
+    }
+
+    async fn get_impl<M: Model>(
+        &mut self,
+        pk: Vec<Bind>,
+        for_update: bool,
+    ) -> Result<Option<Obj<M>>> {
+        let key = (M::TABLE.name, identity_key(&pk));
+        if !for_update {
+            if let Some(existing) = self.identity.get(&key).and_then(Weak::upgrade) {
+                if !existing.is_expired() && existing.state() == ObjectState::Persistent {
+                    if let Ok(cell) = existing.as_any().downcast::<object::Cell<M>>() {
+                        return Ok(Some(Obj(cell)));
+                    }
+                }
+            }
+        }
+        self.autoflush().await?;
+        let sql = flush::select_by_pk_sql(M::TABLE, for_update);
+        let rows = self
+            .connection()
+            .await?
+            .query(&Raw::audited(AssertSqlSafe(sql)).with_binds(pk))
+            .await?;
+        match rows.first() {
+            Some(row) => self.identify::<M>(row, true).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reloads an object's columns in one SELECT (after expiry, or to see other
+    /// transactions' changes). Unflushed changes to it are discarded.
+    ///
+    /// # Errors
+    /// A row-gone error when the row no longer exists.
+    pub async fn refresh<M: Model>(&mut self, obj: &Obj<M>) -> Result<()> {
+        let erased = obj.erased();
+        let pk = erased.pk_binds();
+        let sql = flush::select_by_pk_sql(M::TABLE, false);
+        let rows = self
+            .connection()
+            .await?
+            .query(&Raw::audited(AssertSqlSafe(sql)).with_binds(pk))
+            .await?;
+        match rows.first() {
+            Some(row) => {
+                erased.load(row)?;
+                if erased.state() == ObjectState::Detached {
+                    self.add(obj)?;
+                }
+                Ok(())
+            }
+            None => Err(Error::row_gone(M::TABLE.name)),
+        }
+    }
+
+    /// Whether `obj` has changes that the next flush would write (without flushing).
+    pub fn is_modified<M: Model>(&self, obj: &Obj<M>) -> bool {
+        let inner = obj.0.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match &inner.snapshot {
+            None => inner.state == ObjectState::Pending,
+            Some(snap) => (0..M::TABLE.columns.len())
+                .any(|i| inner.value.column_value(i).and_then(|b| object::encode(&b)) != snap[i]),
+        }
+    }
+}
+
+fn lock_written_empty(r: &Registry) -> bool {
+    r.written.lock().map(|w| w.is_empty()).unwrap_or(false)
+}
+
+fn pk_binds<M: Model>(value: &M) -> Vec<Bind> {
+    M::TABLE
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.primary_key)
+        .filter_map(|(i, _)| value.column_value(i))
+        .collect()
+}
+
+/// A primary-key value for [`AsyncSession::get`]: a single value, or a tuple for composite
+/// keys (in the model's primary-key column order).
+pub trait PrimaryKey {
+    /// The key's values as binds.
+    #[doc(hidden)]
+    fn into_binds(self) -> Vec<Bind>;
+}
+
+impl<T: SqlType> PrimaryKey for T {
+    fn into_binds(self) -> Vec<Bind> {
+        vec![Bind::new(self)]
+    }
+}
+
+impl<A: SqlType, B: SqlType> PrimaryKey for (A, B) {
+    fn into_binds(self) -> Vec<Bind> {
+        vec![Bind::new(self.0), Bind::new(self.1)]
+    }
+}
+
+impl<A: SqlType, B: SqlType, C: SqlType> PrimaryKey for (A, B, C) {
+    fn into_binds(self) -> Vec<Bind> {
+        vec![Bind::new(self.0), Bind::new(self.1), Bind::new(self.2)]
+    }
+}

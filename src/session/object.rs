@@ -1,0 +1,364 @@
+//! Object handles: `Obj<M>`, their states, the lazy snapshot, and the type-erased view the unit
+//! of work uses.
+
+use std::any::Any;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use tokio_postgres::types::IsNull;
+use tokio_postgres::types::private::BytesMut;
+
+use crate::error::{Error, Result};
+use crate::row::Row;
+use crate::schema::{Model, TableDef};
+use crate::sql::Bind;
+
+/// Where an object stands relative to a session (SQLAlchemy's `inspect(obj)` states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ObjectState {
+    /// Not in any session, no database identity.
+    Transient,
+    /// Added to a session; inserted at the next flush.
+    Pending,
+    /// In the session with a database identity.
+    Persistent,
+    /// Marked for deletion (before flush) or deleted by a flush (before commit).
+    Deleted,
+    /// Was in a session, is not any more (expunged, session closed, deleted and committed).
+    Detached,
+}
+
+/// The objects a session holds strongly until its next flush: those whose values may have
+/// been changed through [`Obj::write`]. Shared between a session and its objects.
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub(crate) written: Mutex<Vec<Arc<dyn AnyObj>>>,
+}
+
+impl Registry {
+    pub(crate) fn take_written(&self) -> Vec<Arc<dyn AnyObj>> {
+        std::mem::take(&mut *lock(&self.written))
+    }
+}
+
+pub(crate) struct Inner<M> {
+    pub(crate) value: M,
+    pub(crate) state: ObjectState,
+    pub(crate) expired: bool,
+    /// Column encodings taken at the first `write()` since the last flush/load.
+    pub(crate) snapshot: Option<Vec<Option<Vec<u8>>>>,
+    /// The session this object belongs to (its registry), while attached.
+    pub(crate) session: Option<Weak<Registry>>,
+    /// Set when the object was deleted inside the current transaction (rollback restores).
+    pub(crate) deleted_in_tx: bool,
+}
+
+pub(crate) struct Cell<M> {
+    pub(crate) inner: Mutex<Inner<M>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A model object tracked by a session: a shared handle.
+///
+/// Loading the same row twice in one session yields the same handle ([`Obj::ptr_eq`]).
+/// [`Obj::read`] and [`Obj::write`] never run SQL: an expired object's read is a typed error,
+/// and [`AsyncSession::refresh`](crate::AsyncSession::refresh) reloads it.
+///
+/// Do not hold the guards from `read`/`write` across an `.await`.
+pub struct Obj<M: Model>(pub(crate) Arc<Cell<M>>);
+
+impl<M: Model> Clone for Obj<M> {
+    fn clone(&self) -> Self {
+        Obj(self.0.clone())
+    }
+}
+
+impl<M: Model> PartialEq for Obj<M> {
+    /// Handle identity, not value equality.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<M: Model> Eq for Obj<M> {}
+
+impl<M: Model> fmt::Debug for Obj<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = lock(&self.0.inner);
+        f.debug_struct("Obj")
+            .field("table", &M::TABLE.name)
+            .field("state", &inner.state)
+            .field("expired", &inner.expired)
+            .finish()
+    }
+}
+
+/// Read access to an object's values.
+pub struct ObjRef<'a, M>(MutexGuard<'a, Inner<M>>);
+
+impl<M> Deref for ObjRef<'_, M> {
+    type Target = M;
+    fn deref(&self) -> &M {
+        &self.0.value
+    }
+}
+
+impl<M: fmt::Debug> fmt::Debug for ObjRef<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.value.fmt(f)
+    }
+}
+
+/// Write access to an object's values; the session sees the change at its next flush.
+pub struct ObjMut<'a, M>(MutexGuard<'a, Inner<M>>);
+
+impl<M> Deref for ObjMut<'_, M> {
+    type Target = M;
+    fn deref(&self) -> &M {
+        &self.0.value
+    }
+}
+
+impl<M> DerefMut for ObjMut<'_, M> {
+    fn deref_mut(&mut self) -> &mut M {
+        &mut self.0.value
+    }
+}
+
+impl<M: fmt::Debug> fmt::Debug for ObjMut<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.value.fmt(f)
+    }
+}
+
+impl<M: Model> Obj<M> {
+    /// A transient object (not in any session yet): pass it to `session.add`.
+    pub fn new(value: M) -> Self {
+        Obj(Arc::new(Cell {
+            inner: Mutex::new(Inner {
+                value,
+                state: ObjectState::Transient,
+                expired: false,
+                snapshot: None,
+                session: None,
+                deleted_in_tx: false,
+            }),
+        }))
+    }
+
+    pub(crate) fn loaded(value: M, session: &Arc<Registry>) -> Self {
+        Obj(Arc::new(Cell {
+            inner: Mutex::new(Inner {
+                value,
+                state: ObjectState::Persistent,
+                expired: false,
+                snapshot: None,
+                session: Some(Arc::downgrade(session)),
+                deleted_in_tx: false,
+            }),
+        }))
+    }
+
+    /// The object's values. Never runs SQL.
+    ///
+    /// # Errors
+    /// `is_expired()` when the values were expired (commit with `expire_on_commit`,
+    /// rollback, `expire`); `is_detached()` when the object left its session expired.
+    pub fn read(&self) -> Result<ObjRef<'_, M>> {
+        let inner = lock(&self.0.inner);
+        if inner.expired {
+            return Err(expired_error::<M>(&inner));
+        }
+        Ok(ObjRef(inner))
+    }
+
+    /// Mutable access to the object's values; changed columns are written at the next flush.
+    /// Never runs SQL.
+    ///
+    /// # Errors
+    /// As [`Obj::read`].
+    pub fn write(&self) -> Result<ObjMut<'_, M>> {
+        let mut inner = lock(&self.0.inner);
+        if inner.expired {
+            return Err(expired_error::<M>(&inner));
+        }
+        if inner.state == ObjectState::Persistent && inner.snapshot.is_none() {
+            inner.snapshot = Some(encode_all(&inner.value));
+            if let Some(registry) = inner.session.as_ref().and_then(Weak::upgrade) {
+                lock(&registry.written).push(self.0.clone() as Arc<dyn AnyObj>);
+            }
+        }
+        Ok(ObjMut(inner))
+    }
+
+    /// A copy of the values (for returning from a handler after the session is gone).
+    pub fn get(&self) -> Result<M>
+    where
+        M: Clone,
+    {
+        self.read().map(|r| (*r).clone())
+    }
+
+    /// The object's state.
+    pub fn state(&self) -> ObjectState {
+        lock(&self.0.inner).state
+    }
+
+    /// True when the values were expired and must be refreshed before reading.
+    pub fn is_expired(&self) -> bool {
+        lock(&self.0.inner).expired
+    }
+
+    /// Whether two handles are the same object.
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    pub(crate) fn erased(&self) -> Arc<dyn AnyObj> {
+        self.0.clone() as Arc<dyn AnyObj>
+    }
+}
+
+fn expired_error<M: Model>(inner: &Inner<M>) -> Error {
+    if inner.state == ObjectState::Detached {
+        Error::detached(M::TABLE.name)
+    } else {
+        Error::expired(M::TABLE.name)
+    }
+}
+
+/// Encodes every column for the snapshot (`None` = NULL).
+fn encode_all<M: Model>(value: &M) -> Vec<Option<Vec<u8>>> {
+    (0..M::TABLE.columns.len())
+        .map(|i| value.column_value(i).and_then(|b| encode(&b)))
+        .collect()
+}
+
+/// The wire encoding of one value, for comparisons and identity keys.
+pub(crate) fn encode(b: &Bind) -> Option<Vec<u8>> {
+    let mut buf = BytesMut::new();
+    match b.as_to_sql().to_sql_checked(b.sql_type(), &mut buf) {
+        Ok(IsNull::No) => Some(buf.to_vec()),
+        // NULL, or a value that cannot be encoded (the statement will report it).
+        _ => None,
+    }
+}
+
+/// The identity key of a row: its primary-key values, encoded, length-prefixed.
+pub(crate) fn identity_key(pk: &[Bind]) -> Vec<u8> {
+    let mut key = Vec::new();
+    for b in pk {
+        match encode(b) {
+            Some(bytes) => {
+                key.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+                key.extend_from_slice(&bytes);
+            }
+            None => key.extend_from_slice(&u64::MAX.to_le_bytes()),
+        }
+    }
+    key
+}
+
+/// What the unit of work needs from any object, whatever its model.
+pub(crate) trait AnyObj: Send + Sync {
+    fn table(&self) -> &'static TableDef;
+    fn state(&self) -> ObjectState;
+    fn set_state(&self, state: ObjectState);
+    fn insert_binds(&self, out: &mut Vec<Bind>);
+    fn pk_binds(&self) -> Vec<Bind>;
+    fn key(&self) -> Vec<u8>;
+    /// Changed columns since the snapshot: (column index, new value). Clears the snapshot.
+    fn take_changes(&self) -> Vec<(usize, Bind)>;
+    /// The value of one column now.
+    fn column(&self, idx: usize) -> Option<Bind>;
+    /// Replaces the values from a full-row result (RETURNING, refresh), unexpires.
+    fn load(&self, row: &Row) -> Result<()>;
+    fn expire(&self);
+    fn is_expired(&self) -> bool;
+    fn attach(&self, registry: &Arc<Registry>);
+    fn detach(&self);
+    fn mark_deleted_in_tx(&self, on: bool) -> bool;
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<M: Model> AnyObj for Cell<M> {
+    fn table(&self) -> &'static TableDef {
+        M::TABLE
+    }
+    fn state(&self) -> ObjectState {
+        lock(&self.inner).state
+    }
+    fn set_state(&self, state: ObjectState) {
+        lock(&self.inner).state = state;
+    }
+    fn insert_binds(&self, out: &mut Vec<Bind>) {
+        lock(&self.inner).value.insert_values(out);
+    }
+    fn pk_binds(&self) -> Vec<Bind> {
+        let inner = lock(&self.inner);
+        M::TABLE
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.primary_key)
+            .filter_map(|(i, _)| inner.value.column_value(i))
+            .collect()
+    }
+    fn key(&self) -> Vec<u8> {
+        identity_key(&self.pk_binds())
+    }
+    fn take_changes(&self) -> Vec<(usize, Bind)> {
+        let mut inner = lock(&self.inner);
+        let Some(snapshot) = inner.snapshot.take() else {
+            return Vec::new();
+        };
+        let mut changes = Vec::new();
+        for (i, before) in snapshot.iter().enumerate() {
+            if let Some(now) = inner.value.column_value(i) {
+                if encode(&now) != *before {
+                    changes.push((i, now));
+                }
+            }
+        }
+        changes
+    }
+    fn column(&self, idx: usize) -> Option<Bind> {
+        lock(&self.inner).value.column_value(idx)
+    }
+    fn load(&self, row: &Row) -> Result<()> {
+        let value = <M as crate::row::FromRow>::from_row(row)?;
+        let mut inner = lock(&self.inner);
+        inner.value = value;
+        inner.expired = false;
+        inner.snapshot = None;
+        Ok(())
+    }
+    fn expire(&self) {
+        let mut inner = lock(&self.inner);
+        inner.expired = true;
+        inner.snapshot = None;
+    }
+    fn is_expired(&self) -> bool {
+        lock(&self.inner).expired
+    }
+    fn attach(&self, registry: &Arc<Registry>) {
+        lock(&self.inner).session = Some(Arc::downgrade(registry));
+    }
+    fn detach(&self) {
+        let mut inner = lock(&self.inner);
+        inner.session = None;
+        inner.state = ObjectState::Detached;
+        inner.snapshot = None;
+    }
+    fn mark_deleted_in_tx(&self, on: bool) -> bool {
+        std::mem::replace(&mut lock(&self.inner).deleted_in_tx, on)
+    }
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}

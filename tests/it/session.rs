@@ -1,0 +1,603 @@
+use std::time::Duration;
+
+use aludel::testing::TestDb;
+use aludel::{
+    AsyncSession, CreateOptions, Model, Obj, ObjectState, count_star, create_all, select, sql,
+};
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[aludel(table = "users")]
+struct User {
+    #[aludel(primary_key, identity)]
+    id: i32,
+    #[aludel(unique)]
+    name: String,
+    hair_color: Option<String>,
+    #[aludel(server_default = "now()")]
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[aludel(table = "posts")]
+struct Post {
+    #[aludel(primary_key, identity)]
+    id: i32,
+    #[aludel(references = "User::id", on_delete = "cascade")]
+    user_id: i32,
+    title: String,
+    #[aludel(version)]
+    version: i32,
+}
+
+fn user(name: &str) -> Obj<User> {
+    Obj::new(User {
+        id: 0,
+        name: name.into(),
+        hair_color: None,
+        created_at: chrono::DateTime::UNIX_EPOCH,
+    })
+}
+
+async fn setup() -> TestDb {
+    let db = TestDb::new().await.unwrap();
+    let mut c = db.engine().connect().await.unwrap();
+    create_all(
+        &mut c,
+        &[User::TABLE, Post::TABLE],
+        CreateOptions::default(),
+    )
+    .await
+    .unwrap();
+    db
+}
+
+fn inserts(db: &TestDb, mark: usize) -> Vec<String> {
+    db.recorder()
+        .sql_since(mark)
+        .into_iter()
+        .filter(|s| s.starts_with("INSERT"))
+        .collect()
+}
+
+// covers: SES-02, TX-01
+#[tokio::test]
+async fn sessions_are_lazy_and_autobegin_on_first_statement() {
+    let db = setup().await;
+    let before = db.backends().await.unwrap();
+    let sessions: Vec<AsyncSession> = (0..1000).map(|_| db.engine().session()).collect();
+    assert_eq!(
+        db.backends().await.unwrap(),
+        before,
+        "a session touched a connection"
+    );
+    drop(sessions);
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let _: Vec<i64> = s
+        .execute(&select(count_star()).from::<User>())
+        .await
+        .unwrap();
+    assert_eq!(
+        db.recorder().sql_since(mark)[0],
+        "BEGIN",
+        "autobegin before the first statement"
+    );
+    let in_tx = db
+        .backends()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, s)| s == "idle in transaction")
+        .count();
+    assert_eq!(
+        in_tx, 1,
+        "exactly one backend holds the session's transaction"
+    );
+    s.commit().await.unwrap();
+    let (seen, ok) = db
+        .wait_for_backends(Duration::from_secs(1), |b| {
+            b.iter().all(|(_, s)| s == "idle")
+        })
+        .await
+        .unwrap();
+    assert!(ok, "{seen:?}");
+    assert_eq!(
+        db.engine().pool_status().in_use,
+        0,
+        "commit gave the connection back"
+    );
+}
+
+// covers: SES-04, SES-07, SES-08, SES-09
+#[tokio::test]
+async fn five_thousand_adds_flush_in_five_batched_inserts_with_keys_in_add_order() {
+    let db = setup().await;
+    let mut s = db.engine().session();
+    let objs: Vec<Obj<User>> = (0..5000).map(|i| user(&format!("u{i:05}"))).collect();
+    s.add_all(&objs).unwrap();
+    assert!(objs.iter().all(|o| o.state() == ObjectState::Pending));
+    let mark = db.recorder().len();
+    s.flush().await.unwrap();
+    let ins = inserts(&db, mark);
+    assert_eq!(ins.len(), 5, "≤ 1,000 rows per INSERT");
+    assert!(ins[0].contains("RETURNING"), "{}", &ins[0][..80]);
+    let ids: Vec<i32> = objs.iter().map(|o| o.read().unwrap().id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "keys follow add order");
+    let created = objs[0].read().unwrap().created_at;
+    assert!(
+        created > chrono::DateTime::UNIX_EPOCH,
+        "server default read back by RETURNING"
+    );
+    assert!(objs.iter().all(|o| o.state() == ObjectState::Persistent));
+    s.commit().await.unwrap();
+    let n: i64 = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql("SELECT count(*) FROM users"))
+        .await
+        .unwrap();
+    assert_eq!(n, 5000);
+}
+
+// covers: SES-07, SES-04
+#[tokio::test]
+async fn parents_are_inserted_before_children_whatever_the_add_order() {
+    let db = setup().await;
+    let mut s = db.engine().session();
+    let ann = user("ann");
+    s.add(&ann).unwrap();
+    s.flush().await.unwrap();
+    let ann_id = ann.read().unwrap().id;
+    // Add a child first, then a new parent: the users INSERT must still come first.
+    let post = Obj::new(Post {
+        id: 0,
+        user_id: ann_id,
+        title: "hello".into(),
+        version: 1,
+    });
+    let bob = user("bob");
+    s.add(&post).unwrap();
+    s.add(&bob).unwrap();
+    let mark = db.recorder().len();
+    s.flush().await.unwrap();
+    let ins = inserts(&db, mark);
+    assert_eq!(ins.len(), 2);
+    assert!(
+        ins[0].starts_with("INSERT INTO \"users\"") && ins[1].starts_with("INSERT INTO \"posts\""),
+        "{ins:?}"
+    );
+    s.commit().await.unwrap();
+}
+
+// covers: IDM-01, IDM-02, IDM-07
+#[tokio::test]
+async fn one_object_per_row_and_gets_from_the_map_need_no_sql() {
+    let db = setup().await;
+    let mut s = db.engine().session();
+    let ann = user("ann");
+    s.add(&ann).unwrap();
+    s.commit().await.unwrap();
+
+    let mut s = db.engine().session();
+    let a = s
+        .scalars(&select(User::ALL).filter(User::name.eq("ann")))
+        .await
+        .unwrap()
+        .remove(0);
+    let b = s.scalars(&select(User::ALL)).await.unwrap().remove(0);
+    assert!(Obj::ptr_eq(&a, &b), "the same row is the same object");
+    let id = a.read().unwrap().id;
+    let again = aludel::assert_statements!(db.recorder(), 0, {
+        s.get::<User>(id).await.unwrap().unwrap()
+    });
+    assert_eq!(again, a);
+
+    // Another transaction changes the row: the loaded object is not overwritten…
+    db.admin()
+        .await
+        .unwrap()
+        .execute(&sql("UPDATE users SET hair_color = 'red'"))
+        .await
+        .unwrap();
+    let c = s.scalars(&select(User::ALL)).await.unwrap().remove(0);
+    assert_eq!(c.read().unwrap().hair_color, None);
+    // …unless asked (populate_existing).
+    let d = s
+        .scalars_populate_existing(&select(User::ALL))
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(Obj::ptr_eq(&a, &d));
+    assert_eq!(a.read().unwrap().hair_color.as_deref(), Some("red"));
+    assert!(s.get::<User>(id + 1000).await.unwrap().is_none());
+    assert!(
+        s.get_one::<User>(id + 1000)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+// covers: SES-17, SES-06
+#[tokio::test]
+async fn updates_write_only_changed_columns_and_equal_assignments_write_nothing() {
+    let db = setup().await;
+    let mut s = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .session();
+    let ann = user("ann");
+    s.add(&ann).unwrap();
+    s.commit().await.unwrap();
+
+    ann.write().unwrap().name = "ann".into(); // same value
+    assert!(!s.is_modified(&ann));
+    let mark = db.recorder().len();
+    s.commit().await.unwrap();
+    assert!(
+        db.recorder()
+            .sql_since(mark)
+            .iter()
+            .all(|q| !q.starts_with("UPDATE")),
+        "no UPDATE for an equal value"
+    );
+
+    ann.write().unwrap().hair_color = Some("black".into());
+    assert!(s.is_modified(&ann));
+    let mark = db.recorder().len();
+    s.commit().await.unwrap();
+    let updates: Vec<String> = db
+        .recorder()
+        .sql_since(mark)
+        .into_iter()
+        .filter(|q| q.starts_with("UPDATE"))
+        .collect();
+    assert_eq!(updates.len(), 1);
+    assert!(
+        updates[0].contains("SET \"hair_color\" = v.") && !updates[0].contains("\"name\" = v."),
+        "{}",
+        updates[0]
+    );
+    let color: Option<String> = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql("SELECT hair_color FROM users"))
+        .await
+        .unwrap();
+    assert_eq!(color.as_deref(), Some("black"));
+
+    // Autoflush: a query sees the session's own pending changes.
+    ann.write().unwrap().name = "annie".into();
+    let found: Vec<String> = s
+        .execute(&select(User::name).filter(User::name.eq("annie")))
+        .await
+        .unwrap();
+    assert_eq!(found, ["annie"]);
+    s.rollback().await.unwrap();
+}
+
+// covers: SES-08, SES-07
+#[tokio::test]
+async fn dirty_rows_with_the_same_changed_columns_share_one_update() {
+    let db = setup().await;
+    let mut s = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .session();
+    let objs: Vec<Obj<User>> = (0..300).map(|i| user(&format!("u{i}"))).collect();
+    s.add_all(&objs).unwrap();
+    s.commit().await.unwrap();
+    for (i, o) in objs.iter().enumerate() {
+        if i % 2 == 0 {
+            o.write().unwrap().hair_color = Some(format!("c{i}"));
+        } else {
+            o.write().unwrap().name = format!("renamed{i}");
+        }
+    }
+    let mark = db.recorder().len();
+    s.flush().await.unwrap();
+    let updates: Vec<String> = db
+        .recorder()
+        .sql_since(mark)
+        .into_iter()
+        .filter(|q| q.starts_with("UPDATE"))
+        .collect();
+    assert_eq!(updates.len(), 2, "one UPDATE per changed-column set");
+    s.commit().await.unwrap();
+    let n: i64 = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql(
+            "SELECT count(*) FROM users WHERE name LIKE 'renamed%' OR hair_color LIKE 'c%'",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(n, 300);
+}
+
+// covers: EXP-01, EXP-02, EXP-03, EXP-04, ERR-01, ERR-02
+#[tokio::test]
+async fn expire_on_commit_makes_reads_typed_errors_with_zero_sql() {
+    let db = setup().await;
+    let mut s = db.engine().session();
+    assert!(s.config().expire_on_commit, "SQLAlchemy's default");
+    let ann = user("ann");
+    s.add(&ann).unwrap();
+    s.commit().await.unwrap();
+    let err = aludel::assert_statements!(db.recorder(), 0, { ann.read().unwrap_err() });
+    assert!(err.is_expired(), "{err:?}");
+    assert!(ann.write().unwrap_err().is_expired());
+    let mark = db.recorder().len();
+    s.refresh(&ann).await.unwrap();
+    let selects: Vec<String> = db
+        .recorder()
+        .queries_since(mark)
+        .into_iter()
+        .map(|r| r.sql)
+        .collect();
+    assert_eq!(selects.len(), 1, "refresh is one SELECT: {selects:?}");
+    assert_eq!(ann.read().unwrap().name, "ann");
+    s.commit().await.unwrap();
+    s.close().await.unwrap();
+    let detached = ann.read().unwrap_err();
+    assert!(detached.is_detached(), "expired and detached: {detached:?}");
+
+    // With expire_on_commit off, objects stay readable after commit and close, with no SQL.
+    let mut s = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .session();
+    let bob = user("bob");
+    s.add(&bob).unwrap();
+    s.commit().await.unwrap();
+    s.close().await.unwrap();
+    let name = aludel::assert_statements!(db.recorder(), 0, { bob.read().unwrap().name.clone() });
+    assert_eq!(name, "bob");
+    assert_eq!(bob.state(), ObjectState::Detached);
+}
+
+// covers: EXP-05, SES-12, IDM-03, IDM-05
+#[tokio::test]
+async fn rollback_expires_everything_and_undoes_states() {
+    let db = setup().await;
+    let mut s = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .session();
+    let b = user("b");
+    let c = user("c");
+    s.add_all([&b, &c]).unwrap();
+    s.commit().await.unwrap();
+
+    let a = user("a");
+    s.add(&a).unwrap();
+    s.flush().await.unwrap();
+    assert_eq!(a.state(), ObjectState::Persistent);
+    b.write().unwrap().name = "b-changed".into();
+    s.delete(&c).unwrap();
+    s.flush().await.unwrap();
+    assert_eq!(c.state(), ObjectState::Deleted);
+    s.rollback().await.unwrap();
+
+    assert_eq!(
+        a.state(),
+        ObjectState::Transient,
+        "inserted in the rolled-back transaction"
+    );
+    assert_eq!(
+        c.state(),
+        ObjectState::Persistent,
+        "its delete was rolled back"
+    );
+    assert!(
+        b.read().unwrap_err().is_expired(),
+        "rollback expires whatever expire_on_commit says"
+    );
+    s.refresh(&b).await.unwrap();
+    assert_eq!(b.read().unwrap().name, "b", "the database value");
+    // expire() discards unflushed changes.
+    b.write().unwrap().name = "lost".into();
+    s.expire(&b);
+    let mark = db.recorder().len();
+    s.commit().await.unwrap();
+    assert!(
+        db.recorder()
+            .sql_since(mark)
+            .iter()
+            .all(|q| !q.starts_with("UPDATE"))
+    );
+}
+
+// covers: SES-10, ERR-07, SES-11
+#[tokio::test]
+async fn a_failed_flush_writes_nothing_and_requires_rollback() {
+    let db = setup().await;
+    let mut s = db.engine().session();
+    s.add(&user("dup")).unwrap();
+    s.commit().await.unwrap();
+
+    let mut s = db.engine().session();
+    let ok = user("fine");
+    s.add(&ok).unwrap();
+    s.add(&user("dup")).unwrap();
+    let err = s.flush().await.unwrap_err();
+    assert!(err.is_unique_violation(), "{err:?}");
+    let next = s
+        .execute(&select(count_star()).from::<User>())
+        .await
+        .unwrap_err();
+    assert!(next.is_pending_rollback(), "{next:?}");
+    assert!(s.commit().await.unwrap_err().is_pending_rollback());
+    s.rollback().await.unwrap();
+    let n: Vec<i64> = s
+        .execute(&select(count_star()).from::<User>())
+        .await
+        .unwrap();
+    assert_eq!(n, [1], "nothing of the failed flush was written");
+    let seen: i64 = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql("SELECT count(*) FROM users"))
+        .await
+        .unwrap();
+    assert_eq!(seen, 1);
+    assert_eq!(
+        db.engine().pool_status().in_use,
+        1,
+        "only this session's connection is out"
+    );
+}
+
+// covers: SES-05, SES-16, SES-13
+#[tokio::test]
+async fn delete_expunge_and_close() {
+    let db = setup().await;
+    let mut s = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .session();
+    let a = user("a");
+    let b = user("b");
+    s.add_all([&a, &b]).unwrap();
+    s.commit().await.unwrap();
+    s.delete(&a).unwrap();
+    assert!(
+        s.delete(&user("never-added"))
+            .unwrap_err()
+            .is_invalid_request()
+    );
+    s.expunge(&b);
+    b.write().unwrap().name = "ignored".into();
+    let mark = db.recorder().len();
+    s.commit().await.unwrap();
+    let sqls = db.recorder().sql_since(mark);
+    assert!(
+        sqls.iter().any(|q| q.starts_with("DELETE FROM \"users\"")),
+        "{sqls:?}"
+    );
+    assert!(
+        sqls.iter().all(|q| !q.starts_with("UPDATE")),
+        "an expunged object is not flushed"
+    );
+    assert_eq!(
+        a.state(),
+        ObjectState::Detached,
+        "deleted + commit → detached"
+    );
+    let names: Vec<String> = db
+        .admin()
+        .await
+        .unwrap()
+        .query_as(&sql("SELECT name FROM users"))
+        .await
+        .unwrap();
+    assert_eq!(names, ["b"]);
+    s.close().await.unwrap();
+    assert_eq!(s.identity_map_len(), 0);
+}
+
+// covers: OPT-01, ERR-05
+#[tokio::test]
+async fn a_stale_version_fails_the_flush() {
+    let db = setup().await;
+    let mut s = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .session();
+    let owner = user("owner");
+    s.add(&owner).unwrap();
+    s.flush().await.unwrap();
+    let post = Obj::new(Post {
+        id: 0,
+        user_id: owner.read().unwrap().id,
+        title: "v1".into(),
+        version: 1,
+    });
+    s.add(&post).unwrap();
+    s.commit().await.unwrap();
+
+    post.write().unwrap().title = "v2".into();
+    s.commit().await.unwrap();
+    assert_eq!(
+        post.read().unwrap().version,
+        2,
+        "the version was bumped and read back"
+    );
+
+    // Another session bumps the version behind our back.
+    let mut other = db.engine().session();
+    let theirs = other
+        .get_one::<Post>(post.read().unwrap().id)
+        .await
+        .unwrap();
+    theirs.write().unwrap().title = "theirs".into();
+    other.commit().await.unwrap();
+
+    post.write().unwrap().title = "mine".into();
+    let err = s.commit().await.unwrap_err();
+    assert!(err.is_stale_data(), "{err:?}");
+    s.rollback().await.unwrap();
+    s.refresh(&post).await.unwrap();
+    assert_eq!(post.read().unwrap().title, "theirs");
+    assert_eq!(post.read().unwrap().version, 3);
+}
+
+// covers: IDM-04
+#[tokio::test]
+async fn clean_objects_the_application_drops_leave_the_identity_map() {
+    let db = setup().await;
+    let mut s = db.engine().session();
+    let objs: Vec<Obj<User>> = (0..2000).map(|i| user(&format!("u{i}"))).collect();
+    s.add_all(&objs).unwrap();
+    s.commit().await.unwrap();
+    drop(objs);
+    let mut s = db.engine().session();
+    for _ in 0..5 {
+        let page = s.scalars(&select(User::ALL)).await.unwrap();
+        assert_eq!(page.len(), 2000);
+        drop(page);
+        assert_eq!(
+            s.identity_map_len(),
+            0,
+            "nothing keeps dropped clean objects alive"
+        );
+    }
+    let kept = s.scalars(&select(User::ALL).limit(10)).await.unwrap();
+    assert_eq!(s.identity_map_len(), 10);
+    kept[0].write().unwrap().name = "held".into();
+    drop(kept);
+    assert_eq!(
+        s.identity_map_len(),
+        1,
+        "a written object is held until flushed"
+    );
+    s.commit().await.unwrap();
+}
+
+// covers: SES-03
+#[tokio::test]
+async fn sessions_move_across_tasks() {
+    let db = setup().await;
+    let mut s = db.engine().session();
+    s.add(&user("x")).unwrap();
+    let handle = tokio::spawn(async move {
+        s.commit().await.unwrap();
+        s
+    });
+    let mut s = handle.await.unwrap();
+    let n: Vec<i64> = s
+        .execute(&select(count_star()).from::<User>())
+        .await
+        .unwrap();
+    assert_eq!(n, [1]);
+}
