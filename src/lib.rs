@@ -45,8 +45,8 @@ mod sql;
 pub mod testing;
 
 pub use crate::engine::{
-    Connection, Engine, EngineBuilder, IsolationLevel, Observer, PoolStatus, StatementEvent,
-    StatementKind, StatementMode, TxOptions,
+    Connection, Engine, EngineBuilder, IsolationLevel, Observer, PoolStatus, Savepoint,
+    StatementEvent, StatementKind, StatementMode, TxOptions,
 };
 pub use crate::error::{Error, PoolTimeout, Result};
 pub use crate::row::{FromRow, Row};
@@ -55,7 +55,8 @@ pub use crate::schema::{
     create_all, drop_all,
 };
 pub use crate::session::{
-    AsyncSession, Obj, ObjMut, ObjRef, ObjectState, PrimaryKey, SessionConfig, SessionFactory,
+    AsyncSession, NestedTransaction, Obj, ObjMut, ObjRef, ObjectState, PrimaryKey, SessionConfig,
+    SessionFactory,
 };
 pub use crate::sql::{
     Alias, All, AnyExpr, AssertSqlSafe, Assignments, Bind, Column, ColumnList, ColumnType,

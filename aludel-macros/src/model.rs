@@ -406,7 +406,8 @@ mod tests {
         assert!(out.contains("pub const id : :: aludel :: Column < User , i32 > = :: aludel :: Column :: new (\"users\" , \"id\")"), "{out}");
         assert!(out.contains("\"full_name\""), "{out}");
         // identity columns are not part of INSERT
-        let insert = &out[out.find("fn insert_values").unwrap()..out.find("fn column_value").unwrap()];
+        let insert =
+            &out[out.find("fn insert_values").unwrap()..out.find("fn column_value").unwrap()];
         assert!(!insert.contains("self . id"), "{insert}");
         assert!(insert.contains("self . name"), "{insert}");
     }

@@ -17,7 +17,7 @@ use deadpool_postgres::{Pool, PoolError, TimeoutType};
 use tokio_postgres::NoTls;
 
 pub use self::builder::{EngineBuilder, StatementMode};
-pub use self::connection::Connection;
+pub use self::connection::{Connection, Savepoint};
 pub use self::observe::{Observer, StatementEvent, StatementKind};
 pub use self::tx::{IsolationLevel, TxOptions};
 

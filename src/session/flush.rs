@@ -140,7 +140,11 @@ type Group = Vec<DirtyRow>;
 
 /// Writes the changed columns of written objects: one statement per (table, changed column
 /// set), rows sorted by primary key, server-computed values read back by RETURNING.
-pub(crate) async fn update_all(conn: &mut Connection, written: Vec<Arc<dyn AnyObj>>) -> Result<()> {
+pub(crate) async fn update_all(
+    conn: &mut Connection,
+    written: Vec<Arc<dyn AnyObj>>,
+) -> Result<Vec<Arc<dyn AnyObj>>> {
+    let mut updated = Vec::new();
     let mut groups: BTreeMap<(&'static str, Vec<usize>), (&'static TableDef, Group)> =
         BTreeMap::new();
     for obj in written {
@@ -176,9 +180,10 @@ pub(crate) async fn update_all(conn: &mut Connection, written: Vec<Arc<dyn AnyOb
         let rows_per_stmt = MAX_ROWS.min(MAX_BINDS / per_row).max(1);
         for chunk in rows.chunks(rows_per_stmt) {
             update_chunk(conn, t, &pk, &idx, version, chunk).await?;
+            updated.extend(chunk.iter().map(|(_, o, _)| o.clone()));
         }
     }
-    Ok(())
+    Ok(updated)
 }
 
 async fn update_chunk(

@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 pub use self::object::{Obj, ObjMut, ObjRef, ObjectState};
 
 use self::object::{AnyObj, Registry, identity_key};
-use crate::engine::{Connection, Engine, TxOptions};
+use crate::engine::{Connection, Engine, Savepoint, TxOptions};
 use crate::error::{Error, Result};
 use crate::row::Row;
 use crate::schema::Model;
@@ -69,6 +69,45 @@ impl SessionFactory {
     pub fn session(&self) -> AsyncSession {
         AsyncSession::new(self.engine.clone(), self.config)
     }
+
+    /// Runs `f` in a new session and commits when it returns `Ok`; rolls back when it returns
+    /// `Err` (SQLAlchemy's `async_sessionmaker.begin()` block).
+    pub async fn transaction<T, F>(&self, f: F) -> Result<T>
+    where
+        F: AsyncFnMut(&mut AsyncSession) -> Result<T>,
+    {
+        self.transaction_with_retry(1, f).await
+    }
+
+    /// Like [`SessionFactory::transaction`], and runs the whole block again (in a fresh
+    /// session, after a growing pause) when it fails with a serialization failure or deadlock,
+    /// up to `max_attempts` times in all.
+    pub async fn transaction_with_retry<T, F>(&self, max_attempts: u32, mut f: F) -> Result<T>
+    where
+        F: AsyncFnMut(&mut AsyncSession) -> Result<T>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut s = self.session();
+            let outcome = match f(&mut s).await {
+                Ok(v) => s.commit().await.map(|()| v),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let _ = s.rollback().await;
+                    if !e.is_retryable() || attempt >= max_attempts {
+                        return Err(e);
+                    }
+                    let pause = std::time::Duration::from_millis(10u64 << attempt.min(6));
+                    tracing::debug!(target: "aludel::session", attempt, error = %e, "retrying transaction");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
 }
 
 impl Engine {
@@ -123,6 +162,23 @@ pub struct AsyncSession {
     tx_deleted: Vec<Arc<dyn AnyObj>>,
     /// A flush failed, or was cancelled midway: only `rollback` is allowed.
     pending_rollback: bool,
+    /// Open savepoints, innermost last, with what was flushed inside each.
+    savepoints: Vec<SavepointMark>,
+}
+
+struct SavepointMark {
+    sp: Savepoint,
+    inserted: Vec<Arc<dyn AnyObj>>,
+    deleted: Vec<Arc<dyn AnyObj>>,
+    updated: Vec<Arc<dyn AnyObj>>,
+}
+
+/// A savepoint opened by [`AsyncSession::begin_nested`]; end it with
+/// [`AsyncSession::commit_nested`] or [`AsyncSession::rollback_nested`].
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "commit or roll back the nested transaction"]
+pub struct NestedTransaction {
+    depth: usize,
 }
 
 impl std::fmt::Debug for AsyncSession {
@@ -151,6 +207,7 @@ impl AsyncSession {
             tx_inserted: Vec::new(),
             tx_deleted: Vec::new(),
             pending_rollback: false,
+            savepoints: Vec::new(),
         }
     }
 
@@ -276,10 +333,14 @@ impl AsyncSession {
                 Ok(())
             }
             Err(e) => {
-                if let Some(conn) = self.conn.as_mut() {
-                    let _ = conn.rollback().await;
+                if self.savepoints.is_empty() {
+                    if let Some(conn) = self.conn.as_mut() {
+                        let _ = conn.rollback().await;
+                    }
+                    self.conn = None;
                 }
-                self.conn = None;
+                // Inside a savepoint the outer transaction survives: `rollback_nested`
+                // recovers the session.
                 Err(e)
             }
         }
@@ -299,11 +360,20 @@ impl AsyncSession {
             self.identity
                 .insert((obj.table().name, obj.key()), Arc::downgrade(obj));
         }
+        if let Some(mark) = self.savepoints.last_mut() {
+            mark.inserted.extend(inserted.iter().cloned());
+        }
         self.tx_inserted.extend(inserted);
         let written = self.registry.take_written();
-        flush::update_all(conn, written).await?;
+        let updated = flush::update_all(conn, written).await?;
+        if let Some(mark) = self.savepoints.last_mut() {
+            mark.updated.extend(updated);
+        }
         let deleted = std::mem::take(&mut self.deleted);
         flush::delete_all(conn, &deleted).await?;
+        if let Some(mark) = self.savepoints.last_mut() {
+            mark.deleted.extend(deleted.iter().cloned());
+        }
         for obj in &deleted {
             self.identity.remove(&(obj.table().name, obj.key()));
             obj.mark_deleted_in_tx(true);
@@ -358,6 +428,7 @@ impl AsyncSession {
 
     fn after_rollback(&mut self) {
         self.pending_rollback = false;
+        self.savepoints.clear();
         for obj in self.tx_inserted.drain(..) {
             self.identity.remove(&(obj.table().name, obj.key()));
             obj.detach();
@@ -379,6 +450,111 @@ impl AsyncSession {
         }
         let _ = self.registry.take_written();
         self.expire_all();
+    }
+
+    /// Flushes, then opens a SAVEPOINT (SQLAlchemy's `begin_nested`).
+    ///
+    /// ```no_run
+    /// # #[derive(aludel::Model)] struct Item { #[aludel(primary_key)] id: i32 }
+    /// # async fn demo(s: &mut aludel::AsyncSession, items: Vec<aludel::Obj<Item>>) -> aludel::Result<()> {
+    /// for item in &items {
+    ///     let sp = s.begin_nested().await?;
+    ///     s.add(item)?;
+    ///     match s.flush().await {
+    ///         Ok(()) => s.commit_nested(sp).await?,
+    ///         Err(e) if e.is_unique_violation() => s.rollback_nested(sp).await?,
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn begin_nested(&mut self) -> Result<NestedTransaction> {
+        self.flush().await?;
+        let conn = self.connection().await?;
+        let sp = conn.savepoint().await?;
+        self.savepoints.push(SavepointMark {
+            sp,
+            inserted: Vec::new(),
+            deleted: Vec::new(),
+            updated: Vec::new(),
+        });
+        Ok(NestedTransaction {
+            depth: self.savepoints.len(),
+        })
+    }
+
+    fn check_nested(&self, nested: &NestedTransaction) -> Result<()> {
+        if nested.depth != self.savepoints.len() {
+            return Err(Error::invalid(
+                "that nested transaction is not the innermost open one",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Flushes and releases the savepoint; its work stays in the enclosing transaction and
+    /// nothing is expired.
+    pub async fn commit_nested(&mut self, nested: NestedTransaction) -> Result<()> {
+        self.check_nested(&nested)?;
+        self.flush().await?;
+        let Some(mark) = self.savepoints.pop() else {
+            return Err(Error::invalid("no open nested transaction"));
+        };
+        let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
+        conn.release_savepoint(mark.sp).await?;
+        if let Some(outer) = self.savepoints.last_mut() {
+            outer.inserted.extend(mark.inserted);
+            outer.deleted.extend(mark.deleted);
+            outer.updated.extend(mark.updated);
+        }
+        Ok(())
+    }
+
+    /// Rolls back to the savepoint: what was inserted inside becomes transient, what was
+    /// deleted inside persistent, what was changed inside expired (EXP-06); objects changed
+    /// before the savepoint keep their state. Also recovers a session whose flush failed
+    /// inside the savepoint.
+    pub async fn rollback_nested(&mut self, nested: NestedTransaction) -> Result<()> {
+        self.check_nested(&nested)?;
+        let Some(mark) = self.savepoints.pop() else {
+            return Err(Error::invalid("no open nested transaction"));
+        };
+        let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
+        conn.rollback_to_savepoint(mark.sp).await?;
+        self.pending_rollback = false;
+        for obj in mark.inserted {
+            self.identity.remove(&(obj.table().name, obj.key()));
+            self.tx_inserted.retain(|o| !Arc::ptr_eq(o, &obj));
+            obj.detach();
+            obj.set_state(ObjectState::Transient);
+        }
+        for obj in mark.deleted {
+            obj.mark_deleted_in_tx(false);
+            self.tx_deleted.retain(|o| !Arc::ptr_eq(o, &obj));
+            obj.set_state(ObjectState::Persistent);
+            self.identity
+                .insert((obj.table().name, obj.key()), Arc::downgrade(&obj));
+        }
+        for obj in mark.updated {
+            obj.expire();
+        }
+        // Changes made inside and never flushed are discarded with the savepoint.
+        for obj in self.registry.take_written() {
+            obj.expire();
+        }
+        for obj in self.new.drain(..) {
+            obj.detach();
+            obj.set_state(ObjectState::Transient);
+        }
+        for obj in self.deleted.drain(..) {
+            obj.set_state(ObjectState::Persistent);
+        }
+        Ok(())
+    }
+
+    /// True inside a savepoint.
+    pub fn in_nested_transaction(&self) -> bool {
+        !self.savepoints.is_empty()
     }
 
     /// Rolls back any open transaction and detaches every object; the session stays usable.

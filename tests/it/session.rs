@@ -601,3 +601,240 @@ async fn sessions_move_across_tasks() {
         .unwrap();
     assert_eq!(n, [1]);
 }
+
+// covers: TX-04, EXP-06, TX-05
+#[tokio::test]
+async fn per_row_savepoints_keep_the_good_rows() {
+    let db = setup().await;
+    let mut s = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .session();
+    let names: Vec<String> = (0..100)
+        .map(|i| format!("n{}", if i % 10 == 9 { i - 1 } else { i }))
+        .collect();
+    let mark = db.recorder().len();
+    let mut kept = 0;
+    for name in &names {
+        let sp = s.begin_nested().await.unwrap();
+        assert!(s.in_nested_transaction());
+        s.add(&user(name)).unwrap();
+        match s.flush().await {
+            Ok(()) => {
+                s.commit_nested(sp).await.unwrap();
+                kept += 1;
+            }
+            Err(e) => {
+                assert!(e.is_unique_violation(), "{e:?}");
+                s.rollback_nested(sp).await.unwrap();
+            }
+        }
+    }
+    s.commit().await.unwrap();
+    assert_eq!(kept, 90);
+    let n: i64 = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql("SELECT count(*) FROM users"))
+        .await
+        .unwrap();
+    assert_eq!(n, 90);
+    let seen = db.recorder().sql_since(mark);
+    assert!(seen.iter().any(|q| q.starts_with("SAVEPOINT")));
+    assert!(seen.iter().any(|q| q.starts_with("RELEASE SAVEPOINT")));
+    assert!(seen.iter().any(|q| q.starts_with("ROLLBACK TO SAVEPOINT")));
+
+    // EXP-06: A changed before the savepoint, B inside; rolling back the savepoint expires B only.
+    let a = s.get_one::<User>(1).await.unwrap();
+    let b = s.get_one::<User>(2).await.unwrap();
+    a.write().unwrap().hair_color = Some("before".into());
+    let sp = s.begin_nested().await.unwrap(); // flushes A's change
+    b.write().unwrap().hair_color = Some("inside".into());
+    s.flush().await.unwrap();
+    s.rollback_nested(sp).await.unwrap();
+    assert_eq!(
+        a.read().unwrap().hair_color.as_deref(),
+        Some("before"),
+        "A keeps its state"
+    );
+    assert!(
+        b.read().unwrap_err().is_expired(),
+        "B was changed inside the savepoint"
+    );
+    s.refresh(&b).await.unwrap();
+    assert_eq!(b.read().unwrap().hair_color, None);
+    s.commit().await.unwrap();
+}
+
+// covers: SES-01, TX-02
+#[tokio::test]
+async fn the_transaction_helper_commits_rolls_back_and_retries() {
+    let db = setup().await;
+    let factory = db.engine().session_builder();
+    let id = factory
+        .transaction(async |s| {
+            let u = user("helper");
+            s.add(&u)?;
+            s.flush().await?;
+            Ok(u.read()?.id)
+        })
+        .await
+        .unwrap();
+    assert!(id > 0);
+    let failed: aludel::Result<()> = factory
+        .transaction(async |s| {
+            s.add(&user("never"))?;
+            s.flush().await?;
+            Err(s.get_one::<User>(-1).await.unwrap_err())
+        })
+        .await;
+    assert!(failed.unwrap_err().is_not_found());
+    let names: Vec<String> = db
+        .admin()
+        .await
+        .unwrap()
+        .query_as(&sql("SELECT name FROM users"))
+        .await
+        .unwrap();
+    assert_eq!(names, ["helper"], "the failed block left nothing");
+
+    // Two serializable transactions with write skew: the loser is retried and succeeds.
+    let serial = db
+        .engine()
+        .session_builder()
+        .tx_options(aludel::TxOptions::new().isolation(aludel::IsolationLevel::Serializable));
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let run = |tag: &'static str| {
+        let serial = serial.clone();
+        let attempts = attempts.clone();
+        let barrier = barrier.clone();
+        async move {
+            serial
+                .transaction_with_retry(5, async |s| {
+                    let n = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let count: Vec<i64> = s.execute(&select(count_star()).from::<User>()).await?;
+                    if n < 2 {
+                        barrier.wait().await; // both read before either writes
+                    }
+                    s.add(&user(&format!("{tag}{}", count[0])))?;
+                    s.flush().await
+                })
+                .await
+        }
+    };
+    let (a, b) = tokio::join!(run("a"), run("b"));
+    a.unwrap();
+    b.unwrap();
+    assert!(
+        attempts.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "one side was retried"
+    );
+    let n: i64 = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql("SELECT count(*) FROM users"))
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+}
+
+// covers: SES-14, SES-09
+#[tokio::test]
+async fn dropping_session_futures_at_every_poll_point_leaves_no_transaction_behind() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Wake};
+    struct Flag(tokio::sync::Notify);
+    impl Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.notify_one();
+        }
+    }
+    let db = setup().await;
+    let engine = db.engine_builder().max_size(1).build().unwrap();
+    let mut done_at = None;
+    for n in 0..60 {
+        let mut s = engine.session();
+        let u = user(&format!("poll{n}"));
+        s.add(&u).unwrap();
+        let flag = std::sync::Arc::new(Flag(tokio::sync::Notify::new()));
+        let waker = std::task::Waker::from(flag.clone());
+        let finished = {
+            let mut fut = Box::pin(s.commit());
+            let mut finished = false;
+            for i in 0..n {
+                if i > 0 {
+                    flag.0.notified().await;
+                }
+                if let Poll::Ready(r) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+                    r.unwrap();
+                    finished = true;
+                    break;
+                }
+            }
+            finished
+        };
+        drop(s);
+        let mut c = engine.connect().await.unwrap();
+        assert!(!c.in_transaction());
+        let rows: i64 = c
+            .query_one(&sql("SELECT count(*) FROM users WHERE name = $1").bind(format!("poll{n}")))
+            .await
+            .unwrap();
+        assert_eq!(rows, i64::from(finished), "n = {n}");
+        drop(c);
+        if finished {
+            done_at = Some(n);
+            break;
+        }
+    }
+    assert!(done_at.is_some());
+    let (seen, ok) = db
+        .wait_for_backends(Duration::from_secs(2), |b| {
+            b.iter().all(|(_, s)| s == "idle")
+        })
+        .await
+        .unwrap();
+    assert!(ok, "{seen:?}");
+    assert_eq!(engine.pool_status().in_use, 0);
+}
+
+// covers: SES-09
+#[tokio::test]
+async fn values_computed_by_the_server_on_update_come_back_without_a_select() {
+    let db = setup().await;
+    let mut c = db.engine().connect().await.unwrap();
+    c.batch_execute(
+        "CREATE FUNCTION shout() RETURNS trigger AS $$ BEGIN NEW.hair_color := upper(NEW.hair_color); RETURN NEW; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER shout BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION shout();",
+    )
+    .await
+    .unwrap();
+    drop(c);
+    let mut s = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .session();
+    let u = user("t");
+    s.add(&u).unwrap();
+    s.commit().await.unwrap();
+    u.write().unwrap().hair_color = Some("quiet".into());
+    let mark = db.recorder().len();
+    s.commit().await.unwrap();
+    let selects = db
+        .recorder()
+        .queries_since(mark)
+        .into_iter()
+        .filter(|r| r.sql.starts_with("SELECT"))
+        .count();
+    assert_eq!(selects, 0);
+    assert_eq!(
+        u.read().unwrap().hair_color.as_deref(),
+        Some("QUIET"),
+        "the trigger's value, via RETURNING"
+    );
+}
