@@ -838,3 +838,129 @@ async fn values_computed_by_the_server_on_update_come_back_without_a_select() {
         "the trigger's value, via RETURNING"
     );
 }
+
+// covers: SES-15, SES-18, SES-20, RES-03, RES-05, RES-06
+#[tokio::test]
+async fn merge_bulk_insert_and_criteria_writes_keep_objects_in_sync() {
+    let db = setup().await;
+    let mut s = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .session();
+
+    // Bulk insert: 2,500 rows in 3 statements, untracked; then 3 tracked rows in input order.
+    let rows: Vec<User> = (0..2500)
+        .map(|i| User {
+            id: 0,
+            name: format!("b{i}"),
+            hair_color: None,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+        })
+        .collect();
+    let mark = db.recorder().len();
+    assert_eq!(s.bulk_insert(&rows).await.unwrap(), 2500);
+    assert_eq!(inserts(&db, mark).len(), 3);
+    assert_eq!(s.identity_map_len(), 0, "bulk rows are not tracked");
+    let tracked = s
+        .bulk_insert_returning(
+            ["x", "y", "z"]
+                .iter()
+                .map(|n| User {
+                    id: 0,
+                    name: (*n).into(),
+                    hair_color: None,
+                    created_at: chrono::DateTime::UNIX_EPOCH,
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<i32> = tracked.iter().map(|o| o.read().unwrap().id).collect();
+    assert!(ids[0] < ids[1] && ids[1] < ids[2]);
+    s.commit().await.unwrap();
+
+    // merge: a detached value with one changed column → UPDATE of that column only.
+    let mut detached = tracked[0].get().unwrap();
+    detached.hair_color = Some("merged".into());
+    let mark = db.recorder().len();
+    let merged = s.merge(detached).await.unwrap();
+    assert!(
+        Obj::ptr_eq(&merged, &tracked[0]),
+        "merged into the loaded object"
+    );
+    s.flush().await.unwrap();
+    let updates: Vec<String> = db
+        .recorder()
+        .sql_since(mark)
+        .into_iter()
+        .filter(|q| q.starts_with("UPDATE"))
+        .collect();
+    assert_eq!(updates.len(), 1);
+    assert!(updates[0].contains("\"hair_color\" = v.") && !updates[0].contains("\"name\" = v."));
+    // merge of an unknown key → INSERT.
+    let fresh = s
+        .merge(User {
+            id: 999_999,
+            name: "merged-new".into(),
+            hair_color: None,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+        })
+        .await
+        .unwrap();
+    assert_eq!(fresh.state(), ObjectState::Pending);
+    s.commit().await.unwrap();
+
+    // Criteria UPDATE: the loaded object sees the new value without a SELECT.
+    let y = &tracked[1];
+    let mark = db.recorder().len();
+    let n = s
+        .update_where(
+            aludel::update::<User>()
+                .set(User::hair_color, "bulk")
+                .filter(User::name.in_list(vec!["y".into(), "z".into()])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(y.read().unwrap().hair_color.as_deref(), Some("bulk"));
+    assert_eq!(
+        db.recorder().queries_since(mark).len(),
+        1,
+        "one statement, RETURNING included"
+    );
+    // Criteria DELETE: the loaded object becomes deleted.
+    let gone = s
+        .delete_where(aludel::delete::<User>().filter(User::name.eq("z")))
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    assert_eq!(tracked[2].state(), ObjectState::Deleted);
+    s.commit().await.unwrap();
+    assert_eq!(tracked[2].state(), ObjectState::Detached);
+
+    // Result helpers.
+    let one = s
+        .one(&select(User::name).filter(User::name.eq("x")))
+        .await
+        .unwrap();
+    assert_eq!(one, "x");
+    assert!(
+        s.one_or_none(&select(User::name).filter(User::name.eq("nobody")))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.one(&select(User::name))
+            .await
+            .unwrap_err()
+            .is_multiple_rows()
+    );
+    let first = s
+        .first(&select(User::name).order_by(User::name.asc()))
+        .await
+        .unwrap();
+    assert_eq!(first.as_deref(), Some("b0"));
+    s.rollback().await.unwrap();
+}
