@@ -55,8 +55,9 @@ pub use crate::schema::{
     create_all, drop_all,
 };
 pub use crate::session::{
-    AsyncSession, NestedTransaction, Obj, ObjMut, ObjRef, ObjectState, PrimaryKey, SessionConfig,
-    SessionFactory,
+    AsyncSession, KeysetPage, ListOptions, NestedTransaction, Obj, ObjMut, ObjRef, ObjectState,
+    Page, PrimaryKey, Repository, SessionConfig, SessionFactory, scoped_session,
+    with_scoped_session,
 };
 pub use crate::sql::{
     Alias, All, AnyExpr, AssertSqlSafe, Assignments, Bind, Column, ColumnList, ColumnType,

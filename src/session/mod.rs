@@ -5,11 +5,15 @@
 
 mod flush;
 mod object;
+mod repository;
+mod scoped;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 pub use self::object::{Obj, ObjMut, ObjRef, ObjectState};
+pub use self::repository::{KeysetPage, ListOptions, Page, Repository};
+pub use self::scoped::{scoped_session, with_scoped_session};
 
 use self::object::{AnyObj, Registry, identity_key};
 use crate::engine::{Connection, Engine, Savepoint, TxOptions};

@@ -964,3 +964,111 @@ async fn merge_bulk_insert_and_criteria_writes_keep_objects_in_sync() {
     assert_eq!(first.as_deref(), Some("b0"));
     s.rollback().await.unwrap();
 }
+
+// covers: DI-05
+#[tokio::test]
+async fn repository_crud_paging_and_scoped_sessions() {
+    use aludel::ListOptions;
+    let db = setup().await;
+    let mut s = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .session();
+    let mut repo = s.repo::<User>();
+    for i in 0..25 {
+        repo.create(User {
+            id: 0,
+            name: format!("r{i:02}"),
+            hair_color: (i % 2 == 0).then(|| "black".into()),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+        })
+        .await
+        .unwrap();
+    }
+    let page = repo
+        .list(
+            ListOptions::new()
+                .filter(User::hair_color.eq("black"))
+                .order_by(User::name.desc())
+                .limit(5)
+                .offset(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 13);
+    assert_eq!(page.items.len(), 5);
+    assert_eq!(page.items[0].read().unwrap().name, "r22");
+    assert_eq!(repo.count(None).await.unwrap(), 25);
+    assert!(repo.exists(User::name.eq("r07")).await.unwrap());
+    assert!(!repo.exists(User::name.eq("zz")).await.unwrap());
+    let some = repo
+        .get_many(User::name, vec!["r01".into(), "r02".into()])
+        .await
+        .unwrap();
+    assert_eq!(some.len(), 2);
+
+    // Keyset pages of 10 walk all 25 rows exactly once.
+    let mut after = None;
+    let mut seen = Vec::new();
+    loop {
+        let page = repo
+            .list_after(User::id, after, 10, None, |u| u.id)
+            .await
+            .unwrap();
+        seen.extend(page.items.iter().map(|o| o.read().unwrap().id));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 25);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+
+    let victim = repo.get(seen[0]).await.unwrap().unwrap();
+    victim.write().unwrap().name = "renamed".into();
+    repo.update(&victim).await.unwrap();
+    repo.delete(&victim).await.unwrap();
+    s.commit().await.unwrap();
+    let names: i64 = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql("SELECT count(*) FROM users"))
+        .await
+        .unwrap();
+    assert_eq!(names, 24);
+
+    // Task-scoped sessions: each task sees its own; nothing outlives the scopes.
+    assert!(aludel::scoped_session().unwrap_err().is_invalid_request());
+    let engine = db.engine().clone();
+    let weak: Vec<std::sync::Weak<tokio::sync::Mutex<AsyncSession>>> =
+        futures_util::future::join_all((0..200).map(|_| {
+            let engine = engine.clone();
+            async move {
+                aludel::with_scoped_session(&engine, async {
+                    let shared = aludel::scoped_session().unwrap();
+                    let weak = std::sync::Arc::downgrade(&shared);
+                    let mut s = shared.lock().await;
+                    let _: Vec<i64> = s
+                        .execute(&select(count_star()).from::<User>())
+                        .await
+                        .unwrap();
+                    weak
+                })
+                .await
+            }
+        }))
+        .await;
+    assert!(
+        weak.iter().all(|w| w.upgrade().is_none()),
+        "a scoped session outlived its scope"
+    );
+    let (seen, ok) = db
+        .wait_for_backends(Duration::from_secs(2), |b| {
+            b.iter().all(|(_, s)| s == "idle")
+        })
+        .await
+        .unwrap();
+    assert!(ok, "scoped sessions left transactions open: {seen:?}");
+}
