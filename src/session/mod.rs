@@ -3,7 +3,9 @@
 //! The design (handles, lazy snapshot diff, weak identity map, flush order) is written down in
 //! `docs/architecture.md`.
 
+mod bulk;
 mod flush;
+mod nested;
 mod object;
 mod repository;
 mod scoped;
@@ -456,111 +458,6 @@ impl AsyncSession {
         self.expire_all();
     }
 
-    /// Flushes, then opens a SAVEPOINT (SQLAlchemy's `begin_nested`).
-    ///
-    /// ```no_run
-    /// # #[derive(aludel::Model)] struct Item { #[aludel(primary_key)] id: i32 }
-    /// # async fn demo(s: &mut aludel::AsyncSession, items: Vec<aludel::Obj<Item>>) -> aludel::Result<()> {
-    /// for item in &items {
-    ///     let sp = s.begin_nested().await?;
-    ///     s.add(item)?;
-    ///     match s.flush().await {
-    ///         Ok(()) => s.commit_nested(sp).await?,
-    ///         Err(e) if e.is_unique_violation() => s.rollback_nested(sp).await?,
-    ///         Err(e) => return Err(e),
-    ///     }
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub async fn begin_nested(&mut self) -> Result<NestedTransaction> {
-        self.flush().await?;
-        let conn = self.connection().await?;
-        let sp = conn.savepoint().await?;
-        self.savepoints.push(SavepointMark {
-            sp,
-            inserted: Vec::new(),
-            deleted: Vec::new(),
-            updated: Vec::new(),
-        });
-        Ok(NestedTransaction {
-            depth: self.savepoints.len(),
-        })
-    }
-
-    fn check_nested(&self, nested: &NestedTransaction) -> Result<()> {
-        if nested.depth != self.savepoints.len() {
-            return Err(Error::invalid(
-                "that nested transaction is not the innermost open one",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Flushes and releases the savepoint; its work stays in the enclosing transaction and
-    /// nothing is expired.
-    pub async fn commit_nested(&mut self, nested: NestedTransaction) -> Result<()> {
-        self.check_nested(&nested)?;
-        self.flush().await?;
-        let Some(mark) = self.savepoints.pop() else {
-            return Err(Error::invalid("no open nested transaction"));
-        };
-        let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
-        conn.release_savepoint(mark.sp).await?;
-        if let Some(outer) = self.savepoints.last_mut() {
-            outer.inserted.extend(mark.inserted);
-            outer.deleted.extend(mark.deleted);
-            outer.updated.extend(mark.updated);
-        }
-        Ok(())
-    }
-
-    /// Rolls back to the savepoint: what was inserted inside becomes transient, what was
-    /// deleted inside persistent, what was changed inside expired (EXP-06); objects changed
-    /// before the savepoint keep their state. Also recovers a session whose flush failed
-    /// inside the savepoint.
-    pub async fn rollback_nested(&mut self, nested: NestedTransaction) -> Result<()> {
-        self.check_nested(&nested)?;
-        let Some(mark) = self.savepoints.pop() else {
-            return Err(Error::invalid("no open nested transaction"));
-        };
-        let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
-        conn.rollback_to_savepoint(mark.sp).await?;
-        self.pending_rollback = false;
-        for obj in mark.inserted {
-            self.identity.remove(&(obj.table().name, obj.key()));
-            self.tx_inserted.retain(|o| !Arc::ptr_eq(o, &obj));
-            obj.detach();
-            obj.set_state(ObjectState::Transient);
-        }
-        for obj in mark.deleted {
-            obj.mark_deleted_in_tx(false);
-            self.tx_deleted.retain(|o| !Arc::ptr_eq(o, &obj));
-            obj.set_state(ObjectState::Persistent);
-            self.identity
-                .insert((obj.table().name, obj.key()), Arc::downgrade(&obj));
-        }
-        for obj in mark.updated {
-            obj.expire();
-        }
-        // Changes made inside and never flushed are discarded with the savepoint.
-        for obj in self.registry.take_written() {
-            obj.expire();
-        }
-        for obj in self.new.drain(..) {
-            obj.detach();
-            obj.set_state(ObjectState::Transient);
-        }
-        for obj in self.deleted.drain(..) {
-            obj.set_state(ObjectState::Persistent);
-        }
-        Ok(())
-    }
-
-    /// True inside a savepoint.
-    pub fn in_nested_transaction(&self) -> bool {
-        !self.savepoints.is_empty()
-    }
-
     /// Rolls back any open transaction and detaches every object; the session stays usable.
     pub async fn close(&mut self) -> Result<()> {
         let r = self.rollback().await;
@@ -764,83 +661,6 @@ impl AsyncSession {
             }
             None => Err(Error::row_gone(M::TABLE.name)),
         }
-    }
-
-    /// Copies `value`'s columns onto the session's object with the same primary key (loading
-    /// it with one SELECT when it is not in the identity map) and returns that object; changed
-    /// columns are written at the next flush. When no row has that key, `value` becomes a new
-    /// pending object (INSERT at flush). SQLAlchemy's `merge`.
-    pub async fn merge<M: Model>(&mut self, value: M) -> Result<Obj<M>> {
-        let pk = pk_binds(&value);
-        let existing = self.get_impl::<M>(pk, false).await?;
-        match existing {
-            Some(obj) => {
-                *obj.write()? = value;
-                Ok(obj)
-            }
-            None => {
-                let obj = Obj::new(value);
-                self.add(&obj)?;
-                Ok(obj)
-            }
-        }
-    }
-
-    /// Inserts many rows in multi-row statements (≤ 1,000 rows, ≤ 32,767 binds each) without
-    /// tracking them. Returns the number of rows inserted.
-    pub async fn bulk_insert<M: Model>(&mut self, rows: &[M]) -> Result<u64> {
-        self.autoflush().await?;
-        let per_row = M::TABLE.insert_columns().count().max(1);
-        let chunk = (32_767 / per_row).clamp(1, 1_000);
-        let conn = self.connection().await?;
-        let mut n = 0;
-        for part in rows.chunks(chunk) {
-            n += conn.execute(&crate::sql::insert_many(part)).await?;
-        }
-        Ok(n)
-    }
-
-    /// Inserts many rows like [`AsyncSession::bulk_insert`] and returns them as tracked
-    /// objects, in input order, with server-generated keys and defaults filled in.
-    pub async fn bulk_insert_returning<M: Model>(&mut self, rows: Vec<M>) -> Result<Vec<Obj<M>>> {
-        let objs: Vec<Obj<M>> = rows.into_iter().map(Obj::new).collect();
-        self.add_all(&objs)?;
-        self.flush().await?;
-        Ok(objs)
-    }
-
-    /// Runs a criteria `UPDATE` and keeps loaded objects in sync from its `RETURNING` rows,
-    /// without a separate SELECT (`synchronize_session='fetch'`). Returns the rows changed.
-    pub async fn update_where<M: Model>(&mut self, stmt: crate::sql::Update<M>) -> Result<u64> {
-        self.autoflush().await?;
-        let q = stmt.returning(crate::sql::All::<M>::new());
-        let rows = self.connection().await?.query(&q).await?;
-        for row in &rows {
-            let value = M::from_row(row)?;
-            let key = (M::TABLE.name, identity_key(&pk_binds(&value)));
-            if let Some(obj) = self.identity.get(&key).and_then(Weak::upgrade) {
-                obj.load(row)?;
-            }
-        }
-        Ok(rows.len() as u64)
-    }
-
-    /// Runs a criteria `DELETE`; loaded objects it removed become deleted and leave the
-    /// identity map. Returns the rows deleted.
-    pub async fn delete_where<M: Model>(&mut self, stmt: crate::sql::Delete<M>) -> Result<u64> {
-        self.autoflush().await?;
-        let q = stmt.returning(crate::sql::All::<M>::new());
-        let rows = self.connection().await?.query(&q).await?;
-        for row in &rows {
-            let value = M::from_row(row)?;
-            let key = (M::TABLE.name, identity_key(&pk_binds(&value)));
-            if let Some(obj) = self.identity.remove(&key).and_then(|w| w.upgrade()) {
-                obj.set_state(ObjectState::Deleted);
-                obj.mark_deleted_in_tx(true);
-                self.tx_deleted.push(obj);
-            }
-        }
-        Ok(rows.len() as u64)
     }
 
     /// Runs a typed statement and returns exactly one row.

@@ -2,6 +2,7 @@
 
 mod dml;
 mod expr;
+mod func;
 mod raw;
 mod select;
 mod types;
@@ -15,9 +16,10 @@ pub use self::dml::{
     delete, insert, insert_many, insert_select, update,
 };
 pub use self::expr::Node;
-pub use self::expr::{
-    Alias, AnyExpr, Column, ColumnType, Expr, IntoExpr, Order, Window, avg, case, coalesce, count,
-    count_star, dense_rank, excluded, exists, func, max, min, rank, row_number, sum, value,
+pub use self::expr::{Alias, Column, ColumnType, Expr, IntoExpr, Order, value};
+pub use self::func::{
+    AnyExpr, Window, avg, case, coalesce, count, count_star, dense_rank, excluded, exists, func,
+    max, min, rank, row_number, sum,
 };
 pub use self::raw::{AssertSqlSafe, Raw, sql};
 pub use self::select::{All, Compound, Cte, MaybeModel, Optional, Select, Selectable, select};

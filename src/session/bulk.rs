@@ -1,0 +1,87 @@
+//! Bulk and criteria writes, and `merge`: the paths around the unit of work.
+
+use std::sync::Weak;
+
+use super::object::identity_key;
+use super::{AsyncSession, Obj, ObjectState, pk_binds};
+use crate::error::Result;
+use crate::schema::Model;
+
+impl AsyncSession {
+    /// Copies `value`'s columns onto the session's object with the same primary key (loading
+    /// it with one SELECT when it is not in the identity map) and returns that object; changed
+    /// columns are written at the next flush. When no row has that key, `value` becomes a new
+    /// pending object (INSERT at flush). SQLAlchemy's `merge`.
+    pub async fn merge<M: Model>(&mut self, value: M) -> Result<Obj<M>> {
+        let pk = pk_binds(&value);
+        let existing = self.get_impl::<M>(pk, false).await?;
+        match existing {
+            Some(obj) => {
+                *obj.write()? = value;
+                Ok(obj)
+            }
+            None => {
+                let obj = Obj::new(value);
+                self.add(&obj)?;
+                Ok(obj)
+            }
+        }
+    }
+
+    /// Inserts many rows in multi-row statements (≤ 1,000 rows, ≤ 32,767 binds each) without
+    /// tracking them. Returns the number of rows inserted.
+    pub async fn bulk_insert<M: Model>(&mut self, rows: &[M]) -> Result<u64> {
+        self.autoflush().await?;
+        let per_row = M::TABLE.insert_columns().count().max(1);
+        let chunk = (32_767 / per_row).clamp(1, 1_000);
+        let conn = self.connection().await?;
+        let mut n = 0;
+        for part in rows.chunks(chunk) {
+            n += conn.execute(&crate::sql::insert_many(part)).await?;
+        }
+        Ok(n)
+    }
+
+    /// Inserts many rows like [`AsyncSession::bulk_insert`] and returns them as tracked
+    /// objects, in input order, with server-generated keys and defaults filled in.
+    pub async fn bulk_insert_returning<M: Model>(&mut self, rows: Vec<M>) -> Result<Vec<Obj<M>>> {
+        let objs: Vec<Obj<M>> = rows.into_iter().map(Obj::new).collect();
+        self.add_all(&objs)?;
+        self.flush().await?;
+        Ok(objs)
+    }
+
+    /// Runs a criteria `UPDATE` and keeps loaded objects in sync from its `RETURNING` rows,
+    /// without a separate SELECT (`synchronize_session='fetch'`). Returns the rows changed.
+    pub async fn update_where<M: Model>(&mut self, stmt: crate::sql::Update<M>) -> Result<u64> {
+        self.autoflush().await?;
+        let q = stmt.returning(crate::sql::All::<M>::new());
+        let rows = self.connection().await?.query(&q).await?;
+        for row in &rows {
+            let value = M::from_row(row)?;
+            let key = (M::TABLE.name, identity_key(&pk_binds(&value)));
+            if let Some(obj) = self.identity.get(&key).and_then(Weak::upgrade) {
+                obj.load(row)?;
+            }
+        }
+        Ok(rows.len() as u64)
+    }
+
+    /// Runs a criteria `DELETE`; loaded objects it removed become deleted and leave the
+    /// identity map. Returns the rows deleted.
+    pub async fn delete_where<M: Model>(&mut self, stmt: crate::sql::Delete<M>) -> Result<u64> {
+        self.autoflush().await?;
+        let q = stmt.returning(crate::sql::All::<M>::new());
+        let rows = self.connection().await?.query(&q).await?;
+        for row in &rows {
+            let value = M::from_row(row)?;
+            let key = (M::TABLE.name, identity_key(&pk_binds(&value)));
+            if let Some(obj) = self.identity.remove(&key).and_then(|w| w.upgrade()) {
+                obj.set_state(ObjectState::Deleted);
+                obj.mark_deleted_in_tx(true);
+                self.tx_deleted.push(obj);
+            }
+        }
+        Ok(rows.len() as u64)
+    }
+}
