@@ -56,7 +56,7 @@ pub use crate::schema::{
 };
 pub use crate::session::{
     AsyncSession, KeysetPage, ListOptions, NestedTransaction, Obj, ObjMut, ObjRef, ObjectState,
-    Page, PrimaryKey, Repository, SessionConfig, SessionFactory, scoped_session,
+    Page, PrimaryKey, Repository, SessionConfig, SessionFactory, scoped_session, unique,
     with_scoped_session,
 };
 pub use crate::sql::{

@@ -84,4 +84,50 @@ impl AsyncSession {
         }
         Ok(rows.len() as u64)
     }
+
+    /// Updates many rows by primary key in one statement per 1,000 rows
+    /// (`UPDATE … FROM (VALUES …)`), writing every non-key column from `rows`; objects loaded
+    /// in the session are not touched (SQLAlchemy's bulk UPDATE by primary key). A key with no
+    /// row is a stale-data error; roll the transaction back to discard the batches before it.
+    pub async fn bulk_update<M: Model + Clone>(&mut self, rows: &[M]) -> Result<u64> {
+        self.autoflush().await?;
+        let t = M::TABLE;
+        let pk: Vec<usize> = t
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.primary_key)
+            .map(|(i, _)| i)
+            .collect();
+        let idx: Vec<usize> = t
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.primary_key && !c.version)
+            .map(|(i, _)| i)
+            .collect();
+        if idx.is_empty() || rows.is_empty() {
+            return Ok(0);
+        }
+        let per_row = 1 + pk.len() + idx.len();
+        let chunk = (32_767 / per_row).clamp(1, 1_000);
+        let conn = self.connection().await?;
+        let mut n = 0u64;
+        for part in rows.chunks(chunk) {
+            let dirty: Vec<super::flush::DirtyRow> = part
+                .iter()
+                .map(|r| {
+                    let obj = Obj::new(r.clone()).erased();
+                    let changes = idx
+                        .iter()
+                        .filter_map(|i| r.column_value(*i).map(|b| (*i, b)))
+                        .collect();
+                    (Vec::new(), obj, changes)
+                })
+                .collect();
+            super::flush::update_chunk(conn, t, &pk, &idx, None, &dirty).await?;
+            n += part.len() as u64;
+        }
+        Ok(n)
+    }
 }

@@ -134,7 +134,7 @@ async fn run_returning(
 }
 
 /// One dirty object: its identity key, the object, and its changed columns.
-type DirtyRow = (Vec<u8>, Arc<dyn AnyObj>, Vec<(usize, Bind)>);
+pub(crate) type DirtyRow = (Vec<u8>, Arc<dyn AnyObj>, Vec<(usize, Bind)>);
 /// (table, changed column indexes) → dirty rows with exactly those changes.
 type Group = Vec<DirtyRow>;
 
@@ -186,7 +186,7 @@ pub(crate) async fn update_all(
     Ok(updated)
 }
 
-async fn update_chunk(
+pub(crate) async fn update_chunk(
     conn: &mut Connection,
     t: &'static TableDef,
     pk: &[usize],

@@ -681,6 +681,60 @@ impl AsyncSession {
         self.connection().await?.first(q).await
     }
 
+    /// Pending objects of model `M` (added, not yet inserted), in add order.
+    pub fn new_objects<M: Model>(&self) -> Vec<Obj<M>> {
+        self.new.iter().filter_map(|o| downcast::<M>(o)).collect()
+    }
+
+    /// Objects of model `M` with changes the next flush would write.
+    pub fn dirty_objects<M: Model>(&self) -> Vec<Obj<M>> {
+        let written = self
+            .registry
+            .written
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default();
+        written
+            .iter()
+            .filter_map(|o| downcast::<M>(o))
+            .filter(|o| self.is_modified(o))
+            .collect()
+    }
+
+    /// Objects of model `M` marked for deletion and not yet flushed.
+    pub fn deleted_objects<M: Model>(&self) -> Vec<Obj<M>> {
+        self.deleted
+            .iter()
+            .filter_map(|o| downcast::<M>(o))
+            .collect()
+    }
+
+    /// Runs any statement (raw SQL included) and returns the rows as [`Row`]s, read by column
+    /// name or index (SQLAlchemy's `mappings()`). Autoflushes first.
+    pub async fn query(&mut self, q: &impl crate::Statement) -> Result<Vec<Row>> {
+        self.autoflush().await?;
+        self.connection().await?.query(q).await
+    }
+
+    /// Reloads an object with `SELECT … FOR UPDATE`, locking its row until the transaction ends.
+    pub async fn refresh_for_update<M: Model>(&mut self, obj: &Obj<M>) -> Result<()> {
+        let pk = obj.erased().pk_binds();
+        match self.get_impl::<M>(pk, true).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::row_gone(M::TABLE.name)),
+        }
+    }
+
+    /// Closes the session and discards its connection instead of returning it to the pool
+    /// (its server process ends); objects are detached. SQLAlchemy's `invalidate()`.
+    pub fn invalidate(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.invalidate();
+        }
+        self.after_rollback();
+        self.expunge_all();
+    }
+
     /// Whether `obj` has changes that the next flush would write (without flushing).
     pub fn is_modified<M: Model>(&self, obj: &Obj<M>) -> bool {
         let inner = obj.0.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -690,6 +744,29 @@ impl AsyncSession {
                 .any(|i| inner.value.column_value(i).and_then(|b| object::encode(&b)) != snap[i]),
         }
     }
+}
+
+fn downcast<M: Model>(o: &Arc<dyn AnyObj>) -> Option<Obj<M>> {
+    o.clone()
+        .as_any()
+        .downcast::<object::Cell<M>>()
+        .ok()
+        .map(Obj)
+}
+
+/// De-duplicates objects by identity, keeping first occurrences in order (SQLAlchemy's
+/// `unique()`, needed when a join repeats parent rows).
+pub fn unique<M: Model>(objs: Vec<Obj<M>>) -> Vec<Obj<M>> {
+    let mut seen: Vec<*const ()> = Vec::with_capacity(objs.len());
+    let mut out = Vec::with_capacity(objs.len());
+    for o in objs {
+        let p = Arc::as_ptr(&o.0) as *const ();
+        if !seen.contains(&p) {
+            seen.push(p);
+            out.push(o);
+        }
+    }
+    out
 }
 
 fn lock_written_empty(r: &Registry) -> bool {

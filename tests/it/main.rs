@@ -10,7 +10,7 @@ mod errors;
 mod models;
 mod pool;
 mod raw;
-#[cfg(feature = "chrono")]
+#[cfg(all(feature = "chrono", feature = "json"))]
 mod session;
 mod testkit;
 mod tracing;

@@ -1072,3 +1072,217 @@ async fn repository_crud_paging_and_scoped_sessions() {
         .unwrap();
     assert!(ok, "scoped sessions left transactions open: {seen:?}");
 }
+
+#[derive(Model, Debug, Clone, PartialEq)]
+#[aludel(table = "docs")]
+struct Doc {
+    #[aludel(primary_key)]
+    id: i32,
+    meta: serde_json::Value,
+    tags: Vec<String>,
+}
+
+// covers: TYP-01, TYP-06, SES-19
+#[tokio::test]
+async fn in_place_edits_of_json_and_arrays_are_flushed_and_bulk_updates_by_key() {
+    let db = setup().await;
+    let mut c = db.engine().connect().await.unwrap();
+    create_all(&mut c, &[Doc::TABLE], CreateOptions::default())
+        .await
+        .unwrap();
+    drop(c);
+    let mut s = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .session();
+    let doc = Obj::new(Doc {
+        id: 1,
+        meta: serde_json::json!({"views": 1, "tags": ["a"]}),
+        tags: vec!["x".into()],
+    });
+    s.add(&doc).unwrap();
+    s.commit().await.unwrap();
+
+    // Mutate inside the JSON value and push to the array, in place.
+    {
+        let mut d = doc.write().unwrap();
+        d.meta["views"] = serde_json::json!(2);
+        d.tags.push("y".into());
+    }
+    let mark = db.recorder().len();
+    s.commit().await.unwrap();
+    let updates: Vec<String> = db
+        .recorder()
+        .sql_since(mark)
+        .into_iter()
+        .filter(|q| q.starts_with("UPDATE"))
+        .collect();
+    assert_eq!(
+        updates.len(),
+        1,
+        "in-place edits are seen by the snapshot diff"
+    );
+    let (views, tags): (i64, Vec<String>) = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql(
+            "SELECT (meta->>'views')::int8, tags FROM docs WHERE id = 1",
+        ))
+        .await
+        .unwrap();
+    assert_eq!((views, tags), (2, vec!["x".to_owned(), "y".to_owned()]));
+
+    // Bulk UPDATE by primary key: 1,000 rows in one statement.
+    let rows: Vec<Doc> = (2..1002)
+        .map(|i| Doc {
+            id: i,
+            meta: serde_json::json!({}),
+            tags: vec![],
+        })
+        .collect();
+    s.bulk_insert(&rows).await.unwrap();
+    let changed: Vec<Doc> = rows
+        .iter()
+        .map(|r| Doc {
+            tags: vec![format!("t{}", r.id)],
+            ..r.clone()
+        })
+        .collect();
+    let mark = db.recorder().len();
+    assert_eq!(s.bulk_update(&changed).await.unwrap(), 1000);
+    let updates = db
+        .recorder()
+        .sql_since(mark)
+        .into_iter()
+        .filter(|q| q.starts_with("UPDATE"))
+        .count();
+    assert_eq!(updates, 1);
+    let missing = [Doc {
+        id: 99_999,
+        meta: serde_json::json!({}),
+        tags: vec![],
+    }];
+    assert!(s.bulk_update(&missing).await.unwrap_err().is_stale_data());
+    s.commit().await.unwrap();
+    let t: Vec<String> = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql("SELECT tags FROM docs WHERE id = 500"))
+        .await
+        .unwrap();
+    assert_eq!(t, ["t500"]);
+}
+
+// covers: SES-17, IDM-02, IDM-06, RES-08, RES-10, RES-12, SES-13, SES-06, TX-03
+#[tokio::test]
+async fn introspection_locks_unique_mappings_invalidate_and_autoflush_off() {
+    let db = setup().await;
+    let mut s = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .session();
+    let a = user("a");
+    let b = user("b");
+    s.add_all([&a, &b]).unwrap();
+    assert_eq!(s.new_objects::<User>(), [a.clone(), b.clone()]);
+    s.commit().await.unwrap();
+    let pid1 = s.connection().await.unwrap().backend_pid().await.unwrap();
+    a.write().unwrap().hair_color = Some("x".into());
+    b.write().unwrap().name = "b".into(); // unchanged
+    s.delete(&b).unwrap();
+    assert_eq!(s.dirty_objects::<User>(), std::slice::from_ref(&a));
+    assert_eq!(s.deleted_objects::<User>(), std::slice::from_ref(&b));
+    assert!(s.new_objects::<User>().is_empty());
+    s.commit().await.unwrap(); // commit-as-you-go: a second transaction in the same session
+
+    // FOR UPDATE holds the row lock: another session's NOWAIT fails with 55P03.
+    let id = a.read().unwrap().id;
+    let locked = s.get_for_update::<User>(id).await.unwrap().unwrap();
+    assert!(Obj::ptr_eq(&locked, &a));
+    let mut other = db.engine().session();
+    let err = other
+        .query(&sql("SELECT id FROM users WHERE id = $1 FOR UPDATE NOWAIT").bind(id))
+        .await
+        .unwrap_err();
+    assert!(err.is_lock_not_available(), "{err:?}");
+    other.rollback().await.unwrap();
+    s.refresh_for_update(&a).await.unwrap();
+    s.commit().await.unwrap();
+
+    // unique(): a join that repeats the parent row yields each object once.
+    let mut c = db.engine().connect().await.unwrap();
+    c.execute(&sql("INSERT INTO posts (user_id, title, version) SELECT $1, 'p' || g, 1 FROM generate_series(1, 3) g").bind(id))
+        .await
+        .unwrap();
+    drop(c);
+    let repeated = s
+        .scalars(&select(User::ALL).join::<Post>(Post::user_id.eq(User::id)))
+        .await
+        .unwrap();
+    assert_eq!(repeated.len(), 3);
+    assert_eq!(aludel::unique(repeated), std::slice::from_ref(&a));
+
+    // Rows by column name (mappings).
+    let rows = s
+        .query(&sql("SELECT id AS user_id, name FROM users"))
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get_by_name::<String>("name").unwrap(), "a");
+    assert_eq!(
+        rows[0].column_names().collect::<Vec<_>>(),
+        ["user_id", "name"]
+    );
+
+    // invalidate(): the connection is discarded, its backend never comes back.
+    let pid2 = s.connection().await.unwrap().backend_pid().await.unwrap();
+    s.invalidate();
+    assert_eq!(a.state(), ObjectState::Detached);
+    let (_, gone) = db
+        .wait_for_backends(Duration::from_secs(2), |b| {
+            b.iter().all(|(p, _)| *p != pid2)
+        })
+        .await
+        .unwrap();
+    assert!(gone, "the invalidated backend is still there");
+    for _ in 0..5 {
+        let mut fresh = db.engine().session();
+        let p = fresh
+            .connection()
+            .await
+            .unwrap()
+            .backend_pid()
+            .await
+            .unwrap();
+        assert_ne!(p, pid2);
+        fresh.rollback().await.unwrap();
+    }
+    let _ = pid1;
+
+    // autoflush off: a query does not see unflushed pending objects.
+    let mut manual = db.engine().session_builder().autoflush(false).session();
+    manual.add(&user("unflushed")).unwrap();
+    let n: Vec<i64> = manual
+        .execute(
+            &select(count_star())
+                .from::<User>()
+                .filter(User::name.eq("unflushed")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, [0]);
+    manual.flush().await.unwrap();
+    let n: Vec<i64> = manual
+        .execute(
+            &select(count_star())
+                .from::<User>()
+                .filter(User::name.eq("unflushed")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, [1]);
+    manual.rollback().await.unwrap();
+}
