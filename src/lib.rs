@@ -56,8 +56,8 @@ pub use crate::schema::{
 };
 pub use crate::session::{
     AsyncSession, KeysetPage, ListOptions, NestedTransaction, Obj, ObjMut, ObjRef, ObjectState,
-    Page, PrimaryKey, Repository, SessionConfig, SessionFactory, scoped_session, unique,
-    with_scoped_session,
+    Page, PrimaryKey, Repository, SessionConfig, SessionEvent, SessionFactory, scoped_session,
+    unique, with_scoped_session,
 };
 pub use crate::sql::{
     Alias, All, AnyExpr, AssertSqlSafe, Assignments, Bind, Column, ColumnList, ColumnType,

@@ -13,7 +13,7 @@ mod scoped;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-pub use self::object::{Obj, ObjMut, ObjRef, ObjectState};
+pub use self::object::{Obj, ObjMut, ObjRef, ObjectState, SessionEvent};
 pub use self::repository::{KeysetPage, ListOptions, Page, Repository};
 pub use self::scoped::{scoped_session, with_scoped_session};
 
@@ -46,10 +46,20 @@ impl Default for SessionConfig {
 }
 
 /// A session factory (SQLAlchemy's `async_sessionmaker`): an engine plus a configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionFactory {
     engine: Engine,
     config: SessionConfig,
+    hook: Option<object::EventHook>,
+}
+
+impl std::fmt::Debug for SessionFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionFactory")
+            .field("config", &self.config)
+            .field("on_event", &self.hook.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionFactory {
@@ -71,9 +81,21 @@ impl SessionFactory {
         self
     }
 
+    /// Calls `hook` for every object state transition and after each flush, commit and
+    /// rollback of these sessions (SQLAlchemy's session events). Runs inline: keep it cheap.
+    pub fn on_event(mut self, hook: impl Fn(&SessionEvent) + Send + Sync + 'static) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
     /// A new session. Touches no connection.
     pub fn session(&self) -> AsyncSession {
-        AsyncSession::new(self.engine.clone(), self.config)
+        let mut s = AsyncSession::new(self.engine.clone(), self.config);
+        s.registry = Arc::new(Registry {
+            written: Default::default(),
+            hook: self.hook.clone(),
+        });
+        s
     }
 
     /// Runs `f` in a new session and commits when it returns `Ok`; rolls back when it returns
@@ -127,6 +149,7 @@ impl Engine {
         SessionFactory {
             engine: self.clone(),
             config: SessionConfig::default(),
+            hook: None,
         }
     }
 }
@@ -170,6 +193,9 @@ pub struct AsyncSession {
     pending_rollback: bool,
     /// Open savepoints, innermost last, with what was flushed inside each.
     savepoints: Vec<SavepointMark>,
+    /// Joined to a caller's transaction: the session's own "transaction" is this savepoint.
+    joined: bool,
+    join_sp: Option<Savepoint>,
 }
 
 struct SavepointMark {
@@ -214,7 +240,38 @@ impl AsyncSession {
             tx_deleted: Vec::new(),
             pending_rollback: false,
             savepoints: Vec::new(),
+            joined: false,
+            join_sp: None,
         }
+    }
+
+    /// A session working inside a transaction the caller opened on `conn`: the session's
+    /// commits release a SAVEPOINT and its rollbacks roll back to it, while the outer
+    /// transaction stays the caller's (SQLAlchemy's `join_transaction_mode="create_savepoint"`,
+    /// the recipe for tests that roll everything back at teardown).
+    ///
+    /// # Errors
+    /// An invalid-request error when `conn` is not inside a transaction.
+    pub fn join_transaction(
+        engine: &Engine,
+        conn: Connection,
+        config: SessionConfig,
+    ) -> Result<AsyncSession> {
+        if !conn.in_transaction() {
+            return Err(Error::invalid(
+                "join_transaction needs a connection inside a transaction",
+            ));
+        }
+        let mut s = AsyncSession::new(engine.clone(), config);
+        s.conn = Some(conn);
+        s.joined = true;
+        Ok(s)
+    }
+
+    /// Ends a joined session and hands the caller's connection back, its outer transaction
+    /// still open (roll it back or commit it).
+    pub fn into_connection(mut self) -> Option<Connection> {
+        self.conn.take()
     }
 
     /// The session's configuration.
@@ -245,6 +302,10 @@ impl AsyncSession {
             let mut conn = self.engine.connect().await?;
             conn.begin_with(self.config.tx).await?;
             self.conn = Some(conn);
+        }
+        if self.joined && self.join_sp.is_none() {
+            let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
+            self.join_sp = Some(conn.savepoint().await?);
         }
         self.conn.as_mut().ok_or_else(Error::connection_lost)
     }
@@ -336,10 +397,11 @@ impl AsyncSession {
         match result {
             Ok(()) => {
                 self.pending_rollback = false;
+                self.registry.emit(&SessionEvent::AfterFlush);
                 Ok(())
             }
             Err(e) => {
-                if self.savepoints.is_empty() {
+                if self.savepoints.is_empty() && !self.joined {
                     if let Some(conn) = self.conn.as_mut() {
                         let _ = conn.rollback().await;
                     }
@@ -400,7 +462,11 @@ impl AsyncSession {
     /// in the session is expired: reading it is a typed error until it is refreshed.
     pub async fn commit(&mut self) -> Result<()> {
         self.flush().await?;
-        if let Some(mut conn) = self.conn.take() {
+        if self.joined {
+            if let (Some(sp), Some(conn)) = (self.join_sp.take(), self.conn.as_mut()) {
+                conn.release_savepoint(sp).await?;
+            }
+        } else if let Some(mut conn) = self.conn.take() {
             if let Err(e) = conn.commit().await {
                 self.after_rollback();
                 return Err(e);
@@ -414,6 +480,7 @@ impl AsyncSession {
         if self.config.expire_on_commit {
             self.expire_all();
         }
+        self.registry.emit(&SessionEvent::AfterCommit);
         Ok(())
     }
 
@@ -421,6 +488,14 @@ impl AsyncSession {
     /// transient again, objects deleted in it persistent again, and every object is expired
     /// whatever `expire_on_commit` says (EXP-05).
     pub async fn rollback(&mut self) -> Result<()> {
+        if self.joined {
+            let result = match (self.join_sp.take(), self.conn.as_mut()) {
+                (Some(sp), Some(conn)) => conn.rollback_to_savepoint(sp).await,
+                _ => Ok(()),
+            };
+            self.after_rollback();
+            return result;
+        }
         let had_work = self.conn.is_some() || !self.new.is_empty() || self.pending_rollback;
         let result = match self.conn.take() {
             Some(mut conn) => conn.rollback().await,
@@ -437,8 +512,7 @@ impl AsyncSession {
         self.savepoints.clear();
         for obj in self.tx_inserted.drain(..) {
             self.identity.remove(&(obj.table().name, obj.key()));
-            obj.detach();
-            obj.set_state(ObjectState::Transient);
+            obj.make_transient();
         }
         for obj in self.tx_deleted.drain(..) {
             obj.mark_deleted_in_tx(false);
@@ -451,11 +525,11 @@ impl AsyncSession {
         }
         // Objects added in this transaction and never inserted are expunged too.
         for obj in self.new.drain(..) {
-            obj.detach();
-            obj.set_state(ObjectState::Transient);
+            obj.make_transient();
         }
         let _ = self.registry.take_written();
         self.expire_all();
+        self.registry.emit(&SessionEvent::AfterRollback);
     }
 
     /// Rolls back any open transaction and detaches every object; the session stays usable.
@@ -489,9 +563,10 @@ impl AsyncSession {
         self.deleted.retain(|o| !Arc::ptr_eq(o, &erased));
         let was_pending = erased.state() == ObjectState::Pending;
         self.identity.remove(&(M::TABLE.name, erased.key()));
-        erased.detach();
         if was_pending {
-            erased.set_state(ObjectState::Transient);
+            erased.make_transient();
+        } else {
+            erased.detach();
         }
     }
 
@@ -503,8 +578,7 @@ impl AsyncSession {
             }
         }
         for obj in self.new.drain(..) {
-            obj.detach();
-            obj.set_state(ObjectState::Transient);
+            obj.make_transient();
         }
         self.deleted.clear();
         let _ = self.registry.take_written();
@@ -585,6 +659,9 @@ impl AsyncSession {
             }
         }
         let obj = Obj::loaded(value, &self.registry);
+        self.registry.emit(&SessionEvent::Loaded {
+            table: M::TABLE.name,
+        });
         self.identity.insert(key, Arc::downgrade(&obj.erased()));
         Ok(obj)
     }

@@ -79,8 +79,7 @@ impl AsyncSession {
         for obj in mark.inserted {
             self.identity.remove(&(obj.table().name, obj.key()));
             self.tx_inserted.retain(|o| !Arc::ptr_eq(o, &obj));
-            obj.detach();
-            obj.set_state(ObjectState::Transient);
+            obj.make_transient();
         }
         for obj in mark.deleted {
             obj.mark_deleted_in_tx(false);
@@ -97,8 +96,7 @@ impl AsyncSession {
             obj.expire();
         }
         for obj in self.new.drain(..) {
-            obj.detach();
-            obj.set_state(ObjectState::Transient);
+            obj.make_transient();
         }
         for obj in self.deleted.drain(..) {
             obj.set_state(ObjectState::Persistent);

@@ -30,14 +30,51 @@ pub enum ObjectState {
     Detached,
 }
 
+/// What a session reports to its event hook ([`SessionFactory::on_event`](crate::SessionFactory::on_event)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// An object of `table` changed state (SQLAlchemy's `transient_to_pending`,
+    /// `pending_to_persistent`, `persistent_to_deleted`, `deleted_to_detached`, …).
+    Transition {
+        /// The object's table.
+        table: &'static str,
+        /// The state before.
+        from: ObjectState,
+        /// The state after.
+        to: ObjectState,
+    },
+    /// A row was loaded as a new persistent object (`loaded_as_persistent`).
+    Loaded {
+        /// The object's table.
+        table: &'static str,
+    },
+    /// A flush completed.
+    AfterFlush,
+    /// A commit completed.
+    AfterCommit,
+    /// A rollback completed.
+    AfterRollback,
+}
+
+/// A session event hook.
+pub(crate) type EventHook = Arc<dyn Fn(&SessionEvent) + Send + Sync>;
+
 /// The objects a session holds strongly until its next flush: those whose values may have
 /// been changed through [`Obj::write`]. Shared between a session and its objects.
 #[derive(Default)]
 pub(crate) struct Registry {
     pub(crate) written: Mutex<Vec<Arc<dyn AnyObj>>>,
+    pub(crate) hook: Option<EventHook>,
 }
 
 impl Registry {
+    pub(crate) fn emit(&self, event: &SessionEvent) {
+        if let Some(hook) = &self.hook {
+            hook(event);
+        }
+    }
+
     pub(crate) fn take_written(&self) -> Vec<Arc<dyn AnyObj>> {
         std::mem::take(&mut *lock(&self.written))
     }
@@ -282,6 +319,8 @@ pub(crate) trait AnyObj: Send + Sync {
     fn is_expired(&self) -> bool;
     fn attach(&self, registry: &Arc<Registry>);
     fn detach(&self);
+    /// Back to transient: reports the transition, then forgets the session.
+    fn make_transient(&self);
     fn mark_deleted_in_tx(&self, on: bool) -> bool;
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
@@ -294,7 +333,20 @@ impl<M: Model> AnyObj for Cell<M> {
         lock(&self.inner).state
     }
     fn set_state(&self, state: ObjectState) {
-        lock(&self.inner).state = state;
+        let (from, registry) = {
+            let mut inner = lock(&self.inner);
+            let from = std::mem::replace(&mut inner.state, state);
+            (from, inner.session.clone())
+        };
+        if from != state {
+            if let Some(r) = registry.and_then(|w| w.upgrade()) {
+                r.emit(&SessionEvent::Transition {
+                    table: M::TABLE.name,
+                    from,
+                    to: state,
+                });
+            }
+        }
     }
     fn insert_binds(&self, out: &mut Vec<Bind>) {
         lock(&self.inner).value.insert_values(out);
@@ -350,9 +402,26 @@ impl<M: Model> AnyObj for Cell<M> {
         lock(&self.inner).session = Some(Arc::downgrade(registry));
     }
     fn detach(&self) {
+        let (from, registry) = {
+            let mut inner = lock(&self.inner);
+            let from = std::mem::replace(&mut inner.state, ObjectState::Detached);
+            inner.snapshot = None;
+            (from, inner.session.take())
+        };
+        if from != ObjectState::Detached {
+            if let Some(r) = registry.and_then(|w| w.upgrade()) {
+                r.emit(&SessionEvent::Transition {
+                    table: M::TABLE.name,
+                    from,
+                    to: ObjectState::Detached,
+                });
+            }
+        }
+    }
+    fn make_transient(&self) {
+        self.set_state(ObjectState::Transient);
         let mut inner = lock(&self.inner);
         inner.session = None;
-        inner.state = ObjectState::Detached;
         inner.snapshot = None;
     }
     fn mark_deleted_in_tx(&self, on: bool) -> bool {

@@ -1286,3 +1286,130 @@ async fn introspection_locks_unique_mappings_invalidate_and_autoflush_off() {
     assert_eq!(n, [1]);
     manual.rollback().await.unwrap();
 }
+
+// covers: SES-23, TX-08
+#[tokio::test]
+async fn a_session_joined_to_an_outer_transaction_commits_into_savepoints() {
+    let db = setup().await;
+    let mut outer = db.engine().connect().await.unwrap();
+    outer.begin().await.unwrap();
+    let mut s = AsyncSession::join_transaction(db.engine(), outer, Default::default()).unwrap();
+    s.add(&user("kept-by-session")).unwrap();
+    let mark = db.recorder().len();
+    s.commit().await.unwrap(); // code under test "commits"
+    let seen = db.recorder().sql_since(mark);
+    assert!(
+        seen.iter().any(|q| q.starts_with("SAVEPOINT"))
+            && seen.iter().any(|q| q.starts_with("RELEASE")),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|q| q == "COMMIT"),
+        "a joined session never commits the outer transaction"
+    );
+    s.add(&user("rolled-back")).unwrap();
+    s.flush().await.unwrap();
+    s.rollback().await.unwrap();
+    let mut outer = s.into_connection().unwrap();
+    let names: Vec<String> = outer
+        .query_as(&sql("SELECT name FROM users ORDER BY name"))
+        .await
+        .unwrap();
+    assert_eq!(
+        names,
+        ["kept-by-session"],
+        "the session's rollback undid only its savepoint"
+    );
+    let outside: i64 = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql("SELECT count(*) FROM users"))
+        .await
+        .unwrap();
+    assert_eq!(
+        outside, 0,
+        "nothing is visible outside the outer transaction"
+    );
+    outer.rollback().await.unwrap(); // teardown
+    let after: i64 = db
+        .admin()
+        .await
+        .unwrap()
+        .query_one(&sql("SELECT count(*) FROM users"))
+        .await
+        .unwrap();
+    assert_eq!(after, 0);
+    let plain = db.engine().connect().await.unwrap();
+    assert!(
+        AsyncSession::join_transaction(db.engine(), plain, Default::default())
+            .unwrap_err()
+            .is_invalid_request()
+    );
+}
+
+// covers: IDM-03, EVT-04
+#[tokio::test]
+async fn every_state_transition_is_reported() {
+    use ObjectState::*;
+    use aludel::SessionEvent as E;
+    let db = setup().await;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<E>::new()));
+    let sink = log.clone();
+    let factory = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .on_event(move |e| sink.lock().unwrap().push(e.clone()));
+    let take = || std::mem::take(&mut *log.lock().unwrap());
+    let t = |from, to| E::Transition {
+        table: "users",
+        from,
+        to,
+    };
+
+    let mut s = factory.session();
+    let a = user("a");
+    assert_eq!(a.state(), Transient);
+    s.add(&a).unwrap();
+    assert_eq!(take(), [t(Transient, Pending)]);
+    s.flush().await.unwrap();
+    assert_eq!(take(), [t(Pending, Persistent), E::AfterFlush]);
+    s.delete(&a).unwrap();
+    s.flush().await.unwrap();
+    assert_eq!(a.state(), Deleted);
+    s.rollback().await.unwrap();
+    let events = take();
+    assert!(
+        events.contains(&t(Deleted, Transient)),
+        "inserted and deleted in a rolled-back transaction → transient: {events:?}"
+    );
+    assert!(events.ends_with(&[E::AfterRollback]));
+
+    let b = user("b");
+    s.add(&b).unwrap();
+    s.commit().await.unwrap();
+    take();
+    s.delete(&b).unwrap();
+    s.commit().await.unwrap();
+    let events = take();
+    assert_eq!(events.first(), Some(&t(Persistent, Deleted)));
+    assert!(
+        events.contains(&t(Deleted, Detached)),
+        "deleted + commit → detached: {events:?}"
+    );
+    assert_eq!(b.state(), Detached);
+
+    let c = user("c");
+    s.add(&c).unwrap();
+    s.commit().await.unwrap();
+    take();
+    let mut s2 = factory.session();
+    let loaded = s2.scalars(&select(User::ALL)).await.unwrap();
+    assert_eq!(take(), [E::Loaded { table: "users" }]);
+    s2.expunge(&loaded[0]);
+    assert_eq!(take(), [t(Persistent, Detached)]);
+    s2.add(&loaded[0]).unwrap();
+    assert_eq!(take(), [t(Detached, Persistent)]);
+    s2.rollback().await.unwrap();
+}
