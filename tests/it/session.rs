@@ -320,7 +320,7 @@ async fn dirty_rows_with_the_same_changed_columns_share_one_update() {
     assert_eq!(n, 300);
 }
 
-// covers: EXP-01, EXP-02, EXP-03, EXP-04, ERR-01, ERR-02
+// covers: EXP-01, EXP-02, EXP-03, EXP-04, ERR-01, ERR-02, IDM-08
 #[tokio::test]
 async fn expire_on_commit_makes_reads_typed_errors_with_zero_sql() {
     let db = setup().await;
@@ -505,7 +505,7 @@ async fn delete_expunge_and_close() {
     assert_eq!(s.identity_map_len(), 0);
 }
 
-// covers: OPT-01, ERR-05
+// covers: OPT-01, ERR-05, EXP-08
 #[tokio::test]
 async fn a_stale_version_fails_the_flush() {
     let db = setup().await;
@@ -839,7 +839,7 @@ async fn values_computed_by_the_server_on_update_come_back_without_a_select() {
     );
 }
 
-// covers: SES-15, SES-18, SES-20, RES-03, RES-05, RES-06
+// covers: SES-15, SES-18, SES-20, RES-02, RES-03, RES-04, RES-05, RES-06, OPT-04
 #[tokio::test]
 async fn merge_bulk_insert_and_criteria_writes_keep_objects_in_sync() {
     let db = setup().await;
@@ -957,10 +957,18 @@ async fn merge_bulk_insert_and_criteria_writes_keep_objects_in_sync() {
             .unwrap_err()
             .is_multiple_rows()
     );
+    let mark = db.recorder().len();
     let first = s
         .first(&select(User::name).order_by(User::name.asc()))
         .await
         .unwrap();
+    assert!(
+        !db.recorder()
+            .sql_since(mark)
+            .iter()
+            .any(|q| q.contains("LIMIT")),
+        "first() adds no LIMIT"
+    );
     assert_eq!(first.as_deref(), Some("b0"));
     s.rollback().await.unwrap();
 }
