@@ -53,6 +53,8 @@ impl AsyncSession {
 
     /// Runs a criteria `UPDATE` and keeps loaded objects in sync from its `RETURNING` rows,
     /// without a separate SELECT (`synchronize_session='fetch'`). Returns the rows changed.
+    /// Like SQLAlchemy, a criteria UPDATE does not bump version counters (OPT-04): set the
+    /// version column in `stmt` yourself if other sessions must see a conflict.
     pub async fn update_where<M: Model>(&mut self, stmt: crate::sql::Update<M>) -> Result<u64> {
         self.autoflush().await?;
         let q = stmt.returning(crate::sql::All::<M>::new());
