@@ -40,6 +40,7 @@ mod row;
 mod schema;
 mod session;
 mod sql;
+mod stream;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -67,6 +68,7 @@ pub use crate::sql::{
     func, insert, insert_many, insert_select, max, min, quote_ident, rank, row_number, select, sql,
     sum, update, value,
 };
+pub use crate::stream::{BatchStream, RowStream};
 
 pub use crate::sql::CustomType;
 /// `#[derive(Model)]`: maps a struct to a table. See the [`Model`] trait.

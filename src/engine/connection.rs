@@ -485,6 +485,30 @@ impl Connection {
         Ok(stream.rows_affected().unwrap_or(n))
     }
 
+    /// Marks a statement as sent and not fully read (streams), or finished.
+    pub(crate) fn set_in_flight(&mut self, on: bool) {
+        self.in_flight = on;
+    }
+
+    /// Reports a streamed statement to observers and the slow log when it ends.
+    pub(crate) fn stream_finished(
+        &mut self,
+        sql: &str,
+        params: usize,
+        started: Instant,
+        rows: u64,
+        error: Option<&Error>,
+    ) {
+        self.shared.exec.observers.report(&StatementEvent {
+            sql,
+            kind: StatementKind::Query,
+            params,
+            rows,
+            elapsed: started.elapsed(),
+            error,
+        });
+    }
+
     /// Sends the statement the way the engine's statement mode says and returns the row
     /// stream.
     pub(crate) async fn start(&self, sql: &str, binds: &[Bind]) -> Result<RowStream> {

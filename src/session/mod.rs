@@ -274,6 +274,11 @@ impl AsyncSession {
         self.conn.take()
     }
 
+    /// The engine this session draws connections from.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The session's configuration.
     pub fn config(&self) -> SessionConfig {
         self.config

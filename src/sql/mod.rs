@@ -55,6 +55,11 @@ impl Statement for Raw {
     }
 }
 
+/// Raw SQL yields [`Row`](crate::Row)s.
+impl Typed for Raw {
+    type Output = crate::Row;
+}
+
 impl<S: Statement> private::Sealed for &S {}
 
 impl<S: Statement> Statement for &S {

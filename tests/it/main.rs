@@ -12,6 +12,7 @@ mod pool;
 mod raw;
 #[cfg(all(feature = "chrono", feature = "json"))]
 mod session;
+mod stream;
 mod testkit;
 mod tracing;
 #[cfg(all(
