@@ -214,3 +214,43 @@ async fn an_error_mid_stream_arrives_after_the_good_rows() {
     assert_eq!(results.len(), good + 1, "the stream ends after the error");
     assert_eq!(db.engine().pool_status().in_use, 0);
 }
+
+// covers: STR-01, STR-03
+#[tokio::test]
+async fn a_slow_consumer_holds_the_server_back_instead_of_buffering() {
+    let db = setup(1).await;
+    let engine = db.engine_builder().max_size(1).build().unwrap();
+    let mut conn = engine.connect().await.unwrap();
+    let pid = conn.backend_pid().await.unwrap();
+    // ~60 MB of result: far more than the socket buffers hold.
+    let mut rows = conn
+        .stream(&sql(
+            "SELECT g, repeat('x', 60) FROM generate_series(1, 1000000) g",
+        ))
+        .await
+        .unwrap();
+    rows.next().await.unwrap().unwrap();
+    let mut waiting = false;
+    for _ in 0..100 {
+        let ev: Option<String> = db
+            .admin()
+            .await
+            .unwrap()
+            .query_one(
+                &sql("SELECT wait_event::text FROM pg_stat_activity WHERE pid = $1").bind(pid),
+            )
+            .await
+            .unwrap();
+        if ev.as_deref() == Some("ClientWrite") {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        waiting,
+        "the server should be blocked writing to a client that is not reading"
+    );
+    assert!(rows.rows_read() < 10);
+    drop(rows);
+}
