@@ -322,15 +322,35 @@ impl Connection {
                 "a transaction is already open on this connection",
             ));
         }
+        if self.broken {
+            return Err(Error::connection_lost());
+        }
         let sql = options.or(self.shared.exec.default_tx).begin_sql();
-        // Marked before BEGIN is awaited, so a drop mid-BEGIN is seen as "in a transaction".
+        // BEGIN is pipelined: sent now, its answer not awaited, so it costs no round trip of
+        // its own. The driver sends requests in order, so the next statement runs inside the
+        // transaction; a BEGIN that fails (only on a broken connection) fails that statement.
+        let queued = {
+            let client = self.client()?;
+            let fut = client.batch_execute(&sql);
+            let mut fut = pin!(fut);
+            let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+            !matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Err(_)))
+        };
+        if !queued {
+            self.broken = true;
+            return Err(Error::connection_lost());
+        }
         self.depth = 1;
         self.aborted = false;
-        let r = self.simple(&sql, StatementKind::Begin).await;
-        if r.is_err() {
-            self.depth = 0;
-        }
-        r
+        self.shared.exec.observers.report(&StatementEvent {
+            sql: &sql,
+            kind: StatementKind::Begin,
+            params: 0,
+            rows: 0,
+            elapsed: std::time::Duration::ZERO,
+            error: None,
+        });
+        Ok(())
     }
 
     /// True inside a transaction.
