@@ -82,6 +82,7 @@ pub use aludel_macros::SqlNewtype;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::row::FromRowOpt;
+    pub use crate::session::key_part;
     pub use crate::sql::{Node, bind_node, enum_from_sql, enum_to_sql, enum_type};
     pub use tokio_postgres::types::private::BytesMut;
     pub use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, WrongType};

@@ -312,6 +312,11 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         quote!(#i => ::core::option::Option::Some(::aludel::Bind::new(::core::clone::Clone::clone(&self.#fid))),)
     });
 
+    let key_parts = m.fields.iter().filter(|f| f.primary_key).map(|f| {
+        let fid = &f.ident;
+        quote!(::aludel::__private::key_part(&self.#fid, out);)
+    });
+
     let reads = m.fields.iter().enumerate().map(|(i, f)| {
         let fid = &f.ident;
         quote!(#fid: row.get(offset + #i)?)
@@ -349,6 +354,10 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
 
             fn insert_values(&self, out: &mut ::std::vec::Vec<::aludel::Bind>) {
                 #(#inserts)*
+            }
+
+            fn write_identity(&self, out: &mut ::aludel::__private::BytesMut) {
+                #(#key_parts)*
             }
 
             fn column_value(&self, idx: usize) -> ::core::option::Option<::aludel::Bind> {
@@ -407,7 +416,7 @@ mod tests {
         assert!(out.contains("\"full_name\""), "{out}");
         // identity columns are not part of INSERT
         let insert =
-            &out[out.find("fn insert_values").unwrap()..out.find("fn column_value").unwrap()];
+            &out[out.find("fn insert_values").unwrap()..out.find("fn write_identity").unwrap()];
         assert!(!insert.contains("self . id"), "{insert}");
         assert!(insert.contains("self . name"), "{insert}");
     }

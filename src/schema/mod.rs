@@ -25,6 +25,10 @@ pub trait Model: FromRow + crate::row::FromRowOpt + Send + Sync + 'static {
 
     /// The value of column `idx` (in [`TableDef::columns`] order).
     fn column_value(&self, idx: usize) -> Option<Bind>;
+
+    /// Appends the identity key (the primary-key fields' encodings) to `out`.
+    #[doc(hidden)]
+    fn write_identity(&self, out: &mut tokio_postgres::types::private::BytesMut);
 }
 
 /// A table: columns, keys and constraints.

@@ -124,7 +124,7 @@ impl AsyncSession {
                         .iter()
                         .filter_map(|i| r.column_value(*i).map(|b| (*i, b)))
                         .collect();
-                    (Vec::new(), obj, changes)
+                    (Default::default(), obj, changes)
                 })
                 .collect();
             super::flush::update_chunk(conn, t, &pk, &idx, None, &dirty).await?;

@@ -25,6 +25,27 @@ fn columns_list(t: &TableDef, prefix: &str) -> String {
         .join(", ")
 }
 
+/// [`select_by_pk_sql`], built once per table and lock mode.
+pub(crate) fn select_by_pk_cached(t: &'static TableDef, for_update: bool) -> std::sync::Arc<str> {
+    use std::collections::HashMap;
+    use std::sync::{OnceLock, RwLock};
+    type Cache = RwLock<HashMap<(&'static str, bool), std::sync::Arc<str>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(sql) = cache
+        .read()
+        .ok()
+        .and_then(|m| m.get(&(t.name, for_update)).cloned())
+    {
+        return sql;
+    }
+    let sql: std::sync::Arc<str> = select_by_pk_sql(t, for_update).into();
+    if let Ok(mut m) = cache.write() {
+        m.insert((t.name, for_update), sql.clone());
+    }
+    sql
+}
+
 /// `SELECT <all columns> FROM t WHERE pk = $1 [AND …]`.
 pub(crate) fn select_by_pk_sql(t: &TableDef, for_update: bool) -> String {
     let table = quote_ident(t.name);
@@ -134,7 +155,7 @@ async fn run_returning(
 }
 
 /// One dirty object: its identity key, the object, and its changed columns.
-pub(crate) type DirtyRow = (Vec<u8>, Arc<dyn AnyObj>, Vec<(usize, Bind)>);
+pub(crate) type DirtyRow = (super::object::Key, Arc<dyn AnyObj>, Vec<(usize, Bind)>);
 /// (table, changed column indexes) → dirty rows with exactly those changes.
 type Group = Vec<DirtyRow>;
 

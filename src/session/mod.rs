@@ -13,6 +13,7 @@ mod scoped;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
+pub use self::object::key_part;
 pub use self::object::{Obj, ObjMut, ObjRef, ObjectState, SessionEvent};
 pub use self::repository::{KeysetPage, ListOptions, Page, Repository};
 pub use self::scoped::{scoped_session, with_scoped_session};
@@ -154,7 +155,7 @@ impl Engine {
     }
 }
 
-type IdentityKey = (&'static str, Vec<u8>);
+type IdentityKey = (&'static str, object::Key);
 
 /// A unit of work over one connection and transaction at a time.
 ///
@@ -644,31 +645,28 @@ impl AsyncSession {
         overwrite: bool,
     ) -> Result<Vec<Obj<M>>> {
         self.autoflush().await?;
-        let rows = self.connection().await?.query(q).await?;
-        rows.iter()
-            .map(|row| self.identify::<M>(row, overwrite))
-            .collect()
-    }
-
-    /// The tracked object for a full model row: the existing one, or a new persistent one.
-    fn identify<M: Model>(&mut self, row: &Row, overwrite: bool) -> Result<Obj<M>> {
-        let value = M::from_row(row)?;
-        let pk: Vec<Bind> = pk_binds(&value);
-        let key = (M::TABLE.name, identity_key(&pk));
-        if let Some(existing) = self.identity.get(&key).and_then(Weak::upgrade) {
-            if let Ok(cell) = existing.clone().as_any().downcast::<object::Cell<M>>() {
-                if overwrite || existing.is_expired() {
-                    existing.load(row)?;
-                }
-                return Ok(Obj(cell));
-            }
-        }
-        let obj = Obj::loaded(value, &self.registry);
-        self.registry.emit(&SessionEvent::Loaded {
-            table: M::TABLE.name,
-        });
-        self.identity.insert(key, Arc::downgrade(&obj.erased()));
-        Ok(obj)
+        self.connection().await?;
+        let (sql, binds) = q.compile()?;
+        let AsyncSession {
+            conn,
+            identity,
+            registry,
+            ..
+        } = self;
+        let conn = conn.as_mut().ok_or_else(Error::connection_lost)?;
+        let mut out = Vec::new();
+        // Rows are mapped into the identity map as they arrive: no intermediate row vector.
+        conn.run(&sql, &binds, |row| {
+            out.push(identify_into::<M>(
+                identity,
+                registry,
+                &Row(row),
+                overwrite,
+            )?);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
     }
 
     /// The object with this primary key: from the identity map with no SQL when it is loaded
@@ -707,16 +705,24 @@ impl AsyncSession {
             }
         }
         self.autoflush().await?;
-        let sql = flush::select_by_pk_sql(M::TABLE, for_update);
-        let rows = self
-            .connection()
-            .await?
-            .query(&Raw::audited(AssertSqlSafe(sql)).with_binds(pk))
-            .await?;
-        match rows.first() {
-            Some(row) => self.identify::<M>(row, true).map(Some),
-            None => Ok(None),
-        }
+        self.connection().await?;
+        let sql = flush::select_by_pk_cached(M::TABLE, for_update);
+        let AsyncSession {
+            conn,
+            identity,
+            registry,
+            ..
+        } = self;
+        let conn = conn.as_mut().ok_or_else(Error::connection_lost)?;
+        let mut found = None;
+        conn.run(&sql, &pk, |row| {
+            if found.is_none() {
+                found = Some(identify_into::<M>(identity, registry, &Row(row), true)?);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(found)
     }
 
     /// Reloads an object's columns in one SELECT (after expiry, or to see other
@@ -826,6 +832,33 @@ impl AsyncSession {
                 .any(|i| inner.value.column_value(i).and_then(|b| object::encode(&b)) != snap[i]),
         }
     }
+}
+
+fn identify_into<M: Model>(
+    identity: &mut HashMap<IdentityKey, Weak<dyn AnyObj>>,
+    registry: &Arc<Registry>,
+    row: &Row,
+    overwrite: bool,
+) -> Result<Obj<M>> {
+    let value = M::from_row(row)?;
+    let mut key = object::Key::with_capacity(16);
+    value.write_identity(&mut key);
+    let key = (M::TABLE.name, key);
+    if let Some(existing) = identity.get(&key).and_then(Weak::upgrade) {
+        if overwrite || existing.is_expired() {
+            existing.load(row)?;
+        }
+        if let Ok(cell) = existing.as_any().downcast::<object::Cell<M>>() {
+            return Ok(Obj(cell));
+        }
+    }
+    let obj = Obj::loaded(value, registry);
+    registry.emit(&SessionEvent::Loaded {
+        table: M::TABLE.name,
+    });
+    let weak: Weak<object::Cell<M>> = Arc::downgrade(&obj.0);
+    identity.insert(key, weak);
+    Ok(obj)
 }
 
 fn downcast<M: Model>(o: &Arc<dyn AnyObj>) -> Option<Obj<M>> {

@@ -286,19 +286,45 @@ pub(crate) fn encode(b: &Bind) -> Option<Vec<u8>> {
     }
 }
 
-/// The identity key of a row: its primary-key values, encoded, length-prefixed.
-pub(crate) fn identity_key(pk: &[Bind]) -> Vec<u8> {
-    let mut key = Vec::new();
+/// An identity key: the primary-key values, each length-prefixed wire encoding.
+pub(crate) type Key = BytesMut;
+
+/// The identity key of a row from bound primary-key values (same format as
+/// [`key_part`], which the derive uses on the model's fields).
+pub(crate) fn identity_key(pk: &[Bind]) -> Key {
+    let mut key = BytesMut::with_capacity(16);
     for b in pk {
-        match encode(b) {
-            Some(bytes) => {
-                key.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-                key.extend_from_slice(&bytes);
-            }
-            None => key.extend_from_slice(&u64::MAX.to_le_bytes()),
-        }
+        put_part(&mut key, |out| {
+            b.as_to_sql().to_sql_checked(b.sql_type(), out)
+        });
     }
     key
+}
+
+fn put_part(
+    out: &mut BytesMut,
+    write: impl FnOnce(
+        &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>>,
+) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    match write(out) {
+        Ok(IsNull::No) => {
+            let n = (out.len() - start - 4) as u32;
+            out[start..start + 4].copy_from_slice(&n.to_le_bytes());
+        }
+        _ => {
+            out.truncate(start);
+            out.extend_from_slice(&u32::MAX.to_le_bytes());
+        }
+    }
+}
+
+/// Appends one primary-key field to an identity key (called by derived code).
+#[doc(hidden)]
+pub fn key_part<T: crate::sql::SqlType>(value: &T, out: &mut BytesMut) {
+    put_part(out, |o| value.to_sql_checked(&T::sql_type(), o));
 }
 
 /// What the unit of work needs from any object, whatever its model.
@@ -308,7 +334,7 @@ pub(crate) trait AnyObj: Send + Sync {
     fn set_state(&self, state: ObjectState);
     fn insert_binds(&self, out: &mut Vec<Bind>);
     fn pk_binds(&self) -> Vec<Bind>;
-    fn key(&self) -> Vec<u8>;
+    fn key(&self) -> Key;
     /// Changed columns since the snapshot: (column index, new value). Clears the snapshot.
     fn take_changes(&self) -> Vec<(usize, Bind)>;
     /// The value of one column now.
@@ -361,8 +387,10 @@ impl<M: Model> AnyObj for Cell<M> {
             .filter_map(|(i, _)| inner.value.column_value(i))
             .collect()
     }
-    fn key(&self) -> Vec<u8> {
-        identity_key(&self.pk_binds())
+    fn key(&self) -> Key {
+        let mut key = BytesMut::with_capacity(16);
+        lock(&self.inner).value.write_identity(&mut key);
+        key
     }
     fn take_changes(&self) -> Vec<(usize, Bind)> {
         let mut inner = lock(&self.inner);
