@@ -47,20 +47,7 @@ fn w1(
                     move || {
                         let raw = raw.clone();
                         async move {
-                            let c = raw.get().await.unwrap();
-                            let st = c
-                                .prepare_cached("SELECT id, name, hair_color FROM users")
-                                .await
-                                .unwrap();
-                            let rows = c.query(&st, &[]).await.unwrap();
-                            let users: Vec<RawUser> = rows
-                                .iter()
-                                .map(|r| RawUser {
-                                    id: r.get(0),
-                                    name: r.get(1),
-                                    hair_color: r.get(2),
-                                })
-                                .collect();
+                            let users = common::raw_all_users(&raw).await;
                             assert_eq!(users.len() as i64, n);
                         }
                     },
@@ -225,20 +212,7 @@ fn w7(
                 move || {
                     let raw = raw.clone();
                     async move {
-                        let c = raw.get().await.unwrap();
-                        let st = c
-                            .prepare_cached("SELECT id, name, hair_color FROM users")
-                            .await
-                            .unwrap();
-                        let rows = c.query(&st, &[]).await.unwrap();
-                        let users: Vec<RawUser> = rows
-                            .iter()
-                            .map(|r| RawUser {
-                                id: r.get(0),
-                                name: r.get(1),
-                                hair_color: r.get(2),
-                            })
-                            .collect();
+                        let users = common::raw_all_users(&raw).await;
                         assert_eq!(users.len(), 10_000);
                     }
                 },

@@ -246,3 +246,20 @@ pub fn criterion() -> criterion::Criterion {
         .measurement_time(Duration::from_secs(if quick { 1 } else { 3 }))
         .without_plots()
 }
+
+/// The raw side of "select all users": a cached prepared statement, `Row::get` by index.
+pub async fn raw_all_users(pool: &Pool) -> Vec<RawUser> {
+    let c = pool.get().await.unwrap();
+    let st = c
+        .prepare_cached("SELECT id, name, hair_color FROM users")
+        .await
+        .unwrap();
+    let rows = c.query(&st, &[]).await.unwrap();
+    rows.iter()
+        .map(|r| RawUser {
+            id: r.get(0),
+            name: r.get(1),
+            hair_color: r.get(2),
+        })
+        .collect()
+}

@@ -264,10 +264,7 @@ impl<M: Model, R> Insert<M, R> {
                 }
             }
         }
-        if let Some(r) = &self.returning {
-            w.push(" RETURNING ");
-            w.push_text(&r.0);
-        }
+        render_returning(w, self.returning.as_ref());
         Ok(())
     }
 }
@@ -335,14 +332,8 @@ impl<M: Model, R> Update<M, R> {
             w.push(" FROM ");
             w.comma_list(&self.from, |w, t| w.ident(t));
         }
-        if let Some(f) = &self.filter {
-            w.push(" WHERE ");
-            f.render(w);
-        }
-        if let Some(r) = &self.returning {
-            w.push(" RETURNING ");
-            w.push_text(&r.0);
-        }
+        render_where(w, self.filter.as_ref());
+        render_returning(w, self.returning.as_ref());
         Ok(())
     }
 }
@@ -396,15 +387,23 @@ impl<M: Model, R> Delete<M, R> {
             w.push(" USING ");
             w.comma_list(&self.using, |w, t| w.ident(t));
         }
-        if let Some(f) = &self.filter {
-            w.push(" WHERE ");
-            f.render(w);
-        }
-        if let Some(r) = &self.returning {
-            w.push(" RETURNING ");
-            w.push_text(&r.0);
-        }
+        render_where(w, self.filter.as_ref());
+        render_returning(w, self.returning.as_ref());
         Ok(())
+    }
+}
+
+fn render_where(w: &mut Writer, filter: Option<&Node>) {
+    if let Some(f) = filter {
+        w.push(" WHERE ");
+        f.render(w);
+    }
+}
+
+fn render_returning(w: &mut Writer, returning: Option<&Writer2>) {
+    if let Some(r) = returning {
+        w.push(" RETURNING ");
+        w.push_text(&r.0);
     }
 }
 
@@ -525,10 +524,7 @@ impl<M: Model, R> InsertSelect<M, R> {
         w.comma_list(&self.columns, |w, c| w.ident(c));
         w.push(") ");
         self.sub.render_select(w);
-        if let Some(r) = &self.returning {
-            w.push(" RETURNING ");
-            w.push_text(&r.0);
-        }
+        render_returning(w, self.returning.as_ref());
         Ok(())
     }
 }
