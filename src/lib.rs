@@ -36,6 +36,7 @@
 
 mod engine;
 mod error;
+mod loading;
 mod row;
 mod schema;
 mod session;
@@ -68,6 +69,10 @@ pub use crate::sql::{
     func, insert, insert_many, insert_select, max, min, quote_ident, rank, row_number, select, sql,
     sum, update, value,
 };
+pub use crate::loading::{
+    Cascade, Lazy, Load, LoadOpt, Loading, Many, One, Rel, RelKind, WriteOnly, joined, noload,
+    raise, selectin,
+};
 pub use crate::stream::{BatchStream, RowStream};
 
 pub use crate::sql::CustomType;
@@ -81,6 +86,7 @@ pub use aludel_macros::SqlNewtype;
 /// Support for generated code; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::loading::{RelDef, RelVisitor, Secondary, Slot, decode_column};
     pub use crate::row::FromRowOpt;
     pub use crate::session::key_part;
     pub use crate::sql::{Node, bind_node, enum_from_sql, enum_to_sql, enum_type};

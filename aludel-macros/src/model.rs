@@ -12,6 +12,25 @@ pub(crate) struct ModelIr {
     uniques: Vec<Vec<String>>,
     indexes: Vec<Vec<String>>,
     checks: Vec<(String, String)>,
+    relations: Vec<RelIr>,
+}
+
+/// A relationship field (`Many<T>`, `One<T>`, `WriteOnly<T>`): not a column.
+struct RelIr {
+    ident: Ident,
+    /// `Many`, `One` or `WriteOnly`.
+    slot: Ident,
+    target: Type,
+    kind: &'static str,
+    /// many_to_one: own FK fields; one_to_many/one_to_one: `Target::field` paths.
+    fk: Vec<Path>,
+    key: Vec<Ident>,
+    secondary: Option<(Path, Path, Path)>,
+    back: Option<Ident>,
+    cascade: (bool, bool, bool),
+    passive_deletes: bool,
+    order_by: Vec<(String, bool)>,
+    lazy: String,
 }
 
 struct FieldIr {
@@ -56,6 +75,7 @@ pub(crate) fn parse(ast: &DeriveInput) -> syn::Result<ModelIr> {
         uniques: Vec::new(),
         indexes: Vec::new(),
         checks: Vec::new(),
+        relations: Vec::new(),
     };
     for attr in ast.attrs.iter().filter(|a| a.path().is_ident("aludel")) {
         attr.parse_nested_meta(|meta| {
@@ -88,7 +108,29 @@ pub(crate) fn parse(ast: &DeriveInput) -> syn::Result<ModelIr> {
         })?;
     }
     for f in &named.named {
-        ir.fields.push(parse_field(f)?);
+        if let Some(rel) = parse_relation(f)? {
+            ir.relations.push(rel);
+        } else {
+            ir.fields.push(parse_field(f)?);
+        }
+    }
+    for r in &ir.relations {
+        if r.kind == "many_to_one" {
+            for fk in &r.fk {
+                let ok = fk.get_ident().is_some_and(|id| ir.fields.iter().any(|f| &f.ident == id));
+                if !ok {
+                    return Err(syn::Error::new(
+                        fk.span(),
+                        "many_to_one `fk` names a column field of this model",
+                    ));
+                }
+            }
+        }
+        for k in &r.key {
+            if !ir.fields.iter().any(|f| &f.ident == k) {
+                return Err(syn::Error::new(k.span(), "`key` names a column field of this model"));
+            }
+        }
     }
     if !ir.fields.iter().any(|f| f.primary_key) {
         return Err(syn::Error::new(
@@ -120,6 +162,171 @@ fn ident_list(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Vec<String>>
         Ok(())
     })?;
     Ok(out)
+}
+
+/// The slot type (`Many`, `One`, `WriteOnly`) and its target of a relationship field.
+fn slot_of(ty: &Type) -> Option<(Ident, Type)> {
+    let Type::Path(p) = ty else { return None };
+    let seg = p.path.segments.last()?;
+    if !["Many", "One", "WriteOnly"].iter().any(|n| seg.ident == n) {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        syn::GenericArgument::Type(t) => Some((seg.ident.clone(), t.clone())),
+        _ => None,
+    }
+}
+
+const REL_KINDS: [&str; 4] = ["many_to_one", "one_to_many", "one_to_one", "many_to_many"];
+
+fn paths(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Vec<Path>> {
+    // `fk = a` or `fk(a, b)`
+    if meta.input.peek(syn::Token![=]) {
+        Ok(vec![meta.value()?.parse::<Path>()?])
+    } else {
+        let mut out = Vec::new();
+        meta.parse_nested_meta(|m| {
+            out.push(m.path.clone());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+fn parse_relation(f: &syn::Field) -> syn::Result<Option<RelIr>> {
+    let mut found: Option<RelIr> = None;
+    for attr in f.attrs.iter().filter(|a| a.path().is_ident("aludel")) {
+        attr.parse_nested_meta(|meta| {
+            let Some(kind) = REL_KINDS.iter().find(|k| meta.path.is_ident(k)) else {
+                if found.is_some() {
+                    return Err(meta.error("a relationship field takes no column attributes"));
+                }
+                // not a relationship attribute: let parse_field report it
+                let _ = meta.input.parse::<proc_macro2::TokenStream>();
+                return Ok(());
+            };
+            let ident = f
+                .ident
+                .clone()
+                .ok_or_else(|| meta.error("named field expected"))?;
+            let Some((slot, target)) = slot_of(&f.ty) else {
+                return Err(syn::Error::new(
+                    f.ty.span(),
+                    "a relationship field has type Many<T>, One<T> or WriteOnly<T>",
+                ));
+            };
+            let mut r = RelIr {
+                ident,
+                slot,
+                target,
+                kind,
+                fk: Vec::new(),
+                key: Vec::new(),
+                secondary: None,
+                back: None,
+                cascade: (true, false, false),
+                passive_deletes: false,
+                order_by: Vec::new(),
+                lazy: String::from("explicit"),
+            };
+            let (mut sec, mut local, mut remote) = (None, None, None);
+            meta.parse_nested_meta(|m| {
+                let p = &m.path;
+                if p.is_ident("fk") {
+                    r.fk = paths(&m)?;
+                } else if p.is_ident("key") {
+                    r.key = paths(&m)?
+                        .into_iter()
+                        .map(|p| p.get_ident().cloned().ok_or_else(|| m.error("expected a field name")))
+                        .collect::<syn::Result<_>>()?;
+                } else if p.is_ident("secondary") {
+                    sec = Some(m.value()?.parse::<Path>()?);
+                } else if p.is_ident("local") {
+                    local = Some(m.value()?.parse::<Path>()?);
+                } else if p.is_ident("remote") {
+                    remote = Some(m.value()?.parse::<Path>()?);
+                } else if p.is_ident("back_populates") {
+                    r.back = Some(m.value()?.parse::<Ident>()?);
+                } else if p.is_ident("passive_deletes") {
+                    r.passive_deletes = true;
+                } else if p.is_ident("cascade") {
+                    let lit = m.value()?.parse::<LitStr>()?;
+                    let mut c = (false, false, false);
+                    for part in lit.value().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                        match part {
+                            "save-update" | "merge" | "refresh-expire" | "expunge" => c.0 = true,
+                            "delete" => c.1 = true,
+                            "delete-orphan" => c.2 = true,
+                            "all" => {
+                                c.0 = true;
+                                c.1 = true;
+                            }
+                            "none" => {}
+                            _ => {
+                                return Err(syn::Error::new(
+                                    lit.span(),
+                                    format!("unknown cascade `{part}`; expected save-update, merge, delete, delete-orphan, all or none"),
+                                ));
+                            }
+                        }
+                    }
+                    if c.2 {
+                        c.1 = true;
+                    }
+                    r.cascade = c;
+                } else if p.is_ident("order_by") {
+                    let lit = m.value()?.parse::<LitStr>()?;
+                    for part in lit.value().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                        let mut words = part.split_whitespace();
+                        let col = words.next().unwrap_or_default().to_owned();
+                        let desc = match words.next().map(str::to_ascii_lowercase).as_deref() {
+                            None | Some("asc") => false,
+                            Some("desc") => true,
+                            Some(_) => return Err(syn::Error::new(lit.span(), "order_by: `column [asc|desc], …`")),
+                        };
+                        r.order_by.push((col, desc));
+                    }
+                } else if p.is_ident("lazy") {
+                    let lit = m.value()?.parse::<LitStr>()?;
+                    let v = lit.value();
+                    if !["select", "explicit", "selectin", "joined", "raise", "noload", "write_only"].contains(&v.as_str()) {
+                        return Err(syn::Error::new(lit.span(), "lazy: expected \"selectin\", \"joined\", \"raise\", \"noload\" or \"select\""));
+                    }
+                    r.lazy = v;
+                } else {
+                    return Err(m.error("unknown relationship key; expected fk, key, secondary, local, remote, back_populates, cascade, passive_deletes, order_by or lazy"));
+                }
+                Ok(())
+            })?;
+            match *kind {
+                "many_to_many" => match (sec, local, remote) {
+                    (Some(s), Some(l), Some(r2)) => r.secondary = Some((s, l, r2)),
+                    _ => return Err(meta.error("many_to_many needs `secondary = LinkModel, local = LinkModel::parent_fk, remote = LinkModel::target_fk`")),
+                },
+                _ if r.fk.is_empty() => return Err(meta.error("this relationship needs `fk = …`")),
+                _ => {}
+            }
+            if r.slot == "WriteOnly" {
+                r.lazy = String::from("write_only");
+                if !matches!(*kind, "one_to_many" | "many_to_many") {
+                    return Err(meta.error("WriteOnly<T> is for one_to_many and many_to_many"));
+                }
+            }
+            let want_one = matches!(*kind, "many_to_one" | "one_to_one");
+            if want_one != (r.slot == "One") {
+                return Err(syn::Error::new(
+                    f.ty.span(),
+                    if want_one { "this relationship is scalar: use One<T>" } else { "this relationship is a collection: use Many<T> or WriteOnly<T>" },
+                ));
+            }
+            found = Some(r);
+            Ok(())
+        })?;
+    }
+    Ok(found)
 }
 
 fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
@@ -322,6 +529,25 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         quote!(#fid: row.get(offset + #i)?)
     });
 
+    let rel_consts = m.relations.iter().map(|r| expand_relation(m, r));
+    let rel_inits = m.relations.iter().map(|r| {
+        let (fid, slot) = (&r.ident, &r.slot);
+        let path = format!("{table}.{}", r.ident);
+        if r.slot == "WriteOnly" {
+            quote!(#fid: ::aludel::WriteOnly::named(#path))
+        } else {
+            quote!(#fid: ::aludel::#slot::not_loaded(#path))
+        }
+    });
+    let rel_visits = m.relations.iter().map(|r| {
+        let fid = &r.ident;
+        quote!(v.visit(#ident::#fid);)
+    });
+    let sets = m.fields.iter().enumerate().map(|(i, f)| {
+        let (fid, ty, col) = (&f.ident, &f.ty, &f.column);
+        quote!(#i => self.#fid = ::aludel::__private::decode_column::<#ty>(raw, #col)?,)
+    });
+
     let Some((pk_index, pk_field)) = m.fields.iter().enumerate().find(|(_, f)| f.primary_key)
     else {
         return syn::Error::new(ident.span(), "a model needs a primary key").into_compile_error();
@@ -341,6 +567,7 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
             pub const fn alias(name: &'static str) -> ::aludel::Alias<#ident> {
                 ::aludel::Alias::new(name)
             }
+            #(#rel_consts)*
         }
 
         impl ::aludel::Model for #ident {
@@ -367,6 +594,19 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
                 }
             }
 
+            fn set_column(&mut self, idx: usize, raw: ::core::option::Option<&[u8]>) -> ::aludel::Result<()> {
+                match idx {
+                    #(#sets)*
+                    _ => {}
+                }
+                ::core::result::Result::Ok(())
+            }
+
+            fn visit_relations<V: ::aludel::__private::RelVisitor<Self>>(v: &mut V) {
+                let _ = &v;
+                #(#rel_visits)*
+            }
+
         }
 
         impl ::aludel::__private::FromRowOpt for #ident {
@@ -385,12 +625,119 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         impl ::aludel::FromRow for #ident {
             #[inline]
             fn from_row_at(row: &::aludel::Row, offset: usize) -> ::aludel::Result<Self> {
-                ::core::result::Result::Ok(#ident { #(#reads),* })
+                ::core::result::Result::Ok(#ident { #(#reads,)* #(#rel_inits,)* })
             }
             fn column_count() -> usize {
                 #n_cols
             }
         }
+    }
+}
+
+fn path_tokens(p: &Path) -> TokenStream {
+    quote!(#p)
+}
+
+/// `Model::field` → (`Model`, `field`).
+fn split_path(p: &Path) -> (TokenStream, TokenStream) {
+    let mut model = p.clone();
+    let last = model.segments.pop().map(|s| s.into_value().ident);
+    let model = Path {
+        leading_colon: model.leading_colon,
+        segments: model.segments.into_iter().collect(),
+    };
+    (quote!(#model), quote!(#last))
+}
+
+fn expand_relation(m: &ModelIr, r: &RelIr) -> TokenStream {
+    let ident = &m.ident;
+    let (fid, target, slot) = (&r.ident, &r.target, &r.slot);
+    let name = fid.to_string();
+    let path = format!("{}.{}", m.table, fid);
+    let alias = format!("{}__{}", m.table, fid);
+    let col_of = |id: &Ident| -> String {
+        m.fields
+            .iter()
+            .find(|f| &f.ident == id)
+            .map(|f| f.column.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let kind = match r.kind {
+        "many_to_one" => quote!(ManyToOne),
+        "one_to_many" => quote!(OneToMany),
+        "one_to_one" => quote!(OneToOne),
+        _ => quote!(ManyToMany),
+    };
+    let none = quote!(::core::option::Option::None);
+    let key_cols = if r.key.is_empty() {
+        none.clone()
+    } else {
+        let cols = r.key.iter().map(col_of);
+        quote!(::core::option::Option::Some(&[#(#cols),*]))
+    };
+    let (local, remote) = match r.kind {
+        "many_to_one" => {
+            let cols = r.fk.iter().filter_map(|p| p.get_ident()).map(col_of);
+            (quote!(::core::option::Option::Some(&[#(#cols),*])), none.clone())
+        }
+        "many_to_many" => (key_cols, none.clone()),
+        _ => {
+            let cols = r.fk.iter().map(path_tokens).map(|p| quote!(#p.name()));
+            (key_cols, quote!(::core::option::Option::Some(&[#(#cols),*])))
+        }
+    };
+    let secondary = match &r.secondary {
+        Some((sec, l, rm)) => {
+            let (_, lf) = split_path(l);
+            let (_, rf) = split_path(rm);
+            quote!(::core::option::Option::Some(::aludel::__private::Secondary {
+                table: || <#sec as ::aludel::Model>::TABLE,
+                local: &[#sec::#lf.name()],
+                remote: &[#sec::#rf.name()],
+            }))
+        }
+        None => none.clone(),
+    };
+    let back = match &r.back {
+        Some(b) => quote!(::core::option::Option::Some({
+            fn back() -> ::aludel::Rel<#target, #ident> { <#target>::#b }
+            back
+        })),
+        None => none.clone(),
+    };
+    let (su, del, orphan) = r.cascade;
+    let passive = r.passive_deletes;
+    let order = r.order_by.iter().map(|(c, d)| quote!((#c, #d)));
+    let lazy = match r.lazy.as_str() {
+        "selectin" => quote!(Selectin),
+        "joined" => quote!(Joined),
+        "raise" => quote!(Raise),
+        "noload" => quote!(NoLoad),
+        "write_only" => quote!(WriteOnly),
+        _ => quote!(Explicit),
+    };
+    let doc = format!("The `{name}` relationship ({}).", r.kind.replace('_', "-"));
+    quote! {
+        #[doc = #doc]
+        #[allow(non_upper_case_globals)]
+        pub const #fid: ::aludel::Rel<#ident, #target> = ::aludel::Rel::new(&::aludel::__private::RelDef {
+            name: #name,
+            path: #path,
+            kind: ::aludel::RelKind::#kind,
+            local: #local,
+            remote: #remote,
+            secondary: #secondary,
+            back: #back,
+            cascade: ::aludel::Cascade { save_update: #su, delete: #del, delete_orphan: #orphan },
+            passive_deletes: #passive,
+            order_by: &[#(#order),*],
+            lazy: ::aludel::Lazy::#lazy,
+            alias: #alias,
+            slot: ::aludel::__private::Slot::#slot({
+                fn slot(m: &mut #ident) -> &mut ::aludel::#slot<#target> { &mut m.#fid }
+                slot
+            }),
+        });
     }
 }
 

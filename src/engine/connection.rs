@@ -505,6 +505,60 @@ impl Connection {
         Ok(stream.rows_affected().unwrap_or(n))
     }
 
+    /// Runs several statements on this connection at once: every request is written before
+    /// any answer is awaited (tokio-postgres pipelines requests on one connection), so the
+    /// batch costs one round trip instead of one per statement. Rows come back per statement,
+    /// in order; each statement is reported to observers like a single one.
+    pub(crate) async fn run_pipelined(
+        &mut self,
+        stmts: &[(std::sync::Arc<str>, Vec<Bind>)],
+    ) -> Result<Vec<Vec<tokio_postgres::Row>>> {
+        self.check_usable()?;
+        for (sql, _) in stmts {
+            reject_transaction_control(sql)?;
+        }
+        let started = Instant::now();
+        self.in_flight = true;
+        let results = {
+            let this = &*self;
+            futures_util::future::join_all(stmts.iter().map(|(sql, binds)| {
+                let span = statement_span(sql, binds.len());
+                let inner = span.clone();
+                async move {
+                    let mut rows = Vec::new();
+                    let n = this
+                        .send(sql, binds, |row| {
+                            rows.push(row);
+                            Ok(())
+                        })
+                        .await;
+                    (n.map(|_| rows), span)
+                }
+                .instrument(inner)
+            }))
+            .await
+        };
+        self.in_flight = false;
+        let mut out = Vec::with_capacity(results.len());
+        let mut first_err = None;
+        for ((sql, binds), (result, span)) in stmts.iter().zip(results) {
+            let (count, rows) = match result {
+                Ok(rows) => (Ok(rows.len() as u64), rows),
+                Err(e) => (Err(e), Vec::new()),
+            };
+            match self.finish(sql, binds.len(), StatementKind::Query, started, &span, count) {
+                Ok(_) => out.push(rows),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
     /// Marks a statement as sent and not fully read (streams), or finished.
     pub(crate) fn set_in_flight(&mut self, on: bool) {
         self.in_flight = on;

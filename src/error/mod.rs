@@ -73,6 +73,8 @@ pub(crate) enum Kind {
     Expired { table: &'static str },
     /// An object is not attached to a session and its values are not loaded.
     Detached { table: &'static str },
+    /// A relationship was read before it was loaded (or it is marked `raise`).
+    NotLoaded { relation: &'static str, raise: bool },
     /// A flush failed; the session refuses work until `rollback()`.
     PendingRollback,
     /// An UPDATE or DELETE matched fewer rows than expected (version mismatch or row gone).
@@ -146,6 +148,10 @@ impl Error {
 
     pub(crate) fn expired(table: &'static str) -> Self {
         Error::new(Kind::Expired { table })
+    }
+
+    pub(crate) fn not_loaded(relation: &'static str, raise: bool) -> Self {
+        Error::new(Kind::NotLoaded { relation, raise })
     }
 
     pub(crate) fn detached(table: &'static str) -> Self {
@@ -370,6 +376,13 @@ impl Error {
         matches!(self.0.kind, Kind::Expired { .. })
     }
 
+    /// A relationship was read before it was loaded, or loading it is refused because it is
+    /// marked `raise` (SQLAlchemy's `MissingGreenlet` / `lazy="raise"` cases). aludel never
+    /// loads implicitly: load it with a query option or `AsyncSession::load`.
+    pub fn is_not_loaded(&self) -> bool {
+        matches!(self.0.kind, Kind::NotLoaded { .. })
+    }
+
     /// The object is detached from its session and its values are not loaded.
     pub fn is_detached(&self) -> bool {
         matches!(self.0.kind, Kind::Detached { .. })
@@ -425,6 +438,18 @@ impl fmt::Display for Error {
                 f,
                 "this `{table}` object's values were expired (commit, rollback or expire); refresh it first"
             )?,
+            Kind::NotLoaded {
+                relation,
+                raise: false,
+            } => write!(
+                f,
+                "`{relation}` is not loaded; load it with a loading option (selectin, joined) or \
+                 `AsyncSession::load` (aludel never loads implicitly)"
+            )?,
+            Kind::NotLoaded {
+                relation,
+                raise: true,
+            } => write!(f, "`{relation}` is not available due to lazy=\"raise\"")?,
             Kind::Detached { table } => write!(
                 f,
                 "this `{table}` object is detached from its session and its values are not loaded"

@@ -29,6 +29,20 @@ pub trait Model: FromRow + crate::row::FromRowOpt + Send + Sync + 'static {
     /// Appends the identity key (the primary-key fields' encodings) to `out`.
     #[doc(hidden)]
     fn write_identity(&self, out: &mut tokio_postgres::types::private::BytesMut);
+
+    /// Sets column `idx` from its wire encoding (`None` = NULL): how the unit of work copies
+    /// a parent's key into a foreign key.
+    #[doc(hidden)]
+    fn set_column(&mut self, idx: usize, raw: Option<&[u8]>) -> crate::Result<()>;
+
+    /// Calls `v.visit(rel)` for each relationship of the model.
+    #[doc(hidden)]
+    fn visit_relations<V: crate::loading::RelVisitor<Self>>(v: &mut V)
+    where
+        Self: Sized,
+    {
+        let _ = v;
+    }
 }
 
 /// A table: columns, keys and constraints.

@@ -63,9 +63,13 @@ pub(crate) fn select_by_pk_sql(t: &TableDef, for_update: bool) -> String {
 }
 
 /// Inserts pending objects table by table (parents first), in add order within a table.
+/// Before a table's rows go out, their foreign keys are copied from parents inserted just
+/// before; rows whose parent is still pending (self-referential trees) wait for a later
+/// round.
 pub(crate) async fn insert_all(
     conn: &mut Connection,
     pending: &[Arc<dyn AnyObj>],
+    plan: &super::relations::Plan,
 ) -> Result<Vec<Arc<dyn AnyObj>>> {
     let mut by_table: Vec<(&'static TableDef, Vec<Arc<dyn AnyObj>>)> = Vec::new();
     for obj in pending {
@@ -77,16 +81,41 @@ pub(crate) async fn insert_all(
     }
     let tables: Vec<&'static TableDef> = by_table.iter().map(|(t, _)| *t).collect();
     let order = crate::schema::dependency_order_of(&tables)?;
+    let mut waiting: Vec<(&'static TableDef, Vec<Arc<dyn AnyObj>>)> = order
+        .into_iter()
+        .filter_map(|t| {
+            by_table
+                .iter()
+                .find(|(bt, _)| bt.name == t.name)
+                .map(|(_, objs)| (t, objs.clone()))
+        })
+        .collect();
     let mut inserted = Vec::with_capacity(pending.len());
-    for t in order {
-        let Some((_, objs)) = by_table.iter().find(|(bt, _)| bt.name == t.name) else {
-            continue;
-        };
-        let per_row = t.insert_columns().count().max(1);
-        let rows_per_stmt = MAX_ROWS.min(MAX_BINDS / per_row).max(1);
-        for chunk in objs.chunks(rows_per_stmt) {
-            insert_chunk(conn, t, chunk).await?;
-            inserted.extend(chunk.iter().cloned());
+    while waiting.iter().any(|(_, objs)| !objs.is_empty()) {
+        let mut progress = false;
+        for (t, objs) in &mut waiting {
+            if objs.is_empty() {
+                continue;
+            }
+            let (ready, wait): (Vec<_>, Vec<_>) =
+                std::mem::take(objs).into_iter().partition(|o| !plan.waits(o));
+            *objs = wait;
+            if ready.is_empty() {
+                continue;
+            }
+            progress = true;
+            plan.sync_pending(&ready)?;
+            let per_row = t.insert_columns().count().max(1);
+            let rows_per_stmt = MAX_ROWS.min(MAX_BINDS / per_row).max(1);
+            for chunk in ready.chunks(rows_per_stmt) {
+                insert_chunk(conn, t, chunk).await?;
+                inserted.extend(chunk.iter().cloned());
+            }
+        }
+        if !progress {
+            return Err(Error::invalid(
+                "pending objects depend on each other in a cycle; flush one of them first",
+            ));
         }
     }
     Ok(inserted)

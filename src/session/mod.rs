@@ -6,7 +6,8 @@
 mod bulk;
 mod flush;
 mod nested;
-mod object;
+pub(crate) mod object;
+mod relations;
 mod repository;
 mod scoped;
 
@@ -324,10 +325,7 @@ impl AsyncSession {
     pub fn add<M: Model>(&mut self, obj: &Obj<M>) -> Result<()> {
         match obj.state() {
             ObjectState::Transient => {
-                let erased = obj.erased();
-                erased.attach(&self.registry);
-                erased.set_state(ObjectState::Pending);
-                self.new.push(erased);
+                self.add_erased(obj.erased());
                 Ok(())
             }
             ObjectState::Detached => {
@@ -347,6 +345,13 @@ impl AsyncSession {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Makes a transient object pending in this session.
+    fn add_erased(&mut self, erased: Arc<dyn AnyObj>) {
+        erased.attach(&self.registry);
+        erased.set_state(ObjectState::Pending);
+        self.new.push(erased);
     }
 
     /// Adds several transient objects, in order.
@@ -421,9 +426,10 @@ impl AsyncSession {
     }
 
     async fn flush_inner(&mut self) -> Result<()> {
+        let plan = relations::prepare(self).await?;
         let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
         let pending = std::mem::take(&mut self.new);
-        let inserted = match flush::insert_all(conn, &pending).await {
+        let inserted = match flush::insert_all(conn, &pending, &plan).await {
             Ok(done) => done,
             Err(e) => {
                 self.new = pending;
@@ -438,11 +444,14 @@ impl AsyncSession {
             mark.inserted.extend(inserted.iter().cloned());
         }
         self.tx_inserted.extend(inserted);
+        plan.sync_persistent()?;
         let written = self.registry.take_written();
         let updated = flush::update_all(conn, written).await?;
         if let Some(mark) = self.savepoints.last_mut() {
             mark.updated.extend(updated);
         }
+        plan.write_links(conn).await?;
+        plan.before_delete(conn).await?;
         let deleted = std::mem::take(&mut self.deleted);
         flush::delete_all(conn, &deleted).await?;
         if let Some(mark) = self.savepoints.last_mut() {
@@ -646,6 +655,142 @@ impl AsyncSession {
     ) -> Result<Vec<Obj<M>>> {
         self.autoflush().await?;
         self.connection().await?;
+        let Some(loading) = q.loading() else {
+            let objs = self.fetch_rows_into::<M>(q, overwrite).await?;
+            self.load_defaults(&objs, &[]).await?;
+            return Ok(objs);
+        };
+        let objs = if loading.joined().is_empty() {
+            self.fetch_rows_into::<M>(q, overwrite).await?
+        } else {
+            // Joined options read their columns from the same rows: keep the rows.
+            let (sql, binds) = q.compile()?;
+            let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
+            let mut rows = Vec::new();
+            conn.run(&sql, &binds, |row| {
+                rows.push(row);
+                Ok(())
+            })
+            .await?;
+            let mut per_row = Vec::with_capacity(rows.len());
+            for row in &rows {
+                per_row.push(self.identify_with::<M>(&Row(row.clone()), 0, overwrite)?);
+            }
+            for (i, offset) in loading.joined() {
+                if let Some(step) = loading.load().steps.get(*i) {
+                    step.apply_joined(self, &per_row, &rows, *offset).await?;
+                }
+            }
+            unique(per_row)
+        };
+        let joined: Vec<usize> = loading.joined().iter().map(|(i, _)| *i).collect();
+        let rest: Vec<Arc<dyn crate::loading::Step<M>>> = loading
+            .load()
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !joined.contains(i))
+            .map(|(_, s)| s.clone())
+            .collect();
+        crate::loading::run_steps(self, &objs, &rest).await?;
+        let named: Vec<&'static str> = loading.load().steps.iter().map(|s| s.rel_path()).collect();
+        self.load_defaults(&objs, &named).await?;
+        Ok(objs)
+    }
+
+    /// Applies the relationships' own `lazy` strategies (selectin, raise, noload) to freshly
+    /// loaded objects, except the relationships an option already covered.
+    async fn load_defaults<M: Model>(
+        &mut self,
+        objs: &[Obj<M>],
+        covered: &[&'static str],
+    ) -> Result<()> {
+        if objs.is_empty() {
+            return Ok(());
+        }
+        let steps = crate::loading::default_steps::<M>(covered);
+        if steps.is_empty() {
+            return Ok(());
+        }
+        crate::loading::run_steps(self, objs, &steps).await
+    }
+
+    /// Loads relationships of objects already in hand, for all of them at once: one query per
+    /// relationship level (500 parents per statement), never one per parent. The awaited
+    /// equivalent of SQLAlchemy's lazy load (`awaitable_attrs`), batched.
+    ///
+    /// ```no_run
+    /// # use aludel::{selectin, Model, Many};
+    /// # #[derive(Model, Clone, Debug)] #[aludel(table = "users")]
+    /// # struct User { #[aludel(primary_key)] id: i64,
+    /// #   #[aludel(one_to_many(fk = Post::user_id))] posts: Many<Post> }
+    /// # #[derive(Model, Clone, Debug)] #[aludel(table = "posts")]
+    /// # struct Post { #[aludel(primary_key)] id: i64, #[aludel(references = "User::id")] user_id: i64 }
+    /// # async fn demo(s: &mut aludel::AsyncSession, users: Vec<aludel::Obj<User>>) -> aludel::Result<()> {
+    /// s.load(&users, selectin(User::posts)).await?; // one SELECT … WHERE user_id = ANY($1)
+    /// let n = users[0].read()?.posts.len()?;
+    /// # let _ = n; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// A relationship declared `lazy = "raise"` refuses to load; expired parents must be
+    /// refreshed first.
+    pub async fn load<P: Model>(
+        &mut self,
+        objs: &[Obj<P>],
+        options: impl Into<crate::loading::Load<P>>,
+    ) -> Result<()> {
+        let load = options.into();
+        if let Some(path) = crate::loading::raise_declared(&load) {
+            return Err(Error::not_loaded(path, true));
+        }
+        self.autoflush().await?;
+        crate::loading::run_steps(self, objs, &load.steps).await
+    }
+
+    /// Rows of `q` through the identity map, no autoflush (loaders and the unit of work).
+    pub(crate) async fn fetch_objects<M: Model>(
+        &mut self,
+        q: &impl crate::Statement,
+    ) -> Result<Vec<Obj<M>>> {
+        self.connection().await?;
+        self.fetch_rows_into::<M>(q, false).await
+    }
+
+    /// Runs statements pipelined on the session's connection (one round trip).
+    pub(crate) async fn run_pipelined(
+        &mut self,
+        stmts: &[(Arc<str>, Vec<Bind>)],
+    ) -> Result<Vec<Vec<tokio_postgres::Row>>> {
+        self.connection().await?.run_pipelined(stmts).await
+    }
+
+    /// The object with this identity key, when loaded and not expired.
+    pub(crate) fn lookup<M: Model>(&self, key: &object::Key) -> Option<Obj<M>> {
+        let existing = self
+            .identity
+            .get(&(M::TABLE.name, key.clone()))
+            .and_then(Weak::upgrade)?;
+        if existing.is_expired() || existing.state() != ObjectState::Persistent {
+            return None;
+        }
+        existing.as_any().downcast::<object::Cell<M>>().ok().map(Obj)
+    }
+
+    /// The object for a row (columns from `offset`), through the identity map.
+    pub(crate) fn identify<M: Model>(&mut self, row: &Row, offset: usize) -> Result<Obj<M>> {
+        self.identify_with::<M>(row, offset, false)
+    }
+
+    fn identify_with<M: Model>(&mut self, row: &Row, offset: usize, overwrite: bool) -> Result<Obj<M>> {
+        identify_into::<M>(&mut self.identity, &self.registry, row, offset, overwrite)
+    }
+
+    async fn fetch_rows_into<M: Model>(
+        &mut self,
+        q: &impl crate::Statement,
+        overwrite: bool,
+    ) -> Result<Vec<Obj<M>>> {
         let (sql, binds) = q.compile()?;
         let AsyncSession {
             conn,
@@ -661,6 +806,7 @@ impl AsyncSession {
                 identity,
                 registry,
                 &Row(row),
+                0,
                 overwrite,
             )?);
             Ok(())
@@ -717,7 +863,7 @@ impl AsyncSession {
         let mut found = None;
         conn.run(&sql, &pk, |row| {
             if found.is_none() {
-                found = Some(identify_into::<M>(identity, registry, &Row(row), true)?);
+                found = Some(identify_into::<M>(identity, registry, &Row(row), 0, true)?);
             }
             Ok(())
         })
@@ -838,15 +984,16 @@ fn identify_into<M: Model>(
     identity: &mut HashMap<IdentityKey, Weak<dyn AnyObj>>,
     registry: &Arc<Registry>,
     row: &Row,
+    offset: usize,
     overwrite: bool,
 ) -> Result<Obj<M>> {
-    let value = M::from_row(row)?;
+    let value = M::from_row_at(row, offset)?;
     let mut key = object::Key::with_capacity(16);
     value.write_identity(&mut key);
     let key = (M::TABLE.name, key);
     if let Some(existing) = identity.get(&key).and_then(Weak::upgrade) {
         if overwrite || existing.is_expired() {
-            existing.load(row)?;
+            existing.load_at(row, offset)?;
         }
         if let Ok(cell) = existing.as_any().downcast::<object::Cell<M>>() {
             return Ok(Obj(cell));

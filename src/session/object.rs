@@ -259,6 +259,42 @@ impl<M: Model> Obj<M> {
     pub(crate) fn erased(&self) -> Arc<dyn AnyObj> {
         self.0.clone() as Arc<dyn AnyObj>
     }
+
+    /// Reads the value whatever its state (loaders and the unit of work: no expiry check).
+    pub(crate) fn with_value<T>(&self, f: impl FnOnce(&M) -> T) -> T {
+        f(&lock(&self.0.inner).value)
+    }
+
+    /// Changes the value without taking a snapshot: for relationship slots, which are not
+    /// columns and never make an object dirty.
+    pub(crate) fn with_value_mut<T>(&self, f: impl FnOnce(&mut M) -> T) -> T {
+        f(&mut lock(&self.0.inner).value)
+    }
+}
+
+/// Moves the relationship slots of `old` into `new` (a reload replaces columns only).
+struct KeepRelations<'a, M> {
+    new: &'a mut M,
+    old: &'a mut M,
+}
+
+impl<M: Model> crate::loading::RelVisitor<M> for KeepRelations<'_, M> {
+    fn visit<C: Model>(&mut self, rel: crate::loading::Rel<M, C>) {
+        use crate::loading::Slot;
+        match &rel.def().slot {
+            Slot::Many(f) => std::mem::swap(f(self.new), f(self.old)),
+            Slot::One(f) => std::mem::swap(f(self.new), f(self.old)),
+            Slot::WriteOnly(f) => std::mem::swap(f(self.new), f(self.old)),
+        }
+    }
+}
+
+fn replace_columns<M: Model>(inner: &mut Inner<M>, mut value: M) {
+    M::visit_relations(&mut KeepRelations {
+        new: &mut value,
+        old: &mut inner.value,
+    });
+    inner.value = value;
 }
 
 fn expired_error<M: Model>(inner: &Inner<M>) -> Error {
@@ -339,8 +375,18 @@ pub(crate) trait AnyObj: Send + Sync {
     fn take_changes(&self) -> Vec<(usize, Bind)>;
     /// The value of one column now.
     fn column(&self, idx: usize) -> Option<Bind>;
-    /// Replaces the values from a full-row result (RETURNING, refresh), unexpires.
+    /// Replaces the column values from a full-row result (RETURNING, refresh), unexpires;
+    /// relationship slots are kept.
     fn load(&self, row: &Row) -> Result<()>;
+    /// As `load`, reading the columns from `offset`.
+    fn load_at(&self, row: &Row, offset: usize) -> Result<()>;
+    /// Sets one column from its wire encoding; `track` records the change for the next flush
+    /// (snapshot + written list) when the object is persistent.
+    fn set_column_raw(self: Arc<Self>, idx: usize, raw: Option<&[u8]>, track: bool) -> Result<()>;
+    /// What the relationship slots ask of the next flush (history is taken).
+    fn rel_work(self: Arc<Self>, out: &mut Vec<crate::session::relations::RelWork>) -> Result<()>;
+    /// What deleting this object means for each of its relationships.
+    fn delete_rules(self: Arc<Self>) -> Vec<crate::session::relations::DeleteRule>;
     fn expire(&self);
     fn is_expired(&self) -> bool;
     fn attach(&self, registry: &Arc<Registry>);
@@ -411,12 +457,31 @@ impl<M: Model> AnyObj for Cell<M> {
         lock(&self.inner).value.column_value(idx)
     }
     fn load(&self, row: &Row) -> Result<()> {
-        let value = <M as crate::row::FromRow>::from_row(row)?;
+        self.load_at(row, 0)
+    }
+    fn load_at(&self, row: &Row, offset: usize) -> Result<()> {
+        let value = <M as crate::row::FromRow>::from_row_at(row, offset)?;
         let mut inner = lock(&self.inner);
-        inner.value = value;
+        replace_columns(&mut inner, value);
         inner.expired = false;
         inner.snapshot = None;
         Ok(())
+    }
+    fn set_column_raw(self: Arc<Self>, idx: usize, raw: Option<&[u8]>, track: bool) -> Result<()> {
+        let mut inner = lock(&self.inner);
+        if track && inner.state == ObjectState::Persistent && inner.snapshot.is_none() {
+            inner.snapshot = Some(encode_all(&inner.value));
+            if let Some(registry) = inner.session.as_ref().and_then(Weak::upgrade) {
+                lock(&registry.written).push(self.clone() as Arc<dyn AnyObj>);
+            }
+        }
+        inner.value.set_column(idx, raw)
+    }
+    fn rel_work(self: Arc<Self>, out: &mut Vec<crate::session::relations::RelWork>) -> Result<()> {
+        crate::session::relations::rel_work(Obj(self), out)
+    }
+    fn delete_rules(self: Arc<Self>) -> Vec<crate::session::relations::DeleteRule> {
+        crate::session::relations::delete_rules(Obj(self))
     }
     fn expire(&self) {
         let mut inner = lock(&self.inner);

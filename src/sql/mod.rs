@@ -25,6 +25,7 @@ pub use self::raw::{AssertSqlSafe, Raw, sql};
 pub use self::select::{All, Compound, Cte, MaybeModel, Optional, Select, Selectable, select};
 pub use self::types::{CustomType, bind_node, enum_from_sql, enum_to_sql, enum_type};
 pub use self::value::{Bind, SqlType};
+pub(crate) use self::value::bind_array;
 pub use self::writer::{SqlText, quote_ident};
 
 use crate::error::Result;
@@ -37,6 +38,15 @@ pub(crate) mod private {
 pub trait Typed: Statement {
     /// What each row maps to.
     type Output: crate::FromRow;
+
+    /// The loading options carried by the statement, if any.
+    #[doc(hidden)]
+    fn loading(&self) -> Option<&crate::loading::Loading<Self::Output>>
+    where
+        Self::Output: crate::Model,
+    {
+        None
+    }
 }
 
 /// Something that compiles to SQL text plus bound values: raw SQL ([`Raw`]) or a statement

@@ -283,6 +283,9 @@ pub struct Select<S> {
     defs: Vec<&'static crate::schema::TableDef>,
     /// A mistake found while building, reported when the statement compiles.
     error: Option<String>,
+    /// Columns of eagerly joined relationships, selected after the selection:
+    /// `(table alias, columns)`.
+    extra: Vec<(&'static str, &'static [crate::schema::ColumnDef])>,
 }
 
 /// Starts a `SELECT` of `sel`: `select(User::ALL)`, `select((User::id, User::name))`.
@@ -301,6 +304,7 @@ pub fn select<S: Selectable>(sel: S) -> Select<S> {
         lock: None,
         defs: Vec::new(),
         error: None,
+        extra: Vec::new(),
         with: Vec::new(),
     }
 }
@@ -431,6 +435,39 @@ impl<S: Selectable> Select<S> {
     /// `LEFT OUTER JOIN table AS alias ON cond`.
     pub fn left_join_alias<M: Model>(self, alias: &Alias<M>, on: Expr<bool>) -> Self {
         self.join_impl::<M>("LEFT OUTER JOIN", Some(alias.name), on)
+    }
+
+    /// Adds `LEFT OUTER JOIN table AS alias ON on` and selects the joined table's columns
+    /// after the selection (joined eager loading).
+    pub(crate) fn add_joined(
+        &mut self,
+        table: &'static str,
+        alias: &'static str,
+        on: Node,
+        columns: &'static [crate::schema::ColumnDef],
+    ) {
+        self.joins.push(Join {
+            kind: "LEFT OUTER JOIN",
+            table,
+            alias: Some(alias),
+            on,
+            lateral: None,
+        });
+        self.extra.push((alias, columns));
+    }
+
+    /// Whether LIMIT, OFFSET or DISTINCT shape the rows (a joined collection would change
+    /// what they count).
+    pub(crate) fn limits_rows(&self) -> bool {
+        self.limit.is_some() || self.offset.is_some() || !matches!(self.distinct, Distinct::No)
+    }
+
+    /// The name the main table goes by in this statement (its alias, else its name).
+    pub(crate) fn main_name(&self) -> Option<&'static str> {
+        match self.from {
+            Some((t, a)) => Some(a.unwrap_or(t)),
+            None => self.sel.default_from(),
+        }
     }
 
     /// `ORDER BY …`, after earlier orderings.
@@ -644,6 +681,10 @@ impl<S: Selectable> Select<S> {
             }
         }
         self.sel.render(w);
+        for (alias, columns) in &self.extra {
+            w.push(", ");
+            render_all(alias, columns, w);
+        }
         if let Some((table, alias)) = self
             .from
             .or_else(|| self.sel.default_from().map(|t| (t, None)))

@@ -97,3 +97,92 @@ impl fmt::Debug for Bind {
         write!(f, "Bind(${})", self.ty.name())
     }
 }
+
+/// The array type whose elements are `elem`, for the element types keys use.
+fn array_of(elem: &Type) -> Option<Type> {
+    Some(match *elem {
+        Type::BOOL => Type::BOOL_ARRAY,
+        Type::CHAR => Type::CHAR_ARRAY,
+        Type::INT2 => Type::INT2_ARRAY,
+        Type::INT4 => Type::INT4_ARRAY,
+        Type::INT8 => Type::INT8_ARRAY,
+        Type::OID => Type::OID_ARRAY,
+        Type::FLOAT4 => Type::FLOAT4_ARRAY,
+        Type::FLOAT8 => Type::FLOAT8_ARRAY,
+        Type::TEXT => Type::TEXT_ARRAY,
+        Type::VARCHAR => Type::VARCHAR_ARRAY,
+        Type::BPCHAR => Type::BPCHAR_ARRAY,
+        Type::NAME => Type::NAME_ARRAY,
+        Type::BYTEA => Type::BYTEA_ARRAY,
+        Type::UUID => Type::UUID_ARRAY,
+        Type::NUMERIC => Type::NUMERIC_ARRAY,
+        Type::DATE => Type::DATE_ARRAY,
+        Type::TIME => Type::TIME_ARRAY,
+        Type::TIMESTAMP => Type::TIMESTAMP_ARRAY,
+        Type::TIMESTAMPTZ => Type::TIMESTAMPTZ_ARRAY,
+        _ => return None,
+    })
+}
+
+/// Already-bound values of one type sent as one array parameter (`= ANY($1)` over keys
+/// the loader collected as [`Bind`]s). Written in PostgreSQL's binary array format.
+#[derive(Debug)]
+struct BindArray {
+    elem: Type,
+    items: Vec<Bind>,
+}
+
+impl ToSql for BindArray {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut tokio_postgres::types::private::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let n = i32::try_from(self.items.len())?;
+        out.extend_from_slice(&1i32.to_be_bytes()); // dimensions
+        let nulls_at = out.len();
+        out.extend_from_slice(&0i32.to_be_bytes()); // has nulls
+        out.extend_from_slice(&self.elem.oid().to_be_bytes());
+        out.extend_from_slice(&n.to_be_bytes());
+        out.extend_from_slice(&1i32.to_be_bytes()); // lower bound
+        let mut has_null = false;
+        for b in &self.items {
+            let at = out.len();
+            out.extend_from_slice(&0i32.to_be_bytes());
+            match b.as_to_sql().to_sql_checked(b.sql_type(), out)? {
+                tokio_postgres::types::IsNull::No => {
+                    let len = i32::try_from(out.len() - at - 4)?;
+                    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+                }
+                tokio_postgres::types::IsNull::Yes => {
+                    has_null = true;
+                    out[at..at + 4].copy_from_slice(&(-1i32).to_be_bytes());
+                }
+            }
+        }
+        if has_null {
+            out[nulls_at..nulls_at + 4].copy_from_slice(&1i32.to_be_bytes());
+        }
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(ty.kind(), tokio_postgres::types::Kind::Array(_))
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// One array bind of `items` (all of one SQL type), or `None` when that type has no known
+/// array type (callers fall back to one placeholder per value).
+pub(crate) fn bind_array(items: Vec<Bind>) -> Option<Bind> {
+    let elem = items.first()?.sql_type().clone();
+    if items.iter().any(|b| b.sql_type() != &elem) {
+        return None;
+    }
+    let ty = array_of(&elem)?;
+    Some(Bind {
+        value: Arc::new(BindArray { elem, items }),
+        ty,
+    })
+}

@@ -1,0 +1,122 @@
+//! Relationships and how they load.
+//!
+//! Relationships are declared on model fields ([`Many`], [`One`], [`WriteOnly`]) and named by
+//! typed handles ([`Rel`]: `User::posts`). Nothing loads implicitly: a relationship that was
+//! not loaded reads as a typed error and runs no SQL. Loading is asked for with query options
+//! (`select(User::ALL).options(selectin(User::posts))`), per-relationship defaults
+//! (`lazy = "selectin"`), or after the fact for many objects at once
+//! ([`AsyncSession::load`](crate::AsyncSession::load): one query for all of them).
+
+mod rel;
+mod slots;
+mod strategy;
+mod write_only;
+
+use std::borrow::Cow;
+
+pub use self::rel::{Cascade, Lazy, Rel, RelDef, RelKind, Secondary, Slot};
+pub use self::slots::{Many, One, WriteOnly};
+pub use self::strategy::{Load, LoadOpt, joined, noload, raise, selectin};
+pub(crate) use self::rel::cols_or_pk;
+pub(crate) use self::strategy::{
+    Step, Strategy, default_steps, key_condition, raise_declared, run_steps,
+};
+
+use crate::error::{Error, Result};
+use crate::schema::Model;
+use crate::sql::{All, Bind, Select, SqlText, SqlType, Statement, Typed};
+
+/// Visits the relationships of a model (generated code calls it once per relationship).
+#[doc(hidden)]
+pub trait RelVisitor<P: Model> {
+    /// Called with each relationship handle.
+    fn visit<C: Model>(&mut self, rel: Rel<P, C>);
+}
+
+/// Decodes one column value from its wire bytes (used by generated `set_column`).
+#[doc(hidden)]
+pub fn decode_column<T>(raw: Option<&[u8]>, column: &'static str) -> Result<T>
+where
+    T: SqlType + for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    let ty = T::sql_type();
+    let r = match raw {
+        Some(bytes) => T::from_sql(&ty, bytes),
+        None => T::from_sql_null(&ty),
+    };
+    r.map_err(|e| Error::invalid(format!("cannot set column `{column}` from a related key: {e}")))
+}
+
+/// A `SELECT` of model rows with loading options: what
+/// [`Select::options`](crate::Select::options) returns. Run it with
+/// [`AsyncSession::scalars`](crate::AsyncSession::scalars).
+#[derive(Debug)]
+pub struct Loading<M: Model> {
+    query: Select<All<M>>,
+    load: Load<M>,
+    /// Options loaded through the query's own joins, with their column offsets.
+    joined: Vec<(usize, usize)>,
+}
+
+impl<M: Model> Clone for Loading<M> {
+    fn clone(&self) -> Self {
+        Loading {
+            query: self.query.clone(),
+            load: self.load.clone(),
+            joined: self.joined.clone(),
+        }
+    }
+}
+
+impl<M: Model> Select<All<M>> {
+    /// Loads relationships of the selected objects (SQLAlchemy's `.options(...)`):
+    /// `select(User::ALL).options(selectin(User::posts).and(joined(User::profile)))`.
+    pub fn options(self, load: impl Into<Load<M>>) -> Loading<M> {
+        let load = load.into();
+        let mut query = self;
+        let mut joined = Vec::new();
+        let mut offset = M::TABLE.columns.len();
+        for (i, step) in load.steps.iter().enumerate() {
+            if step.strategy() == Strategy::Joined && step.join_into(&mut query) {
+                joined.push((i, offset));
+                offset += step.joined_columns();
+            }
+        }
+        Loading {
+            query,
+            load,
+            joined,
+        }
+    }
+}
+
+impl<M: Model> Loading<M> {
+    /// The SQL text of the statement (with its eager joins), for logs and tests.
+    pub fn to_sql(&self) -> String {
+        self.query.to_sql()
+    }
+
+    pub(crate) fn load(&self) -> &Load<M> {
+        &self.load
+    }
+
+    /// `(option index, column offset)` of options loaded by the statement's joins.
+    pub(crate) fn joined(&self) -> &[(usize, usize)] {
+        &self.joined
+    }
+}
+
+impl<M: Model> crate::sql::private::Sealed for Loading<M> {}
+
+impl<M: Model> Statement for Loading<M> {
+    fn compile(&self) -> Result<(SqlText<'_>, Cow<'_, [Bind]>)> {
+        self.query.compile()
+    }
+}
+
+impl<M: Model> Typed for Loading<M> {
+    type Output = M;
+    fn loading(&self) -> Option<&Loading<M>> {
+        Some(self)
+    }
+}

@@ -1,0 +1,739 @@
+//! Loading options (`selectin`, `joined`, `raise`, `noload`) and how each one runs.
+//!
+//! A level of the object graph loads in one round trip: the statements of every sibling
+//! option (and every 500-key chunk) are sent together on the session's connection, which
+//! tokio-postgres pipelines. Rows go through the identity map; the parents' slots are filled
+//! and the children handed to the next level's options.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::rel::{Rel, RelKind, Slot, cols_or_pk, indexes};
+use super::slots::Edge;
+use crate::error::{Error, Result};
+use crate::row::Row;
+use crate::schema::Model;
+use crate::session::AsyncSession;
+use crate::session::object::{Key, Obj, identity_key};
+use crate::sql::{All, Bind, Expr, Node, Order, Select, Statement, select};
+
+/// Parent keys per statement of a selectin load.
+pub(crate) const CHUNK: usize = 500;
+
+/// How an option loads its relationship.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strategy {
+    Selectin,
+    Joined,
+    Raise,
+    NoLoad,
+}
+
+/// One loading option: a relationship, a strategy, optional criteria and ordering, and the
+/// options for the next level. Build with [`selectin`], [`joined`], [`raise`] or [`noload`].
+pub struct LoadOpt<P: Model, C: Model> {
+    pub(crate) rel: Rel<P, C>,
+    pub(crate) strategy: Strategy,
+    pub(crate) filter: Option<Node>,
+    pub(crate) order: Vec<Order>,
+    pub(crate) then: Vec<Arc<dyn Step<C>>>,
+}
+
+impl<P: Model, C: Model> std::fmt::Debug for LoadOpt<P, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadOpt")
+            .field("rel", &self.rel)
+            .field("strategy", &self.strategy)
+            .field("then", &self.then.len())
+            .finish()
+    }
+}
+
+fn opt<P: Model, C: Model>(rel: Rel<P, C>, strategy: Strategy) -> LoadOpt<P, C> {
+    LoadOpt {
+        rel,
+        strategy,
+        filter: None,
+        order: Vec::new(),
+        then: Vec::new(),
+    }
+}
+
+/// Loads the relationship with one extra query per level: `WHERE fk = ANY($1)` over the
+/// parents' keys (500 per statement), whatever the number of parents. The recommended
+/// strategy for collections.
+///
+/// ```no_run
+/// # use aludel::{select, selectin, Model, Many, One};
+/// # #[derive(Model, Clone, Debug)] #[aludel(table = "users")]
+/// # struct User { #[aludel(primary_key)] id: i64,
+/// #   #[aludel(one_to_many(fk = Post::user_id))] posts: Many<Post> }
+/// # #[derive(Model, Clone, Debug)] #[aludel(table = "posts")]
+/// # struct Post { #[aludel(primary_key)] id: i64, #[aludel(references = "User::id")] user_id: i64,
+/// #   published: bool, #[aludel(one_to_many(fk = Comment::post_id))] comments: Many<Comment> }
+/// # #[derive(Model, Clone, Debug)] #[aludel(table = "comments")]
+/// # struct Comment { #[aludel(primary_key)] id: i64, #[aludel(references = "Post::id")] post_id: i64 }
+/// # async fn demo(s: &mut aludel::AsyncSession) -> aludel::Result<()> {
+/// // users, their published posts (newest first) and each post's comments: 3 statements
+/// let users = s
+///     .scalars(&select(User::ALL).options(
+///         selectin(User::posts)
+///             .filter(Post::published.eq(true))
+///             .order_by(Post::id.desc())
+///             .then(selectin(Post::comments)),
+///     ))
+///     .await?;
+/// for post in users[0].read()?.posts.get()? {
+///     let n = post.read()?.comments.len()?;
+/// #   let _ = n;
+/// }
+/// # Ok(()) }
+/// ```
+pub fn selectin<P: Model, C: Model>(rel: Rel<P, C>) -> LoadOpt<P, C> {
+    opt(rel, Strategy::Selectin)
+}
+
+/// Loads the relationship in the parent query with a `LEFT OUTER JOIN` (one statement;
+/// parents de-duplicated). Recommended for many-to-one. A joined *collection* on a query
+/// with LIMIT/OFFSET/DISTINCT, a many-to-many, or a joined option below the first level
+/// loads by [`selectin`] instead, so LIMIT always counts parents.
+pub fn joined<P: Model, C: Model>(rel: Rel<P, C>) -> LoadOpt<P, C> {
+    opt(rel, Strategy::Joined)
+}
+
+/// Marks the relationship so reading it is an error that says it is not available due to
+/// `lazy="raise"`; nothing is loaded (for tests that prove no extra SQL runs).
+pub fn raise<P: Model, C: Model>(rel: Rel<P, C>) -> LoadOpt<P, C> {
+    opt(rel, Strategy::Raise)
+}
+
+/// Marks the relationship as loaded and empty, without SQL.
+pub fn noload<P: Model, C: Model>(rel: Rel<P, C>) -> LoadOpt<P, C> {
+    opt(rel, Strategy::NoLoad)
+}
+
+impl<P: Model, C: Model> LoadOpt<P, C> {
+    /// Loads only the related rows matching `cond` (SQLAlchemy's `rel.and_(…)`).
+    pub fn filter(mut self, cond: Expr<bool>) -> Self {
+        self.filter = Some(match self.filter.take() {
+            Some(prev) => Node::Binary("AND", Box::new(prev), Box::new(cond.node)),
+            None => cond.node,
+        });
+        self
+    }
+
+    /// Orders each parent's related objects (after the relationship's own `order_by`).
+    pub fn order_by(mut self, order: Order) -> Self {
+        self.order.push(order);
+        self
+    }
+
+    /// An option for the next level: `selectin(User::posts).then(joined(Post::author))`.
+    /// Call it several times for sibling relationships of the next level.
+    pub fn then<D: Model>(mut self, next: LoadOpt<C, D>) -> Self {
+        self.then.push(Arc::new(next));
+        self
+    }
+
+    /// Several options on the same parents: `selectin(User::posts).and(selectin(User::followers))`.
+    /// Sibling selectin loads are sent together: one round trip for the level.
+    pub fn and(self, other: impl Into<Load<P>>) -> Load<P> {
+        Load::from(self).and(other)
+    }
+}
+
+/// A set of loading options for objects of `M` (see [`LoadOpt::and`]).
+pub struct Load<M: Model> {
+    pub(crate) steps: Vec<Arc<dyn Step<M>>>,
+}
+
+impl<M: Model> Clone for Load<M> {
+    fn clone(&self) -> Self {
+        Load {
+            steps: self.steps.clone(),
+        }
+    }
+}
+
+impl<M: Model> std::fmt::Debug for Load<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.steps.iter().map(|s| s.rel_path()).collect();
+        f.debug_tuple("Load").field(&names).finish()
+    }
+}
+
+impl<M: Model> Default for Load<M> {
+    fn default() -> Self {
+        Load { steps: Vec::new() }
+    }
+}
+
+impl<M: Model> Load<M> {
+    /// Adds more options.
+    pub fn and(mut self, other: impl Into<Load<M>>) -> Self {
+        self.steps.extend(other.into().steps);
+        self
+    }
+}
+
+impl<P: Model, C: Model> From<LoadOpt<P, C>> for Load<P> {
+    fn from(o: LoadOpt<P, C>) -> Self {
+        Load {
+            steps: vec![Arc::new(o)],
+        }
+    }
+}
+
+/// What a selectin option sends for one level, and which key each parent has.
+pub(crate) struct Prepared {
+    pub(crate) stmts: Vec<(Arc<str>, Vec<Bind>)>,
+    keys: Vec<Option<Key>>,
+}
+
+/// One option, with its target type erased so options for different relationships of the
+/// same parent can sit in one list.
+pub(crate) trait Step<P: Model>: Send + Sync {
+    fn rel_path(&self) -> &'static str;
+    fn strategy(&self) -> Strategy;
+    /// The relationship is declared `lazy = "raise"`.
+    fn declared_raise(&self) -> bool;
+    /// Raise / noload: marks the slots, no SQL.
+    fn mark(&self, parents: &[Obj<P>]);
+    fn statements(&self, s: &AsyncSession, parents: &[Obj<P>]) -> Result<Prepared>;
+    fn apply<'a>(
+        &'a self,
+        s: &'a mut AsyncSession,
+        parents: &'a [Obj<P>],
+        prepared: Prepared,
+        rows: Vec<Vec<tokio_postgres::Row>>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Adds the join to the parent query; false when this option must load by selectin.
+    fn join_into(&self, q: &mut Select<All<P>>) -> bool;
+    /// Fills the slots from the joined columns at `offset`, then runs the next level.
+    fn apply_joined<'a>(
+        &'a self,
+        s: &'a mut AsyncSession,
+        parents: &'a [Obj<P>],
+        rows: &'a [tokio_postgres::Row],
+        offset: usize,
+    ) -> BoxFuture<'a, Result<()>>;
+    fn joined_columns(&self) -> usize;
+}
+
+/// The wire-encoded key of `binds`, `None` when any of them is NULL.
+fn key_of(binds: &[Bind]) -> Option<Key> {
+    if binds
+        .iter()
+        .any(|b| crate::session::object::encode(b).is_none())
+    {
+        return None;
+    }
+    Some(identity_key(binds))
+}
+
+/// `cols = ANY($1)` (one column) or `(c1 = $1 AND c2 = $2) OR …` (composite keys).
+pub(crate) fn key_condition(table: &'static str, cols: &[&'static str], keys: &[Vec<Bind>]) -> Node {
+    if let [col] = cols {
+        let items: Vec<Bind> = keys.iter().filter_map(|k| k.first().cloned()).collect();
+        if let Some(array) = crate::sql::bind_array(items.clone()) {
+            return Node::Any {
+                value: Box::new(Node::Column { table, name: col }),
+                array: Box::new(Node::Bind(array)),
+                negate: false,
+            };
+        }
+    }
+    let mut out: Option<Node> = None;
+    for key in keys {
+        let mut and: Option<Node> = None;
+        for (c, b) in cols.iter().zip(key) {
+            let eq = Node::Binary(
+                "=",
+                Box::new(Node::Column { table, name: c }),
+                Box::new(Node::Bind(b.clone())),
+            );
+            and = Some(match and {
+                Some(prev) => Node::Binary("AND", Box::new(prev), Box::new(eq)),
+                None => eq,
+            });
+        }
+        if let Some(and) = and {
+            out = Some(match out {
+                Some(prev) => Node::Binary("OR", Box::new(prev), Box::new(and)),
+                None => and,
+            });
+        }
+    }
+    out.unwrap_or(Node::Raw("false"))
+}
+
+fn to_arc(sql: crate::sql::SqlText<'_>) -> Arc<str> {
+    match sql {
+        crate::sql::SqlText::Borrowed(s) => Arc::from(s),
+        crate::sql::SqlText::Shared(s) | crate::sql::SqlText::Fresh(s) => s,
+    }
+}
+
+fn column_order(table: &'static str, name: &'static str, desc: bool) -> Order {
+    let e = Expr::<()>::from_node(Node::Column { table, name });
+    if desc { e.desc() } else { e.asc() }
+}
+
+impl<P: Model, C: Model> LoadOpt<P, C> {
+    /// The target-side key of a loaded child (its join columns, or the link column read
+    /// from the row for many-to-many).
+    fn child_key(&self, child: &Obj<C>, row: &tokio_postgres::Row, extra: usize) -> Option<Key> {
+        if self.rel.def().kind == RelKind::ManyToMany {
+            let raw: RawKey = row.try_get(extra).ok()?;
+            let bytes = raw.0?;
+            let mut key = Key::with_capacity(bytes.len() + 4);
+            key.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            key.extend_from_slice(&bytes);
+            return Some(key);
+        }
+        let remote = self.rel.remote_idx().ok()?;
+        let binds: Vec<Bind> = child.with_value(|v| {
+            remote
+                .iter()
+                .filter_map(|i| v.column_value(*i))
+                .collect()
+        });
+        key_of(&binds)
+    }
+
+    /// Fills each parent's slot with its children, and the children's reverse side.
+    fn assign(&self, parents: &[Obj<P>], keys: &[Option<Key>], groups: &HashMap<Key, Vec<Obj<C>>>) {
+        let def = self.rel.def();
+        let empty = Vec::new();
+        for (parent, key) in parents.iter().zip(keys) {
+            let children = key.as_ref().and_then(|k| groups.get(k)).unwrap_or(&empty);
+            parent.with_value_mut(|v| match &def.slot {
+                Slot::Many(f) => f(v).set_loaded(
+                    def.path,
+                    children.iter().cloned().map(Edge::Strong).collect(),
+                ),
+                Slot::One(f) => {
+                    f(v).set_loaded(def.path, children.first().cloned().map(Edge::Strong));
+                }
+                Slot::WriteOnly(_) => {}
+            });
+            // The reverse side of a one-to-many / one-to-one is the parent itself: known
+            // without SQL (weak, so the pair does not keep itself alive).
+            if let (Some(back), RelKind::OneToMany | RelKind::OneToOne) = (def.back, def.kind) {
+                let back = back();
+                if let Slot::One(g) = &back.def().slot {
+                    for child in children {
+                        child.with_value_mut(|c| {
+                            let slot = g(c);
+                            if !slot.changed {
+                                slot.set_loaded(
+                                    back.def().path,
+                                    Some(Edge::Weak(Arc::downgrade(&parent.0))),
+                                );
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Any column's value as its wire bytes (the key of a link row).
+struct RawKey(Option<Vec<u8>>);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for RawKey {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawKey(Some(raw.to_vec())))
+    }
+    fn from_sql_null(
+        _: &tokio_postgres::types::Type,
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawKey(None))
+    }
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+}
+
+/// Children in first-seen order, each once.
+fn distinct<C: Model>(groups: &HashMap<Key, Vec<Obj<C>>>, order: &[Obj<C>]) -> Vec<Obj<C>> {
+    let _ = groups;
+    let mut seen = std::collections::HashSet::with_capacity(order.len());
+    order
+        .iter()
+        .filter(|o| seen.insert(Arc::as_ptr(&o.0) as usize))
+        .cloned()
+        .collect()
+}
+
+impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
+    fn rel_path(&self) -> &'static str {
+        self.rel.def().path
+    }
+
+    fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    fn declared_raise(&self) -> bool {
+        self.rel.def().lazy == super::rel::Lazy::Raise
+    }
+
+    fn mark(&self, parents: &[Obj<P>]) {
+        let def = self.rel.def();
+        let raise = self.strategy == Strategy::Raise;
+        for p in parents {
+            p.with_value_mut(|v| match &def.slot {
+                Slot::Many(f) if raise => f(v).set_unloaded(def.path, true),
+                Slot::Many(f) => f(v).set_loaded(def.path, Vec::new()),
+                Slot::One(f) if raise => f(v).set_unloaded(def.path, true),
+                Slot::One(f) => f(v).set_loaded(def.path, None),
+                Slot::WriteOnly(_) => {}
+            });
+        }
+    }
+
+    fn statements(&self, s: &AsyncSession, parents: &[Obj<P>]) -> Result<Prepared> {
+        let def = self.rel.def();
+        if matches!(def.slot, Slot::WriteOnly(_)) {
+            return Err(Error::invalid(format!(
+                "`{}` is write-only: it is never loaded; use `{}.select(&parent)`",
+                def.path, def.name
+            )));
+        }
+        let local = self.rel.local_idx()?;
+        let mut keys = Vec::with_capacity(parents.len());
+        let mut wanted: Vec<Vec<Bind>> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for p in parents {
+            let binds: Vec<Bind> = p
+                .read()?
+                .pipe(|v| local.iter().filter_map(|i| v.column_value(*i)).collect());
+            let key = key_of(&binds);
+            if let Some(k) = &key {
+                // Many-to-one targets already in the identity map need no SQL.
+                let known = def.kind == RelKind::ManyToOne
+                    && def.remote.is_none()
+                    && s.lookup::<C>(k).is_some();
+                if !known && seen.insert(k.clone()) {
+                    wanted.push(binds);
+                }
+            }
+            keys.push(key);
+        }
+        let mut stmts = Vec::new();
+        for chunk in wanted.chunks(CHUNK) {
+            stmts.push(self.chunk_statement(chunk)?);
+        }
+        Ok(Prepared { stmts, keys })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        s: &'a mut AsyncSession,
+        parents: &'a [Obj<P>],
+        prepared: Prepared,
+        rows: Vec<Vec<tokio_postgres::Row>>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let def = self.rel.def();
+            let extra = C::TABLE.columns.len();
+            let mut groups: HashMap<Key, Vec<Obj<C>>> = HashMap::new();
+            let mut order = Vec::new();
+            for row in rows.into_iter().flatten() {
+                let child = s.identify::<C>(&Row(row.clone()), 0)?;
+                if let Some(k) = self.child_key(&child, &row, extra) {
+                    groups.entry(k).or_default().push(child.clone());
+                }
+                order.push(child);
+            }
+            if def.kind == RelKind::ManyToOne {
+                // Targets found in the identity map instead of queried.
+                for k in prepared.keys.iter().flatten() {
+                    if !groups.contains_key(k) {
+                        if let Some(obj) = s.lookup::<C>(k) {
+                            order.push(obj.clone());
+                            groups.insert(k.clone(), vec![obj]);
+                        }
+                    }
+                }
+            }
+            self.assign(parents, &prepared.keys, &groups);
+            let children = distinct(&groups, &order);
+            run_steps(s, &children, &self.then).await
+        })
+    }
+
+    fn join_into(&self, q: &mut Select<All<P>>) -> bool {
+        let def = self.rel.def();
+        let collection = matches!(def.kind, RelKind::OneToMany | RelKind::ManyToMany);
+        if def.kind == RelKind::ManyToMany || (collection && q.limits_rows()) {
+            return false;
+        }
+        let Some(main) = q.main_name() else {
+            return false;
+        };
+        let local = cols_or_pk(def.local, P::TABLE);
+        let remote = cols_or_pk(def.remote, C::TABLE);
+        if local.len() != remote.len() || local.is_empty() {
+            return false;
+        }
+        let mut on: Option<Node> = None;
+        for (l, r) in local.iter().zip(&remote) {
+            let eq = Node::Binary(
+                "=",
+                Box::new(Node::Column {
+                    table: def.alias,
+                    name: r,
+                }),
+                Box::new(Node::Column { table: main, name: l }),
+            );
+            on = Some(match on {
+                Some(prev) => Node::Binary("AND", Box::new(prev), Box::new(eq)),
+                None => eq,
+            });
+        }
+        let Some(mut on) = on else { return false };
+        if let Some(f) = &self.filter {
+            // Criteria on a joined relationship go into ON (they filter children, not parents);
+            // they must name the target through its alias, so only alias-free criteria apply.
+            on = Node::Binary("AND", Box::new(on), Box::new(f.clone()));
+        }
+        q.add_joined(C::TABLE.name, def.alias, on, C::TABLE.columns);
+        true
+    }
+
+    fn joined_columns(&self) -> usize {
+        C::TABLE.columns.len()
+    }
+
+    fn apply_joined<'a>(
+        &'a self,
+        s: &'a mut AsyncSession,
+        parents: &'a [Obj<P>],
+        rows: &'a [tokio_postgres::Row],
+        offset: usize,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let def = self.rel.def();
+            let mut per_parent: HashMap<usize, Vec<Obj<C>>> = HashMap::new();
+            let mut order = Vec::new();
+            let pk = indexes(C::TABLE, &cols_or_pk(None, C::TABLE))?;
+            for (parent, row) in parents.iter().zip(rows) {
+                let list = per_parent
+                    .entry(Arc::as_ptr(&parent.0) as usize)
+                    .or_default();
+                let present = pk.iter().all(|i| {
+                    row.try_get::<_, RawKey>(offset + i)
+                        .is_ok_and(|k| k.0.is_some())
+                });
+                if !present {
+                    continue;
+                }
+                let child = s.identify::<C>(&Row(row.clone()), offset)?;
+                if !list.iter().any(|c| Obj::ptr_eq(c, &child)) {
+                    list.push(child.clone());
+                }
+                order.push(child);
+            }
+            let mut unique_parents: Vec<Obj<P>> = Vec::new();
+            for p in parents {
+                if !unique_parents.iter().any(|q| Obj::ptr_eq(q, p)) {
+                    unique_parents.push(p.clone());
+                }
+            }
+            let mut groups: HashMap<Key, Vec<Obj<C>>> = HashMap::new();
+            let mut keys = Vec::with_capacity(unique_parents.len());
+            for (i, p) in unique_parents.iter().enumerate() {
+                // A synthetic per-parent key: the join already paired rows with parents.
+                let key = Key::from(&(i as u64).to_le_bytes()[..]);
+                if let Some(list) = per_parent.remove(&(Arc::as_ptr(&p.0) as usize)) {
+                    groups.insert(key.clone(), list);
+                }
+                keys.push(Some(key));
+            }
+            let _ = def;
+            self.assign(&unique_parents, &keys, &groups);
+            let children = distinct(&groups, &order);
+            run_steps(s, &children, &self.then).await
+        })
+    }
+}
+
+impl<P: Model, C: Model> LoadOpt<P, C> {
+    fn chunk_statement(&self, keys: &[Vec<Bind>]) -> Result<(Arc<str>, Vec<Bind>)> {
+        let def = self.rel.def();
+        let c_name = C::TABLE.name;
+        let mut orders: Vec<Order> = def
+            .order_by
+            .iter()
+            .map(|(col, desc)| column_order(c_name, col, *desc))
+            .collect();
+        orders.extend(self.order.iter().cloned());
+        let compiled = match &def.secondary {
+            Some(sec) => {
+                let st = (sec.table)();
+                let link_col = *sec
+                    .local
+                    .first()
+                    .ok_or_else(|| Error::invalid("many-to-many link without columns"))?;
+                if sec.local.len() != 1 {
+                    return Err(Error::invalid(format!(
+                        "`{}`: many-to-many loading supports single-column keys",
+                        def.path
+                    )));
+                }
+                let target_pk = cols_or_pk(def.remote, C::TABLE);
+                let mut on: Option<Node> = None;
+                for (l, r) in sec.remote.iter().zip(&target_pk) {
+                    let eq = Node::Binary(
+                        "=",
+                        Box::new(Node::Column {
+                            table: st.name,
+                            name: l,
+                        }),
+                        Box::new(Node::Column {
+                            table: c_name,
+                            name: r,
+                        }),
+                    );
+                    on = Some(match on {
+                        Some(prev) => Node::Binary("AND", Box::new(prev), Box::new(eq)),
+                        None => eq,
+                    });
+                }
+                let link = Expr::<LinkValue>::from_node(Node::Column {
+                    table: st.name,
+                    name: link_col,
+                });
+                let mut q = select((All::<C>::new(), link))
+                    .filter(Expr::from_node(key_condition(st.name, sec.local, keys)));
+                q.add_joined(st.name, st.name, on.unwrap_or(Node::Raw("true")), &[]);
+                if let Some(f) = &self.filter {
+                    q = q.filter(Expr::from_node(f.clone()));
+                }
+                for o in orders {
+                    q = q.order_by(o);
+                }
+                let (sql, binds) = q.compile()?;
+                (to_arc(sql), binds.into_owned())
+            }
+            None => {
+                let remote = cols_or_pk(def.remote, C::TABLE);
+                let mut q = select(All::<C>::new()).filter(Expr::from_node(key_condition(
+                    c_name, &remote, keys,
+                )));
+                if let Some(f) = &self.filter {
+                    q = q.filter(Expr::from_node(f.clone()));
+                }
+                for o in orders {
+                    q = q.order_by(o);
+                }
+                let (sql, binds) = q.compile()?;
+                (to_arc(sql), binds.into_owned())
+            }
+        };
+        Ok(compiled)
+    }
+}
+
+/// The link column in a many-to-many load's select list (read back as [`RawKey`]).
+#[derive(Debug)]
+pub(crate) struct LinkValue;
+
+impl crate::row::FromRow for LinkValue {
+    fn from_row_at(_: &Row, _: usize) -> Result<Self> {
+        Ok(LinkValue)
+    }
+    fn column_count() -> usize {
+        1
+    }
+}
+
+/// Runs one level of options on `parents`: raise/noload marks, then every selectin statement
+/// of the level in one pipelined batch, then each option's next level.
+pub(crate) async fn run_steps<P: Model>(
+    s: &mut AsyncSession,
+    parents: &[Obj<P>],
+    steps: &[Arc<dyn Step<P>>],
+) -> Result<()> {
+    if steps.is_empty() || parents.is_empty() {
+        return Ok(());
+    }
+    let mut batch = Vec::new();
+    let mut prepared = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        match step.strategy() {
+            Strategy::Raise | Strategy::NoLoad => step.mark(parents),
+            Strategy::Selectin | Strategy::Joined => {
+                let p = step.statements(s, parents)?;
+                batch.extend(p.stmts.iter().cloned());
+                prepared.push((i, p));
+            }
+        }
+    }
+    let rows = if batch.is_empty() {
+        Vec::new()
+    } else {
+        s.run_pipelined(&batch).await?
+    };
+    let mut rows = rows.into_iter();
+    for (i, p) in prepared {
+        let n = p.stmts.len();
+        let mine: Vec<_> = rows.by_ref().take(n).collect();
+        steps[i].apply(s, parents, p, mine).await?;
+    }
+    Ok(())
+}
+
+/// Small helper: apply a closure to a borrowed value.
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl<T> Pipe for T {}
+
+/// The options a model's relationships ask for by default (`lazy = "selectin"` …), except
+/// those already `covered` by explicit options.
+pub(crate) fn default_steps<M: Model>(covered: &[&'static str]) -> Vec<Arc<dyn Step<M>>> {
+    struct Defaults<'a, M: Model> {
+        covered: &'a [&'static str],
+        out: Vec<Arc<dyn Step<M>>>,
+    }
+    impl<M: Model> super::RelVisitor<M> for Defaults<'_, M> {
+        fn visit<C: Model>(&mut self, rel: Rel<M, C>) {
+            use super::rel::Lazy;
+            if self.covered.contains(&rel.def().path) {
+                return;
+            }
+            let strategy = match rel.def().lazy {
+                Lazy::Selectin | Lazy::Joined => Strategy::Selectin,
+                Lazy::Raise => Strategy::Raise,
+                Lazy::NoLoad => Strategy::NoLoad,
+                Lazy::Explicit | Lazy::WriteOnly => return,
+            };
+            self.out.push(Arc::new(opt(rel, strategy)));
+        }
+    }
+    let mut v = Defaults {
+        covered,
+        out: Vec::new(),
+    };
+    M::visit_relations(&mut v);
+    v.out
+}
+
+/// The first option whose relationship is declared `lazy = "raise"`.
+pub(crate) fn raise_declared<M: Model>(load: &Load<M>) -> Option<&'static str> {
+    load.steps
+        .iter()
+        .find(|s| s.declared_raise() && s.strategy() != Strategy::Raise)
+        .map(|s| s.rel_path())
+}

@@ -1,0 +1,604 @@
+//! What relationships ask of a flush: cascades (save-update, delete, delete-orphan), foreign
+//! keys copied from parents once they have keys, link rows of many-to-many relationships,
+//! and what deleting a parent does to its children.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::AsyncSession;
+use super::object::{AnyObj, Obj, ObjectState, encode};
+use crate::engine::Connection;
+use crate::error::{Error, Result};
+use crate::loading::{Rel, RelKind, RelVisitor, Slot};
+use crate::schema::{Model, TableDef};
+use crate::sql::{Bind, bind_array, quote_ident};
+
+/// One thing a relationship change asks of the flush.
+pub(crate) enum RelWork {
+    /// Make sure the object is in the session (save-update cascade).
+    Cascade(Arc<dyn AnyObj>),
+    /// Copy `from`'s columns into `to`'s before `to` is written.
+    SyncKey {
+        to: Arc<dyn AnyObj>,
+        to_cols: Vec<usize>,
+        from: Arc<dyn AnyObj>,
+        from_cols: Vec<usize>,
+    },
+    /// Set the object's columns to NULL (a child removed from its parent).
+    ClearKey {
+        obj: Arc<dyn AnyObj>,
+        cols: Vec<usize>,
+    },
+    /// Delete the object (delete-orphan).
+    Delete(Arc<dyn AnyObj>),
+    /// Insert or delete one link row.
+    Link {
+        table: &'static TableDef,
+        local: &'static [&'static str],
+        remote: &'static [&'static str],
+        parent: (Arc<dyn AnyObj>, Vec<usize>),
+        child: (Arc<dyn AnyObj>, Vec<usize>),
+        add: bool,
+    },
+}
+
+type LoadChildren =
+    for<'a> fn(&'a mut AsyncSession, &'static str, Vec<&'static str>, Vec<Vec<Bind>>) -> BoxFuture<'a, Result<Vec<Arc<dyn AnyObj>>>>;
+
+/// What deleting a parent means for one of its relationships.
+pub(crate) struct DeleteRule {
+    kind: RelKind,
+    /// The table holding the foreign key (the child's, or the link table).
+    table: &'static TableDef,
+    cols: Vec<&'static str>,
+    parent_key: Vec<Bind>,
+    cascade_delete: bool,
+    passive: bool,
+    loaded: Vec<Arc<dyn AnyObj>>,
+    /// Child columns holding the key, for loaded children (in memory).
+    child_idx: Vec<usize>,
+    load: LoadChildren,
+}
+
+struct WorkVisitor<'a, M: Model> {
+    obj: &'a Obj<M>,
+    is_new: bool,
+    out: &'a mut Vec<RelWork>,
+    err: Option<Error>,
+}
+
+impl<M: Model> WorkVisitor<'_, M> {
+    fn collection<C: Model>(&mut self, rel: Rel<M, C>, added: Vec<Obj<C>>, removed: Vec<Obj<C>>) -> Result<()> {
+        if added.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let def = rel.def();
+        let parent = self.obj.erased();
+        let local = rel.local_idx()?;
+        match (&def.secondary, def.kind) {
+            (Some(sec), _) => {
+                let table = (sec.table)();
+                let target = rel.remote_idx()?;
+                for (list, add) in [(added, true), (removed, false)] {
+                    for c in list {
+                        if add && def.cascade.save_update {
+                            self.out.push(RelWork::Cascade(c.erased()));
+                        }
+                        if !add && def.cascade.delete_orphan {
+                            self.out.push(RelWork::Delete(c.erased()));
+                        }
+                        self.out.push(RelWork::Link {
+                            table,
+                            local: sec.local,
+                            remote: sec.remote,
+                            parent: (parent.clone(), local.clone()),
+                            child: (c.erased(), target.clone()),
+                            add,
+                        });
+                    }
+                }
+            }
+            (None, _) => {
+                let remote = rel.remote_idx()?;
+                for c in added {
+                    if def.cascade.save_update {
+                        self.out.push(RelWork::Cascade(c.erased()));
+                    }
+                    self.out.push(RelWork::SyncKey {
+                        to: c.erased(),
+                        to_cols: remote.clone(),
+                        from: parent.clone(),
+                        from_cols: local.clone(),
+                    });
+                }
+                for c in removed {
+                    self.out.push(if def.cascade.delete_orphan {
+                        RelWork::Delete(c.erased())
+                    } else {
+                        RelWork::ClearKey {
+                            obj: c.erased(),
+                            cols: remote.clone(),
+                        }
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_inner<C: Model>(&mut self, rel: Rel<M, C>) -> Result<()> {
+        let def = rel.def();
+        match &def.slot {
+            Slot::Many(f) => {
+                let (added, removed) = self.obj.with_value_mut(|v| {
+                    let s = f(v);
+                    (std::mem::take(&mut s.added), std::mem::take(&mut s.removed))
+                });
+                self.collection(rel, added, removed)
+            }
+            Slot::WriteOnly(f) => {
+                let (added, removed, assigned) = self.obj.with_value_mut(|v| {
+                    let s = f(v);
+                    (
+                        std::mem::take(&mut s.added),
+                        std::mem::take(&mut s.removed),
+                        std::mem::take(&mut s.assigned),
+                    )
+                });
+                if assigned && !self.is_new {
+                    return Err(Error::invalid(format!(
+                        "collection `{}` does not support implicit iteration; collection \
+                         replacement operations can't be used on a persistent parent (use add/remove)",
+                        def.path
+                    )));
+                }
+                self.collection(rel, added, removed)
+            }
+            Slot::One(f) => {
+                let (changed, target, replaced) = self.obj.with_value_mut(|v| {
+                    let s = f(v);
+                    (std::mem::take(&mut s.changed), s.current(), s.replaced.take())
+                });
+                if !changed {
+                    return Ok(());
+                }
+                let me = self.obj.erased();
+                let local = rel.local_idx()?;
+                let remote = rel.remote_idx()?;
+                if def.kind == RelKind::ManyToOne {
+                    match target {
+                        Some(t) => {
+                            if def.cascade.save_update {
+                                self.out.push(RelWork::Cascade(t.erased()));
+                            }
+                            self.out.push(RelWork::SyncKey {
+                                to: me,
+                                to_cols: local,
+                                from: t.erased(),
+                                from_cols: remote,
+                            });
+                        }
+                        None => self.out.push(RelWork::ClearKey { obj: me, cols: local }),
+                    }
+                    return Ok(());
+                }
+                // one-to-one with the key on the child
+                if let Some(old) = replaced {
+                    self.out.push(if def.cascade.delete_orphan {
+                        RelWork::Delete(old.erased())
+                    } else {
+                        RelWork::ClearKey {
+                            obj: old.erased(),
+                            cols: remote.clone(),
+                        }
+                    });
+                }
+                if let Some(t) = target {
+                    if def.cascade.save_update {
+                        self.out.push(RelWork::Cascade(t.erased()));
+                    }
+                    self.out.push(RelWork::SyncKey {
+                        to: t.erased(),
+                        to_cols: remote,
+                        from: me,
+                        from_cols: local,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl<M: Model> RelVisitor<M> for WorkVisitor<'_, M> {
+    fn visit<C: Model>(&mut self, rel: Rel<M, C>) {
+        if self.err.is_none() {
+            if let Err(e) = self.visit_inner(rel) {
+                self.err = Some(e);
+            }
+        }
+    }
+}
+
+/// Takes the relationship history of `obj` and turns it into work for the flush.
+pub(crate) fn rel_work<M: Model>(obj: Obj<M>, out: &mut Vec<RelWork>) -> Result<()> {
+    let is_new = matches!(obj.state(), ObjectState::Pending | ObjectState::Transient);
+    let mut v = WorkVisitor {
+        obj: &obj,
+        is_new,
+        out,
+        err: None,
+    };
+    M::visit_relations(&mut v);
+    v.err.map_or(Ok(()), Err)
+}
+
+fn load_children<'a, C: Model>(
+    s: &'a mut AsyncSession,
+    table: &'static str,
+    cols: Vec<&'static str>,
+    keys: Vec<Vec<Bind>>,
+) -> BoxFuture<'a, Result<Vec<Arc<dyn AnyObj>>>> {
+    Box::pin(async move {
+        let cond = crate::loading::key_condition(table, &cols, &keys);
+        let q = crate::sql::select(crate::sql::All::<C>::new()).filter(crate::sql::Expr::from_node(cond));
+        let objs = s.fetch_objects::<C>(&q).await?;
+        Ok(objs.iter().map(Obj::erased).collect())
+    })
+}
+
+struct DeleteVisitor<'a, M: Model> {
+    obj: &'a Obj<M>,
+    out: Vec<DeleteRule>,
+}
+
+impl<M: Model> RelVisitor<M> for DeleteVisitor<'_, M> {
+    fn visit<C: Model>(&mut self, rel: Rel<M, C>) {
+        let def = rel.def();
+        if def.kind == RelKind::ManyToOne {
+            return;
+        }
+        let Ok(local) = rel.local_idx() else { return };
+        let parent_key: Vec<Bind> = self
+            .obj
+            .with_value(|v| local.iter().filter_map(|i| v.column_value(*i)).collect());
+        let loaded: Vec<Arc<dyn AnyObj>> = self.obj.with_value_mut(|v| match &def.slot {
+            Slot::Many(f) => f(v).loaded_objects().iter().map(Obj::erased).collect(),
+            Slot::One(f) => f(v).current().iter().map(Obj::erased).collect(),
+            Slot::WriteOnly(_) => Vec::new(),
+        });
+        let (table, cols, child_idx) = match &def.secondary {
+            Some(sec) => ((sec.table)(), sec.local.to_vec(), Vec::new()),
+            None => {
+                let names = crate::loading::cols_or_pk(def.remote, C::TABLE);
+                let Ok(idx) = rel.remote_idx() else { return };
+                (C::TABLE, names, idx)
+            }
+        };
+        self.out.push(DeleteRule {
+            kind: def.kind,
+            table,
+            cols,
+            parent_key,
+            cascade_delete: def.cascade.delete,
+            passive: def.passive_deletes,
+            loaded,
+            child_idx,
+            load: load_children::<C>,
+        });
+    }
+}
+
+pub(crate) fn delete_rules<M: Model>(obj: Obj<M>) -> Vec<DeleteRule> {
+    let mut v = DeleteVisitor {
+        obj: &obj,
+        out: Vec::new(),
+    };
+    M::visit_relations(&mut v);
+    v.out
+}
+
+/// Statements run before the DELETEs: foreign keys of children set to NULL, link rows of
+/// deleted parents removed. `(table, columns) → parent keys`.
+#[derive(Default)]
+pub(crate) struct BeforeDelete {
+    null_fks: Vec<(&'static TableDef, Vec<&'static str>, Vec<Vec<Bind>>)>,
+    unlink: Vec<(&'static TableDef, Vec<&'static str>, Vec<Vec<Bind>>)>,
+}
+
+fn push_key(
+    list: &mut Vec<(&'static TableDef, Vec<&'static str>, Vec<Vec<Bind>>)>,
+    table: &'static TableDef,
+    cols: &[&'static str],
+    key: Vec<Bind>,
+) {
+    match list
+        .iter_mut()
+        .find(|(t, c, _)| t.name == table.name && c.as_slice() == cols)
+    {
+        Some((_, _, keys)) => keys.push(key),
+        None => list.push((table, cols.to_vec(), vec![key])),
+    }
+}
+
+/// What the flush does beyond plain INSERT/UPDATE/DELETE of the session's objects.
+#[derive(Default)]
+pub(crate) struct Plan {
+    syncs: Vec<(Arc<dyn AnyObj>, Vec<usize>, Arc<dyn AnyObj>, Vec<usize>)>,
+    clears: Vec<(Arc<dyn AnyObj>, Vec<usize>)>,
+    links: Vec<RelWork>,
+    before_delete: BeforeDelete,
+}
+
+fn ptr(o: &Arc<dyn AnyObj>) -> usize {
+    Arc::as_ptr(o) as *const () as usize
+}
+
+/// Cascades and relationship history of every pending, changed and deleted object: adds
+/// cascaded objects to the session and returns the work the flush must do around its writes.
+/// Runs SQL only to find children a non-passive `delete` cascade must delete.
+pub(crate) async fn prepare(s: &mut AsyncSession) -> Result<Plan> {
+    let mut plan = Plan::default();
+    let mut queue: Vec<Arc<dyn AnyObj>> = s.new.clone();
+    queue.extend(s.registry.written.lock().map(|w| w.clone()).unwrap_or_default());
+    let mut seen = HashSet::new();
+    let mut items = Vec::new();
+    while let Some(obj) = queue.pop() {
+        if !seen.insert(ptr(&obj)) {
+            continue;
+        }
+        obj.clone().rel_work(&mut items)?;
+        for item in items.drain(..) {
+            match item {
+                RelWork::Cascade(o) => {
+                    if o.state() == ObjectState::Transient {
+                        s.add_erased(o.clone());
+                    }
+                    queue.push(o);
+                }
+                RelWork::Delete(o) => {
+                    if o.state() == ObjectState::Persistent {
+                        o.set_state(ObjectState::Deleted);
+                        s.deleted.push(o);
+                    } else if o.state() == ObjectState::Pending {
+                        s.new.retain(|n| ptr(n) != ptr(&o));
+                        o.make_transient();
+                    }
+                }
+                RelWork::SyncKey {
+                    to,
+                    to_cols,
+                    from,
+                    from_cols,
+                } => plan.syncs.push((to, to_cols, from, from_cols)),
+                RelWork::ClearKey { obj, cols } => plan.clears.push((obj, cols)),
+                link @ RelWork::Link { .. } => plan.links.push(link),
+            }
+        }
+    }
+    // Deletes: cascade to children, or null their keys, and drop link rows.
+    let mut dq: Vec<Arc<dyn AnyObj>> = s.deleted.clone();
+    let mut dseen = HashSet::new();
+    while let Some(obj) = dq.pop() {
+        if !dseen.insert(ptr(&obj)) {
+            continue;
+        }
+        for rule in obj.clone().delete_rules() {
+            if rule.parent_key.iter().any(|b| encode(b).is_none()) {
+                continue;
+            }
+            match rule.kind {
+                RelKind::ManyToMany => {
+                    push_key(&mut plan.before_delete.unlink, rule.table, &rule.cols, rule.parent_key);
+                }
+                _ if rule.cascade_delete => {
+                    let mut children = rule.loaded;
+                    if !rule.passive {
+                        let found = (rule.load)(s, rule.table.name, rule.cols.clone(), vec![rule.parent_key]).await?;
+                        children.extend(found);
+                    }
+                    for c in children {
+                        if c.state() == ObjectState::Persistent {
+                            c.set_state(ObjectState::Deleted);
+                            s.deleted.push(c.clone());
+                            dq.push(c);
+                        }
+                    }
+                }
+                _ if rule.passive => {}
+                _ => {
+                    for c in &rule.loaded {
+                        for i in &rule.child_idx {
+                            c.clone().set_column_raw(*i, None, false)?;
+                        }
+                    }
+                    push_key(&mut plan.before_delete.null_fks, rule.table, &rule.cols, rule.parent_key);
+                }
+            }
+        }
+    }
+    Ok(plan)
+}
+
+fn copy_key(
+    to: &Arc<dyn AnyObj>,
+    to_cols: &[usize],
+    from: &Arc<dyn AnyObj>,
+    from_cols: &[usize],
+    track: bool,
+) -> Result<()> {
+    for (t, f) in to_cols.iter().zip(from_cols) {
+        let raw = from.column(*f).and_then(|b| encode(&b));
+        to.clone().set_column_raw(*t, raw.as_deref(), track)?;
+    }
+    Ok(())
+}
+
+impl Plan {
+    /// Keys copied into `objs` (pending, about to be inserted) from their parents.
+    pub(crate) fn sync_pending(&self, objs: &[Arc<dyn AnyObj>]) -> Result<()> {
+        let want: HashSet<usize> = objs.iter().map(ptr).collect();
+        for (to, to_cols, from, from_cols) in &self.syncs {
+            if want.contains(&ptr(to)) {
+                copy_key(to, to_cols, from, from_cols, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `obj` still waits for a parent that is not inserted yet.
+    pub(crate) fn waits(&self, obj: &Arc<dyn AnyObj>) -> bool {
+        self.syncs
+            .iter()
+            .any(|(to, _, from, _)| ptr(to) == ptr(obj) && from.state() == ObjectState::Pending && ptr(from) != ptr(obj))
+    }
+
+    /// After the INSERTs: keys copied into persistent objects and cleared keys (both become
+    /// UPDATEs through change tracking).
+    pub(crate) fn sync_persistent(&self) -> Result<()> {
+        for (obj, cols) in &self.clears {
+            if obj.state() == ObjectState::Deleted {
+                continue;
+            }
+            let track = obj.state() == ObjectState::Persistent;
+            for i in cols {
+                obj.clone().set_column_raw(*i, None, track)?;
+            }
+        }
+        for (to, to_cols, from, from_cols) in &self.syncs {
+            if to.state() == ObjectState::Persistent {
+                copy_key(to, to_cols, from, from_cols, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Link rows: removed ones deleted, added ones inserted (one statement per table each).
+    pub(crate) async fn write_links(&self, conn: &mut Connection) -> Result<()> {
+        let mut groups: HashMap<(&'static str, bool), (&'static TableDef, Vec<&'static str>, Vec<Vec<Bind>>)> =
+            HashMap::new();
+        for link in &self.links {
+            let RelWork::Link {
+                table,
+                local,
+                remote,
+                parent,
+                child,
+                add,
+            } = link
+            else {
+                continue;
+            };
+            let mut row = Vec::new();
+            for i in &parent.1 {
+                row.push(parent.0.column(*i).ok_or_else(|| Error::invalid("link parent without key"))?);
+            }
+            for i in &child.1 {
+                row.push(child.0.column(*i).ok_or_else(|| Error::invalid("link target without key"))?);
+            }
+            let cols: Vec<&'static str> = local.iter().chain(remote.iter()).copied().collect();
+            groups
+                .entry((table.name, *add))
+                .or_insert_with(|| (table, cols, Vec::new()))
+                .2
+                .push(row);
+        }
+        let mut ordered: Vec<_> = groups.into_iter().collect();
+        // deletes first, then inserts; by table name for a stable order
+        ordered.sort_by_key(|((t, add), _)| (*add, *t));
+        for ((_, add), (table, cols, rows)) in ordered {
+            for chunk in rows.chunks(1000) {
+                let (sql, binds) = if add {
+                    insert_rows_sql(table, &cols, chunk)
+                } else {
+                    match_rows_sql("DELETE FROM", table, &cols, chunk, "")
+                };
+                conn.run(&sql, &binds, |_| Ok(())).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Children's keys nulled and link rows removed for deleted parents.
+    pub(crate) async fn before_delete(&self, conn: &mut Connection) -> Result<()> {
+        for (table, cols, keys) in &self.before_delete.unlink {
+            for chunk in keys.chunks(1000) {
+                let (sql, binds) = where_keys_sql(&format!("DELETE FROM {}", quote_ident(table.name)), cols, chunk);
+                conn.run(&sql, &binds, |_| Ok(())).await?;
+            }
+        }
+        for (table, cols, keys) in &self.before_delete.null_fks {
+            for chunk in keys.chunks(1000) {
+                let set: Vec<String> = cols.iter().map(|c| format!("{} = NULL", quote_ident(c))).collect();
+                let head = format!("UPDATE {} SET {}", quote_ident(table.name), set.join(", "));
+                let (sql, binds) = where_keys_sql(&head, cols, chunk);
+                conn.run(&sql, &binds, |_| Ok(())).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `head WHERE col = ANY($1)` (one column with an array type) or a tuple match.
+fn where_keys_sql(head: &str, cols: &[&'static str], keys: &[Vec<Bind>]) -> (String, Vec<Bind>) {
+    if let [col] = cols {
+        if let Some(array) = bind_array(keys.iter().filter_map(|k| k.first().cloned()).collect()) {
+            return (format!("{head} WHERE {} = ANY($1)", quote_ident(col)), vec![array]);
+        }
+    }
+    let mut binds = Vec::new();
+    let mut tuples = Vec::new();
+    for key in keys {
+        let marks: Vec<String> = key
+            .iter()
+            .map(|b| {
+                binds.push(b.clone());
+                format!("${}", binds.len())
+            })
+            .collect();
+        tuples.push(format!("({})", marks.join(", ")));
+    }
+    let names: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
+    (
+        format!("{head} WHERE ({}) IN ({})", names.join(", "), tuples.join(", ")),
+        binds,
+    )
+}
+
+fn match_rows_sql(
+    verb: &str,
+    table: &TableDef,
+    cols: &[&'static str],
+    rows: &[Vec<Bind>],
+    tail: &str,
+) -> (String, Vec<Bind>) {
+    let (sql, binds) = where_keys_sql(&format!("{verb} {}", quote_ident(table.name)), cols, rows);
+    (format!("{sql}{tail}"), binds)
+}
+
+fn insert_rows_sql(table: &TableDef, cols: &[&'static str], rows: &[Vec<Bind>]) -> (String, Vec<Bind>) {
+    let mut binds = Vec::new();
+    let mut values = Vec::new();
+    for row in rows {
+        let marks: Vec<String> = row
+            .iter()
+            .map(|b| {
+                binds.push(b.clone());
+                format!("${}", binds.len())
+            })
+            .collect();
+        values.push(format!("({})", marks.join(", ")));
+    }
+    let names: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
+    (
+        format!(
+            "INSERT INTO {} ({}) VALUES {}",
+            quote_ident(table.name),
+            names.join(", "),
+            values.join(", ")
+        ),
+        binds,
+    )
+}
