@@ -51,6 +51,10 @@ pub use crate::engine::{
     StatementEvent, StatementKind, StatementMode, TxOptions,
 };
 pub use crate::error::{Error, PoolTimeout, Result};
+pub use crate::loading::{
+    Cascade, Lazy, Load, LoadOpt, Loading, Many, One, Rel, RelKind, WriteOnly, joined, noload,
+    raise, selectin,
+};
 pub use crate::row::{FromRow, Row};
 pub use crate::schema::{
     CheckDef, ColumnDef, CreateOptions, ForeignKeyDef, IndexDef, Model, OnDelete, TableDef,
@@ -68,10 +72,6 @@ pub use crate::sql::{
     Update, Window, avg, case, coalesce, count, count_star, delete, dense_rank, excluded, exists,
     func, insert, insert_many, insert_select, max, min, quote_ident, rank, row_number, select, sql,
     sum, update, value,
-};
-pub use crate::loading::{
-    Cascade, Lazy, Load, LoadOpt, Loading, Many, One, Rel, RelKind, WriteOnly, joined, noload,
-    raise, selectin,
 };
 pub use crate::stream::{BatchStream, RowStream};
 

@@ -117,7 +117,9 @@ pub(crate) fn parse(ast: &DeriveInput) -> syn::Result<ModelIr> {
     for r in &ir.relations {
         if r.kind == "many_to_one" {
             for fk in &r.fk {
-                let ok = fk.get_ident().is_some_and(|id| ir.fields.iter().any(|f| &f.ident == id));
+                let ok = fk
+                    .get_ident()
+                    .is_some_and(|id| ir.fields.iter().any(|f| &f.ident == id));
                 if !ok {
                     return Err(syn::Error::new(
                         fk.span(),
@@ -128,7 +130,10 @@ pub(crate) fn parse(ast: &DeriveInput) -> syn::Result<ModelIr> {
         }
         for k in &r.key {
             if !ir.fields.iter().any(|f| &f.ident == k) {
-                return Err(syn::Error::new(k.span(), "`key` names a column field of this model"));
+                return Err(syn::Error::new(
+                    k.span(),
+                    "`key` names a column field of this model",
+                ));
             }
         }
     }
@@ -678,12 +683,18 @@ fn expand_relation(m: &ModelIr, r: &RelIr) -> TokenStream {
     let (local, remote) = match r.kind {
         "many_to_one" => {
             let cols = r.fk.iter().filter_map(|p| p.get_ident()).map(col_of);
-            (quote!(::core::option::Option::Some(&[#(#cols),*])), none.clone())
+            (
+                quote!(::core::option::Option::Some(&[#(#cols),*])),
+                none.clone(),
+            )
         }
         "many_to_many" => (key_cols, none.clone()),
         _ => {
             let cols = r.fk.iter().map(path_tokens).map(|p| quote!(#p.name()));
-            (key_cols, quote!(::core::option::Option::Some(&[#(#cols),*])))
+            (
+                key_cols,
+                quote!(::core::option::Option::Some(&[#(#cols),*])),
+            )
         }
     };
     let secondary = match &r.secondary {

@@ -546,11 +546,22 @@ impl Connection {
                 Ok(rows) => (Ok(rows.len() as u64), rows),
                 Err(e) => (Err(e), Vec::new()),
             };
-            match self.finish(sql, binds.len(), StatementKind::Query, started, &span, count) {
+            match self.finish(
+                sql,
+                binds.len(),
+                StatementKind::Query,
+                started,
+                &span,
+                count,
+            ) {
                 Ok(_) => out.push(rows),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+                // The statement that failed first aborted the transaction: report it rather
+                // than a later one's "transaction is aborted".
+                Err(e) => match &first_err {
+                    Some(prev) if !is_aborted_echo(prev) => {}
+                    Some(_) if is_aborted_echo(&e) => {}
+                    _ => first_err = Some(e),
+                },
             }
         }
         match first_err {
@@ -762,4 +773,9 @@ impl Drop for Connection {
             }
         }
     }
+}
+
+/// SQLSTATE 25P02: a statement refused because an earlier one aborted the transaction.
+fn is_aborted_echo(e: &Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION)
 }

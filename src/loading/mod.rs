@@ -14,10 +14,10 @@ mod write_only;
 
 use std::borrow::Cow;
 
+pub(crate) use self::rel::cols_or_pk;
 pub use self::rel::{Cascade, Lazy, Rel, RelDef, RelKind, Secondary, Slot};
 pub use self::slots::{Many, One, WriteOnly};
 pub use self::strategy::{Load, LoadOpt, joined, noload, raise, selectin};
-pub(crate) use self::rel::cols_or_pk;
 pub(crate) use self::strategy::{
     Step, Strategy, default_steps, key_condition, raise_declared, run_steps,
 };
@@ -44,7 +44,11 @@ where
         Some(bytes) => T::from_sql(&ty, bytes),
         None => T::from_sql_null(&ty),
     };
-    r.map_err(|e| Error::invalid(format!("cannot set column `{column}` from a related key: {e}")))
+    r.map_err(|e| {
+        Error::invalid(format!(
+            "cannot set column `{column}` from a related key: {e}"
+        ))
+    })
 }
 
 /// A `SELECT` of model rows with loading options: what

@@ -135,7 +135,10 @@ impl<C: Model> Many<C> {
             .ok_or_else(|| Error::not_loaded(self.relation, self.raise))?;
         items
             .iter()
-            .map(|e| e.get().ok_or_else(|| Error::not_loaded(self.relation, false)))
+            .map(|e| {
+                e.get()
+                    .ok_or_else(|| Error::not_loaded(self.relation, false))
+            })
             .collect()
     }
 
@@ -206,11 +209,7 @@ impl<C: Model> Many<C> {
 
     /// Strong members currently loaded (for cascades).
     pub(crate) fn loaded_objects(&self) -> Vec<Obj<C>> {
-        self.items
-            .iter()
-            .flatten()
-            .filter_map(Edge::get)
-            .collect()
+        self.items.iter().flatten().filter_map(Edge::get).collect()
     }
 }
 
@@ -323,7 +322,10 @@ impl<C: Model> One<C> {
     }
 
     pub(crate) fn current(&self) -> Option<Obj<C>> {
-        self.target.as_ref().and_then(|t| t.as_ref()).and_then(Edge::get)
+        self.target
+            .as_ref()
+            .and_then(|t| t.as_ref())
+            .and_then(Edge::get)
     }
 }
 

@@ -124,7 +124,7 @@ impl<P: Model, C: Model> LoadOpt<P, C> {
         self
     }
 
-    /// Orders each parent's related objects (after the relationship's own `order_by`).
+    /// Orders each parent's related objects (instead of the relationship's own `order_by`).
     pub fn order_by(mut self, order: Order) -> Self {
         self.order.push(order);
         self
@@ -234,7 +234,11 @@ fn key_of(binds: &[Bind]) -> Option<Key> {
 }
 
 /// `cols = ANY($1)` (one column) or `(c1 = $1 AND c2 = $2) OR …` (composite keys).
-pub(crate) fn key_condition(table: &'static str, cols: &[&'static str], keys: &[Vec<Bind>]) -> Node {
+pub(crate) fn key_condition(
+    table: &'static str,
+    cols: &[&'static str],
+    keys: &[Vec<Bind>],
+) -> Node {
     if let [col] = cols {
         let items: Vec<Bind> = keys.iter().filter_map(|k| k.first().cloned()).collect();
         if let Some(array) = crate::sql::bind_array(items.clone()) {
@@ -294,12 +298,8 @@ impl<P: Model, C: Model> LoadOpt<P, C> {
             return Some(key);
         }
         let remote = self.rel.remote_idx().ok()?;
-        let binds: Vec<Bind> = child.with_value(|v| {
-            remote
-                .iter()
-                .filter_map(|i| v.column_value(*i))
-                .collect()
-        });
+        let binds: Vec<Bind> =
+            child.with_value(|v| remote.iter().filter_map(|i| v.column_value(*i)).collect());
         key_of(&binds)
     }
 
@@ -492,7 +492,10 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
                     table: def.alias,
                     name: r,
                 }),
-                Box::new(Node::Column { table: main, name: l }),
+                Box::new(Node::Column {
+                    table: main,
+                    name: l,
+                }),
             );
             on = Some(match on {
                 Some(prev) => Node::Binary("AND", Box::new(prev), Box::new(eq)),
@@ -570,12 +573,15 @@ impl<P: Model, C: Model> LoadOpt<P, C> {
     fn chunk_statement(&self, keys: &[Vec<Bind>]) -> Result<(Arc<str>, Vec<Bind>)> {
         let def = self.rel.def();
         let c_name = C::TABLE.name;
-        let mut orders: Vec<Order> = def
-            .order_by
-            .iter()
-            .map(|(col, desc)| column_order(c_name, col, *desc))
-            .collect();
-        orders.extend(self.order.iter().cloned());
+        // The option's ordering replaces the relationship's own.
+        let orders: Vec<Order> = if self.order.is_empty() {
+            def.order_by
+                .iter()
+                .map(|(col, desc)| column_order(c_name, col, *desc))
+                .collect()
+        } else {
+            self.order.clone()
+        };
         let compiled = match &def.secondary {
             Some(sec) => {
                 let st = (sec.table)();
@@ -626,9 +632,8 @@ impl<P: Model, C: Model> LoadOpt<P, C> {
             }
             None => {
                 let remote = cols_or_pk(def.remote, C::TABLE);
-                let mut q = select(All::<C>::new()).filter(Expr::from_node(key_condition(
-                    c_name, &remote, keys,
-                )));
+                let mut q = select(All::<C>::new())
+                    .filter(Expr::from_node(key_condition(c_name, &remote, keys)));
                 if let Some(f) = &self.filter {
                     q = q.filter(Expr::from_node(f.clone()));
                 }

@@ -7,13 +7,16 @@ use super::rel::{Rel, RelKind, cols_or_pk, indexes};
 use crate::error::{Error, Result};
 use crate::schema::Model;
 use crate::session::object::{Obj, encode};
-use crate::sql::{All, Bind, Delete, Expr, Insert, Node, Select, Update, delete, insert_many, select, update};
+use crate::sql::{
+    All, Bind, Delete, Expr, Insert, Node, Select, Update, delete, insert_many, select, update,
+};
 
 impl<P: Model, C: Model> Rel<P, C> {
     /// The parent's key values (its join columns), refusing a parent without one yet.
     fn parent_key(&self, parent: &Obj<P>) -> Result<Vec<Bind>> {
         let idx = self.local_idx()?;
-        let binds: Vec<Bind> = parent.with_value(|v| idx.iter().filter_map(|i| v.column_value(*i)).collect());
+        let binds: Vec<Bind> =
+            parent.with_value(|v| idx.iter().filter_map(|i| v.column_value(*i)).collect());
         if binds.len() != idx.len() || binds.iter().any(|b| encode(b).is_none()) {
             return Err(Error::invalid(format!(
                 "`{}`: the parent has no key yet (flush it first)",
@@ -56,10 +59,12 @@ impl<P: Model, C: Model> Rel<P, C> {
                         def.path
                     )));
                 }
-                let sub = select(Expr::<super::strategy::LinkValue>::from_node(Node::Column {
-                    table: st.name,
-                    name: link,
-                }))
+                let sub = select(Expr::<super::strategy::LinkValue>::from_node(
+                    Node::Column {
+                        table: st.name,
+                        name: link,
+                    },
+                ))
                 .filter(Expr::from_node(eq_all(st.name, sec.local)));
                 Ok(Node::InSubquery {
                     value: Box::new(Node::Column {
@@ -147,7 +152,8 @@ impl<P: Model, C: Model> Rel<P, C> {
         let local = indexes(P::TABLE, &cols_or_pk(def.local, P::TABLE))?;
         let mut keys = Vec::new();
         for p in parents {
-            let k: Vec<Bind> = p.with_value(|v| local.iter().filter_map(|i| v.column_value(*i)).collect());
+            let k: Vec<Bind> =
+                p.with_value(|v| local.iter().filter_map(|i| v.column_value(*i)).collect());
             keys.push(k);
         }
         let (table, cols) = match &def.secondary {

@@ -97,8 +97,9 @@ pub(crate) async fn insert_all(
             if objs.is_empty() {
                 continue;
             }
-            let (ready, wait): (Vec<_>, Vec<_>) =
-                std::mem::take(objs).into_iter().partition(|o| !plan.waits(o));
+            let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(objs)
+                .into_iter()
+                .partition(|o| !plan.waits(o));
             *objs = wait;
             if ready.is_empty() {
                 continue;

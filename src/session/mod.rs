@@ -428,6 +428,30 @@ impl AsyncSession {
     async fn flush_inner(&mut self) -> Result<()> {
         let plan = relations::prepare(self).await?;
         let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
+        // Replaced one-to-one targets leave before their replacements are inserted.
+        let mut early_deleted = Vec::new();
+        let mut early_cleared = Vec::new();
+        for (obj, cols, delete) in &plan.replaced {
+            if *delete {
+                obj.set_state(ObjectState::Deleted);
+                early_deleted.push(obj.clone());
+            } else {
+                for i in cols {
+                    obj.clone().set_column_raw(*i, None, true)?;
+                }
+                early_cleared.push(obj.clone());
+            }
+        }
+        flush::update_all(conn, early_cleared).await?;
+        flush::delete_all(conn, &early_deleted).await?;
+        for obj in &early_deleted {
+            self.identity.remove(&(obj.table().name, obj.key()));
+            obj.mark_deleted_in_tx(true);
+        }
+        if let Some(mark) = self.savepoints.last_mut() {
+            mark.deleted.extend(early_deleted.iter().cloned());
+        }
+        self.tx_deleted.extend(early_deleted);
         let pending = std::mem::take(&mut self.new);
         let inserted = match flush::insert_all(conn, &pending, &plan).await {
             Ok(done) => done,
@@ -753,7 +777,11 @@ impl AsyncSession {
         &mut self,
         q: &impl crate::Statement,
     ) -> Result<Vec<Obj<M>>> {
-        self.connection().await?;
+        // Inside a flush the session is marked pending-rollback until the flush succeeds:
+        // use the open connection as it is.
+        if self.conn.is_none() {
+            self.connection().await?;
+        }
         self.fetch_rows_into::<M>(q, false).await
     }
 
@@ -774,7 +802,11 @@ impl AsyncSession {
         if existing.is_expired() || existing.state() != ObjectState::Persistent {
             return None;
         }
-        existing.as_any().downcast::<object::Cell<M>>().ok().map(Obj)
+        existing
+            .as_any()
+            .downcast::<object::Cell<M>>()
+            .ok()
+            .map(Obj)
     }
 
     /// The object for a row (columns from `offset`), through the identity map.
@@ -782,7 +814,12 @@ impl AsyncSession {
         self.identify_with::<M>(row, offset, false)
     }
 
-    fn identify_with<M: Model>(&mut self, row: &Row, offset: usize, overwrite: bool) -> Result<Obj<M>> {
+    fn identify_with<M: Model>(
+        &mut self,
+        row: &Row,
+        offset: usize,
+        overwrite: bool,
+    ) -> Result<Obj<M>> {
         identify_into::<M>(&mut self.identity, &self.registry, row, offset, overwrite)
     }
 
@@ -971,7 +1008,7 @@ impl AsyncSession {
 
     /// Whether `obj` has changes that the next flush would write (without flushing).
     pub fn is_modified<M: Model>(&self, obj: &Obj<M>) -> bool {
-        let inner = obj.0.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = object::rlock(&obj.0.inner);
         match &inner.snapshot {
             None => inner.state == ObjectState::Pending,
             Some(snap) => (0..M::TABLE.columns.len())

@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use tokio_postgres::types::IsNull;
 use tokio_postgres::types::private::BytesMut;
@@ -93,11 +93,19 @@ pub(crate) struct Inner<M> {
 }
 
 pub(crate) struct Cell<M> {
-    pub(crate) inner: Mutex<Inner<M>>,
+    pub(crate) inner: RwLock<Inner<M>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn rlock<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn wlock<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A model object tracked by a session: a shared handle.
@@ -126,7 +134,7 @@ impl<M: Model> Eq for Obj<M> {}
 
 impl<M: Model> fmt::Debug for Obj<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = lock(&self.0.inner);
+        let inner = rlock(&self.0.inner);
         f.debug_struct("Obj")
             .field("table", &M::TABLE.name)
             .field("state", &inner.state)
@@ -136,7 +144,7 @@ impl<M: Model> fmt::Debug for Obj<M> {
 }
 
 /// Read access to an object's values.
-pub struct ObjRef<'a, M>(MutexGuard<'a, Inner<M>>);
+pub struct ObjRef<'a, M>(RwLockReadGuard<'a, Inner<M>>);
 
 impl<M> Deref for ObjRef<'_, M> {
     type Target = M;
@@ -152,7 +160,7 @@ impl<M: fmt::Debug> fmt::Debug for ObjRef<'_, M> {
 }
 
 /// Write access to an object's values; the session sees the change at its next flush.
-pub struct ObjMut<'a, M>(MutexGuard<'a, Inner<M>>);
+pub struct ObjMut<'a, M>(RwLockWriteGuard<'a, Inner<M>>);
 
 impl<M> Deref for ObjMut<'_, M> {
     type Target = M;
@@ -177,7 +185,7 @@ impl<M: Model> Obj<M> {
     /// A transient object (not in any session yet): pass it to `session.add`.
     pub fn new(value: M) -> Self {
         Obj(Arc::new(Cell {
-            inner: Mutex::new(Inner {
+            inner: RwLock::new(Inner {
                 value,
                 state: ObjectState::Transient,
                 expired: false,
@@ -190,7 +198,7 @@ impl<M: Model> Obj<M> {
 
     pub(crate) fn loaded(value: M, session: &Arc<Registry>) -> Self {
         Obj(Arc::new(Cell {
-            inner: Mutex::new(Inner {
+            inner: RwLock::new(Inner {
                 value,
                 state: ObjectState::Persistent,
                 expired: false,
@@ -207,7 +215,7 @@ impl<M: Model> Obj<M> {
     /// `is_expired()` when the values were expired (commit with `expire_on_commit`,
     /// rollback, `expire`); `is_detached()` when the object left its session expired.
     pub fn read(&self) -> Result<ObjRef<'_, M>> {
-        let inner = lock(&self.0.inner);
+        let inner = rlock(&self.0.inner);
         if inner.expired {
             return Err(expired_error::<M>(&inner));
         }
@@ -220,7 +228,7 @@ impl<M: Model> Obj<M> {
     /// # Errors
     /// As [`Obj::read`].
     pub fn write(&self) -> Result<ObjMut<'_, M>> {
-        let mut inner = lock(&self.0.inner);
+        let mut inner = wlock(&self.0.inner);
         if inner.expired {
             return Err(expired_error::<M>(&inner));
         }
@@ -243,12 +251,12 @@ impl<M: Model> Obj<M> {
 
     /// The object's state.
     pub fn state(&self) -> ObjectState {
-        lock(&self.0.inner).state
+        rlock(&self.0.inner).state
     }
 
     /// True when the values were expired and must be refreshed before reading.
     pub fn is_expired(&self) -> bool {
-        lock(&self.0.inner).expired
+        rlock(&self.0.inner).expired
     }
 
     /// Whether two handles are the same object.
@@ -262,13 +270,13 @@ impl<M: Model> Obj<M> {
 
     /// Reads the value whatever its state (loaders and the unit of work: no expiry check).
     pub(crate) fn with_value<T>(&self, f: impl FnOnce(&M) -> T) -> T {
-        f(&lock(&self.0.inner).value)
+        f(&rlock(&self.0.inner).value)
     }
 
     /// Changes the value without taking a snapshot: for relationship slots, which are not
     /// columns and never make an object dirty.
     pub(crate) fn with_value_mut<T>(&self, f: impl FnOnce(&mut M) -> T) -> T {
-        f(&mut lock(&self.0.inner).value)
+        f(&mut wlock(&self.0.inner).value)
     }
 }
 
@@ -402,11 +410,11 @@ impl<M: Model> AnyObj for Cell<M> {
         M::TABLE
     }
     fn state(&self) -> ObjectState {
-        lock(&self.inner).state
+        rlock(&self.inner).state
     }
     fn set_state(&self, state: ObjectState) {
         let (from, registry) = {
-            let mut inner = lock(&self.inner);
+            let mut inner = wlock(&self.inner);
             let from = std::mem::replace(&mut inner.state, state);
             (from, inner.session.clone())
         };
@@ -421,10 +429,10 @@ impl<M: Model> AnyObj for Cell<M> {
         }
     }
     fn insert_binds(&self, out: &mut Vec<Bind>) {
-        lock(&self.inner).value.insert_values(out);
+        rlock(&self.inner).value.insert_values(out);
     }
     fn pk_binds(&self) -> Vec<Bind> {
-        let inner = lock(&self.inner);
+        let inner = rlock(&self.inner);
         M::TABLE
             .columns
             .iter()
@@ -435,11 +443,11 @@ impl<M: Model> AnyObj for Cell<M> {
     }
     fn key(&self) -> Key {
         let mut key = BytesMut::with_capacity(16);
-        lock(&self.inner).value.write_identity(&mut key);
+        rlock(&self.inner).value.write_identity(&mut key);
         key
     }
     fn take_changes(&self) -> Vec<(usize, Bind)> {
-        let mut inner = lock(&self.inner);
+        let mut inner = wlock(&self.inner);
         let Some(snapshot) = inner.snapshot.take() else {
             return Vec::new();
         };
@@ -454,21 +462,21 @@ impl<M: Model> AnyObj for Cell<M> {
         changes
     }
     fn column(&self, idx: usize) -> Option<Bind> {
-        lock(&self.inner).value.column_value(idx)
+        rlock(&self.inner).value.column_value(idx)
     }
     fn load(&self, row: &Row) -> Result<()> {
         self.load_at(row, 0)
     }
     fn load_at(&self, row: &Row, offset: usize) -> Result<()> {
         let value = <M as crate::row::FromRow>::from_row_at(row, offset)?;
-        let mut inner = lock(&self.inner);
+        let mut inner = wlock(&self.inner);
         replace_columns(&mut inner, value);
         inner.expired = false;
         inner.snapshot = None;
         Ok(())
     }
     fn set_column_raw(self: Arc<Self>, idx: usize, raw: Option<&[u8]>, track: bool) -> Result<()> {
-        let mut inner = lock(&self.inner);
+        let mut inner = wlock(&self.inner);
         if track && inner.state == ObjectState::Persistent && inner.snapshot.is_none() {
             inner.snapshot = Some(encode_all(&inner.value));
             if let Some(registry) = inner.session.as_ref().and_then(Weak::upgrade) {
@@ -484,19 +492,19 @@ impl<M: Model> AnyObj for Cell<M> {
         crate::session::relations::delete_rules(Obj(self))
     }
     fn expire(&self) {
-        let mut inner = lock(&self.inner);
+        let mut inner = wlock(&self.inner);
         inner.expired = true;
         inner.snapshot = None;
     }
     fn is_expired(&self) -> bool {
-        lock(&self.inner).expired
+        rlock(&self.inner).expired
     }
     fn attach(&self, registry: &Arc<Registry>) {
-        lock(&self.inner).session = Some(Arc::downgrade(registry));
+        wlock(&self.inner).session = Some(Arc::downgrade(registry));
     }
     fn detach(&self) {
         let (from, registry) = {
-            let mut inner = lock(&self.inner);
+            let mut inner = wlock(&self.inner);
             let from = std::mem::replace(&mut inner.state, ObjectState::Detached);
             inner.snapshot = None;
             (from, inner.session.take())
@@ -513,12 +521,12 @@ impl<M: Model> AnyObj for Cell<M> {
     }
     fn make_transient(&self) {
         self.set_state(ObjectState::Transient);
-        let mut inner = lock(&self.inner);
+        let mut inner = wlock(&self.inner);
         inner.session = None;
         inner.snapshot = None;
     }
     fn mark_deleted_in_tx(&self, on: bool) -> bool {
-        std::mem::replace(&mut lock(&self.inner).deleted_in_tx, on)
+        std::mem::replace(&mut wlock(&self.inner).deleted_in_tx, on)
     }
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self

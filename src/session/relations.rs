@@ -33,6 +33,13 @@ pub(crate) enum RelWork {
     },
     /// Delete the object (delete-orphan).
     Delete(Arc<dyn AnyObj>),
+    /// The previous target of a one-to-one: deleted (orphan) or its key cleared *before* the
+    /// INSERTs, so a unique key on the foreign key lets the replacement in.
+    Replaced {
+        obj: Arc<dyn AnyObj>,
+        cols: Vec<usize>,
+        delete: bool,
+    },
     /// Insert or delete one link row.
     Link {
         table: &'static TableDef,
@@ -44,8 +51,12 @@ pub(crate) enum RelWork {
     },
 }
 
-type LoadChildren =
-    for<'a> fn(&'a mut AsyncSession, &'static str, Vec<&'static str>, Vec<Vec<Bind>>) -> BoxFuture<'a, Result<Vec<Arc<dyn AnyObj>>>>;
+type LoadChildren = for<'a> fn(
+    &'a mut AsyncSession,
+    &'static str,
+    Vec<&'static str>,
+    Vec<Vec<Bind>>,
+) -> BoxFuture<'a, Result<Vec<Arc<dyn AnyObj>>>>;
 
 /// What deleting a parent means for one of its relationships.
 pub(crate) struct DeleteRule {
@@ -70,7 +81,12 @@ struct WorkVisitor<'a, M: Model> {
 }
 
 impl<M: Model> WorkVisitor<'_, M> {
-    fn collection<C: Model>(&mut self, rel: Rel<M, C>, added: Vec<Obj<C>>, removed: Vec<Obj<C>>) -> Result<()> {
+    fn collection<C: Model>(
+        &mut self,
+        rel: Rel<M, C>,
+        added: Vec<Obj<C>>,
+        removed: Vec<Obj<C>>,
+    ) -> Result<()> {
         if added.is_empty() && removed.is_empty() {
             return Ok(());
         }
@@ -159,7 +175,11 @@ impl<M: Model> WorkVisitor<'_, M> {
             Slot::One(f) => {
                 let (changed, target, replaced) = self.obj.with_value_mut(|v| {
                     let s = f(v);
-                    (std::mem::take(&mut s.changed), s.current(), s.replaced.take())
+                    (
+                        std::mem::take(&mut s.changed),
+                        s.current(),
+                        s.replaced.take(),
+                    )
                 });
                 if !changed {
                     return Ok(());
@@ -180,19 +200,19 @@ impl<M: Model> WorkVisitor<'_, M> {
                                 from_cols: remote,
                             });
                         }
-                        None => self.out.push(RelWork::ClearKey { obj: me, cols: local }),
+                        None => self.out.push(RelWork::ClearKey {
+                            obj: me,
+                            cols: local,
+                        }),
                     }
                     return Ok(());
                 }
                 // one-to-one with the key on the child
                 if let Some(old) = replaced {
-                    self.out.push(if def.cascade.delete_orphan {
-                        RelWork::Delete(old.erased())
-                    } else {
-                        RelWork::ClearKey {
-                            obj: old.erased(),
-                            cols: remote.clone(),
-                        }
+                    self.out.push(RelWork::Replaced {
+                        obj: old.erased(),
+                        cols: remote.clone(),
+                        delete: def.cascade.delete_orphan,
                     });
                 }
                 if let Some(t) = target {
@@ -243,7 +263,8 @@ fn load_children<'a, C: Model>(
 ) -> BoxFuture<'a, Result<Vec<Arc<dyn AnyObj>>>> {
     Box::pin(async move {
         let cond = crate::loading::key_condition(table, &cols, &keys);
-        let q = crate::sql::select(crate::sql::All::<C>::new()).filter(crate::sql::Expr::from_node(cond));
+        let q = crate::sql::select(crate::sql::All::<C>::new())
+            .filter(crate::sql::Expr::from_node(cond));
         let objs = s.fetch_objects::<C>(&q).await?;
         Ok(objs.iter().map(Obj::erased).collect())
     })
@@ -330,6 +351,8 @@ pub(crate) struct Plan {
     clears: Vec<(Arc<dyn AnyObj>, Vec<usize>)>,
     links: Vec<RelWork>,
     before_delete: BeforeDelete,
+    /// Replaced one-to-one targets: (object, key columns, delete it).
+    pub(crate) replaced: Vec<(Arc<dyn AnyObj>, Vec<usize>, bool)>,
 }
 
 fn ptr(o: &Arc<dyn AnyObj>) -> usize {
@@ -342,7 +365,13 @@ fn ptr(o: &Arc<dyn AnyObj>) -> usize {
 pub(crate) async fn prepare(s: &mut AsyncSession) -> Result<Plan> {
     let mut plan = Plan::default();
     let mut queue: Vec<Arc<dyn AnyObj>> = s.new.clone();
-    queue.extend(s.registry.written.lock().map(|w| w.clone()).unwrap_or_default());
+    queue.extend(
+        s.registry
+            .written
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default(),
+    );
     let mut seen = HashSet::new();
     let mut items = Vec::new();
     while let Some(obj) = queue.pop() {
@@ -375,6 +404,11 @@ pub(crate) async fn prepare(s: &mut AsyncSession) -> Result<Plan> {
                 } => plan.syncs.push((to, to_cols, from, from_cols)),
                 RelWork::ClearKey { obj, cols } => plan.clears.push((obj, cols)),
                 link @ RelWork::Link { .. } => plan.links.push(link),
+                RelWork::Replaced { obj, cols, delete } => {
+                    if obj.state() == ObjectState::Persistent {
+                        plan.replaced.push((obj, cols, delete));
+                    }
+                }
             }
         }
     }
@@ -391,12 +425,23 @@ pub(crate) async fn prepare(s: &mut AsyncSession) -> Result<Plan> {
             }
             match rule.kind {
                 RelKind::ManyToMany => {
-                    push_key(&mut plan.before_delete.unlink, rule.table, &rule.cols, rule.parent_key);
+                    push_key(
+                        &mut plan.before_delete.unlink,
+                        rule.table,
+                        &rule.cols,
+                        rule.parent_key,
+                    );
                 }
                 _ if rule.cascade_delete => {
                     let mut children = rule.loaded;
                     if !rule.passive {
-                        let found = (rule.load)(s, rule.table.name, rule.cols.clone(), vec![rule.parent_key]).await?;
+                        let found = (rule.load)(
+                            s,
+                            rule.table.name,
+                            rule.cols.clone(),
+                            vec![rule.parent_key],
+                        )
+                        .await?;
                         children.extend(found);
                     }
                     for c in children {
@@ -414,7 +459,12 @@ pub(crate) async fn prepare(s: &mut AsyncSession) -> Result<Plan> {
                             c.clone().set_column_raw(*i, None, false)?;
                         }
                     }
-                    push_key(&mut plan.before_delete.null_fks, rule.table, &rule.cols, rule.parent_key);
+                    push_key(
+                        &mut plan.before_delete.null_fks,
+                        rule.table,
+                        &rule.cols,
+                        rule.parent_key,
+                    );
                 }
             }
         }
@@ -450,9 +500,9 @@ impl Plan {
 
     /// Whether `obj` still waits for a parent that is not inserted yet.
     pub(crate) fn waits(&self, obj: &Arc<dyn AnyObj>) -> bool {
-        self.syncs
-            .iter()
-            .any(|(to, _, from, _)| ptr(to) == ptr(obj) && from.state() == ObjectState::Pending && ptr(from) != ptr(obj))
+        self.syncs.iter().any(|(to, _, from, _)| {
+            ptr(to) == ptr(obj) && from.state() == ObjectState::Pending && ptr(from) != ptr(obj)
+        })
     }
 
     /// After the INSERTs: keys copied into persistent objects and cleared keys (both become
@@ -477,8 +527,10 @@ impl Plan {
 
     /// Link rows: removed ones deleted, added ones inserted (one statement per table each).
     pub(crate) async fn write_links(&self, conn: &mut Connection) -> Result<()> {
-        let mut groups: HashMap<(&'static str, bool), (&'static TableDef, Vec<&'static str>, Vec<Vec<Bind>>)> =
-            HashMap::new();
+        let mut groups: HashMap<
+            (&'static str, bool),
+            (&'static TableDef, Vec<&'static str>, Vec<Vec<Bind>>),
+        > = HashMap::new();
         for link in &self.links {
             let RelWork::Link {
                 table,
@@ -493,10 +545,20 @@ impl Plan {
             };
             let mut row = Vec::new();
             for i in &parent.1 {
-                row.push(parent.0.column(*i).ok_or_else(|| Error::invalid("link parent without key"))?);
+                row.push(
+                    parent
+                        .0
+                        .column(*i)
+                        .ok_or_else(|| Error::invalid("link parent without key"))?,
+                );
             }
             for i in &child.1 {
-                row.push(child.0.column(*i).ok_or_else(|| Error::invalid("link target without key"))?);
+                row.push(
+                    child
+                        .0
+                        .column(*i)
+                        .ok_or_else(|| Error::invalid("link target without key"))?,
+                );
             }
             let cols: Vec<&'static str> = local.iter().chain(remote.iter()).copied().collect();
             groups
@@ -525,13 +587,20 @@ impl Plan {
     pub(crate) async fn before_delete(&self, conn: &mut Connection) -> Result<()> {
         for (table, cols, keys) in &self.before_delete.unlink {
             for chunk in keys.chunks(1000) {
-                let (sql, binds) = where_keys_sql(&format!("DELETE FROM {}", quote_ident(table.name)), cols, chunk);
+                let (sql, binds) = where_keys_sql(
+                    &format!("DELETE FROM {}", quote_ident(table.name)),
+                    cols,
+                    chunk,
+                );
                 conn.run(&sql, &binds, |_| Ok(())).await?;
             }
         }
         for (table, cols, keys) in &self.before_delete.null_fks {
             for chunk in keys.chunks(1000) {
-                let set: Vec<String> = cols.iter().map(|c| format!("{} = NULL", quote_ident(c))).collect();
+                let set: Vec<String> = cols
+                    .iter()
+                    .map(|c| format!("{} = NULL", quote_ident(c)))
+                    .collect();
                 let head = format!("UPDATE {} SET {}", quote_ident(table.name), set.join(", "));
                 let (sql, binds) = where_keys_sql(&head, cols, chunk);
                 conn.run(&sql, &binds, |_| Ok(())).await?;
@@ -545,7 +614,10 @@ impl Plan {
 fn where_keys_sql(head: &str, cols: &[&'static str], keys: &[Vec<Bind>]) -> (String, Vec<Bind>) {
     if let [col] = cols {
         if let Some(array) = bind_array(keys.iter().filter_map(|k| k.first().cloned()).collect()) {
-            return (format!("{head} WHERE {} = ANY($1)", quote_ident(col)), vec![array]);
+            return (
+                format!("{head} WHERE {} = ANY($1)", quote_ident(col)),
+                vec![array],
+            );
         }
     }
     let mut binds = Vec::new();
@@ -562,7 +634,11 @@ fn where_keys_sql(head: &str, cols: &[&'static str], keys: &[Vec<Bind>]) -> (Str
     }
     let names: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
     (
-        format!("{head} WHERE ({}) IN ({})", names.join(", "), tuples.join(", ")),
+        format!(
+            "{head} WHERE ({}) IN ({})",
+            names.join(", "),
+            tuples.join(", ")
+        ),
         binds,
     )
 }
@@ -578,7 +654,11 @@ fn match_rows_sql(
     (format!("{sql}{tail}"), binds)
 }
 
-fn insert_rows_sql(table: &TableDef, cols: &[&'static str], rows: &[Vec<Bind>]) -> (String, Vec<Bind>) {
+fn insert_rows_sql(
+    table: &TableDef,
+    cols: &[&'static str],
+    rows: &[Vec<Bind>],
+) -> (String, Vec<Bind>) {
     let mut binds = Vec::new();
     let mut values = Vec::new();
     for row in rows {

@@ -24,8 +24,8 @@ pub use self::func::{
 pub use self::raw::{AssertSqlSafe, Raw, sql};
 pub use self::select::{All, Compound, Cte, MaybeModel, Optional, Select, Selectable, select};
 pub use self::types::{CustomType, bind_node, enum_from_sql, enum_to_sql, enum_type};
-pub use self::value::{Bind, SqlType};
 pub(crate) use self::value::bind_array;
+pub use self::value::{Bind, SqlType};
 pub use self::writer::{SqlText, quote_ident};
 
 use crate::error::Result;

@@ -453,7 +453,9 @@ impl<S: Selectable> Select<S> {
             on,
             lateral: None,
         });
-        self.extra.push((alias, columns));
+        if !columns.is_empty() {
+            self.extra.push((alias, columns));
+        }
     }
 
     /// Whether LIMIT, OFFSET or DISTINCT shape the rows (a joined collection would change

@@ -10,6 +10,7 @@ mod errors;
 mod models;
 mod pool;
 mod raw;
+mod rel;
 #[cfg(all(feature = "chrono", feature = "json"))]
 mod session;
 mod stream;

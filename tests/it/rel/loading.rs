@@ -1,0 +1,506 @@
+//! Loading strategies: not loaded by default, selectin, joined, raise, noload, explicit
+//! batched loads, chained and filtered options, pipelined sibling loads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use aludel::testing::TestDb;
+use aludel::{Engine, Obj, joined, noload, raise, select, selectin};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+
+// covers: LOAD-01, LOAD-06, ERR-01
+#[tokio::test]
+async fn an_unloaded_relationship_is_a_typed_error_and_runs_no_sql() {
+    let db = setup().await;
+    seed(&db, 3, 2, 1).await;
+    let mut s = db.engine().session();
+    let authors = s
+        .scalars(&select(Author::ALL).order_by(Author::id.asc()))
+        .await
+        .unwrap();
+    let mark = db.recorder().len();
+    {
+        let a = authors[0].read().unwrap();
+        let e = a.posts.get().unwrap_err();
+        assert!(e.is_not_loaded(), "{e}");
+        assert!(e.to_string().contains("authors.posts"), "{e}");
+        assert!(a.profile.get().unwrap_err().is_not_loaded());
+        assert!(a.following.len().unwrap_err().is_not_loaded());
+        // declared lazy = "raise": the message says why
+        let e = a.notes.get().unwrap_err();
+        assert!(e.to_string().contains("lazy=\"raise\""), "{e}");
+    }
+    assert_eq!(
+        db.recorder().len(),
+        mark,
+        "reading unloaded relationships ran SQL"
+    );
+}
+
+// covers: LOAD-02, LOAD-11, REL-01
+#[tokio::test]
+async fn selectin_chain_loads_every_level_in_one_statement() {
+    let db = setup().await;
+    seed(&db, 40, 3, 2).await;
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let authors = s
+        .scalars(
+            &select(Author::ALL)
+                .order_by(Author::id.asc())
+                .options(selectin(Author::posts).then(selectin(Post::comments))),
+        )
+        .await
+        .unwrap();
+    let q = stmts(&db, mark);
+    assert_eq!(q.len(), 3, "{q:#?}");
+    assert!(
+        q[1].contains("\"posts\".\"author_id\" = ANY($1)"),
+        "{}",
+        q[1]
+    );
+    assert!(
+        q[2].contains("\"comments\".\"post_id\" = ANY($1)"),
+        "{}",
+        q[2]
+    );
+    assert_eq!(authors.len(), 40);
+    let mark = db.recorder().len();
+    for a in &authors {
+        let posts = a.read().unwrap().posts.get().unwrap();
+        assert_eq!(posts.len(), 3);
+        for p in &posts {
+            let p = p.read().unwrap();
+            assert_eq!(p.author_id, Some(a.read().unwrap().id));
+            assert_eq!(p.comments.len().unwrap(), 2);
+            // the reverse side is known without SQL
+            assert!(Obj::ptr_eq(&p.author.get().unwrap().unwrap(), a));
+        }
+    }
+    assert_eq!(db.recorder().len(), mark, "navigation ran SQL");
+}
+
+// covers: LOAD-02, LOAD-01, LOAD-13
+#[tokio::test]
+async fn explicit_loads_are_batched_in_chunks_of_500() {
+    let db = setup().await;
+    seed(&db, 1200, 1, 0).await;
+    let mut s = db.engine().session();
+    let authors = s.scalars(&select(Author::ALL)).await.unwrap();
+    let mark = db.recorder().len();
+    s.load(&authors, selectin(Author::posts)).await.unwrap();
+    let q = stmts(&db, mark);
+    assert_eq!(
+        q.len(),
+        3,
+        "1,200 parents = 3 chunks of at most 500: {q:#?}"
+    );
+    for a in &authors {
+        assert_eq!(a.read().unwrap().posts.len().unwrap(), 1);
+    }
+    // a relationship declared lazy = "raise" refuses an awaited load too
+    let e = s.load(&authors, selectin(Author::notes)).await.unwrap_err();
+    assert!(e.is_not_loaded() && e.to_string().contains("raise"), "{e}");
+}
+
+// covers: LOAD-03
+#[tokio::test]
+async fn joined_loads_in_the_same_statement_and_deduplicates_parents() {
+    let db = setup().await;
+    seed(&db, 5, 4, 0).await;
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let posts = s
+        .scalars(
+            &select(Post::ALL)
+                .order_by(Post::id.asc())
+                .options(joined(Post::author)),
+        )
+        .await
+        .unwrap();
+    let q = stmts(&db, mark);
+    assert_eq!(q.len(), 1, "{q:#?}");
+    assert!(
+        q[0].contains("LEFT OUTER JOIN \"authors\" AS \"posts__author\""),
+        "{}",
+        q[0]
+    );
+    assert_eq!(posts.len(), 20);
+    let by_author = |id: Option<i64>| -> Vec<Obj<Author>> {
+        posts
+            .iter()
+            .filter(|p| p.read().unwrap().author_id == id)
+            .map(|p| p.read().unwrap().author.get().unwrap().unwrap())
+            .collect()
+    };
+    let same = by_author(Some(1));
+    assert_eq!(same.len(), 4);
+    assert!(
+        same.iter().all(|a| Obj::ptr_eq(a, &same[0])),
+        "one identity per author row"
+    );
+
+    // a joined collection: parents once each, children complete
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let authors = s
+        .scalars(
+            &select(Author::ALL)
+                .order_by(Author::id.asc())
+                .options(joined(Author::posts)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stmts(&db, mark).len(), 1);
+    assert_eq!(authors.len(), 5, "parents de-duplicated");
+    for a in &authors {
+        assert_eq!(a.read().unwrap().posts.len().unwrap(), 4);
+    }
+
+    // LIMIT counts parents, not joined rows
+    let mut s = db.engine().session();
+    let authors = s
+        .scalars(
+            &select(Author::ALL)
+                .order_by(Author::id.asc())
+                .limit(2)
+                .options(joined(Author::posts)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(authors.len(), 2);
+    for a in &authors {
+        assert_eq!(a.read().unwrap().posts.len().unwrap(), 4);
+    }
+}
+
+// covers: LOAD-06, LOAD-07
+#[tokio::test]
+async fn raise_and_noload_options_emit_no_sql() {
+    let db = setup().await;
+    seed(&db, 2, 2, 0).await;
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let authors = s
+        .scalars(&select(Author::ALL).options(raise(Author::posts).and(noload(Author::followers))))
+        .await
+        .unwrap();
+    assert_eq!(stmts(&db, mark).len(), 1);
+    let a = authors[0].read().unwrap();
+    let e = a.posts.get().unwrap_err();
+    assert!(
+        e.is_not_loaded() && e.to_string().contains("lazy=\"raise\""),
+        "{e}"
+    );
+    assert_eq!(a.followers.len().unwrap(), 0);
+}
+
+// covers: LOAD-11, LOAD-10
+#[tokio::test]
+async fn options_filter_and_order_the_related_rows() {
+    let db = setup().await;
+    seed(&db, 3, 6, 0).await;
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let authors = s
+        .scalars(
+            &select(Author::ALL).options(
+                selectin(Author::posts)
+                    .filter(Post::published.eq(true))
+                    .order_by(Post::id.desc()),
+            ),
+        )
+        .await
+        .unwrap();
+    let q = stmts(&db, mark);
+    assert!(q[1].contains("\"posts\".\"published\" = $2"), "{}", q[1]);
+    assert!(q[1].contains("ORDER BY \"posts\".\"id\" DESC"), "{}", q[1]);
+    for a in &authors {
+        let posts = a.read().unwrap().posts.get().unwrap();
+        assert_eq!(posts.len(), 3, "only published posts");
+        let ids: Vec<i64> = posts.iter().map(|p| p.read().unwrap().id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(ids, sorted);
+        assert!(posts.iter().all(|p| p.read().unwrap().published));
+    }
+}
+
+// covers: LOAD-02, REL-04, REL-06
+#[tokio::test]
+async fn many_to_many_and_self_referential_loads() {
+    let db = setup().await;
+    seed(&db, 4, 1, 0).await;
+    let mut c = db.admin().await.unwrap();
+    c.driver_client()
+        .unwrap()
+        .batch_execute(
+            "INSERT INTO follows VALUES (1, 2), (1, 3), (2, 3), (4, 1);
+             INSERT INTO tags (name) VALUES ('rust'), ('sql'), ('async');
+             INSERT INTO post_tags SELECT p.id, t.id FROM posts p, tags t WHERE p.author_id = 1;",
+        )
+        .await
+        .unwrap();
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let authors = s
+        .scalars(
+            &select(Author::ALL).order_by(Author::id.asc()).options(
+                selectin(Author::following)
+                    .and(selectin(Author::followers))
+                    .and(selectin(Author::posts).then(selectin(Post::tags))),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stmts(&db, mark).len(), 5, "{:#?}", stmts(&db, mark));
+    let names = |v: Vec<Obj<Author>>| -> Vec<String> {
+        let mut n: Vec<String> = v.iter().map(|a| a.read().unwrap().name.clone()).collect();
+        n.sort();
+        n
+    };
+    let a1 = authors[0].read().unwrap();
+    assert_eq!(names(a1.following.get().unwrap()), ["a2", "a3"]);
+    assert_eq!(names(a1.followers.get().unwrap()), ["a4"]);
+    let p = a1.posts.get().unwrap();
+    let tags: Vec<String> = p[0]
+        .read()
+        .unwrap()
+        .tags
+        .get()
+        .unwrap()
+        .iter()
+        .map(|t| t.read().unwrap().name.clone())
+        .collect();
+    assert_eq!(
+        tags,
+        ["async", "rust", "sql"],
+        "ordered by the relationship's order_by"
+    );
+    // the same author object on both sides (identity map)
+    let a2 = &a1.following.get().unwrap()[0];
+    assert!(Obj::ptr_eq(a2, &authors[1]) || Obj::ptr_eq(a2, &authors[2]));
+}
+
+// covers: REL-06
+#[tokio::test]
+async fn a_tree_of_depth_four_loads_in_five_statements() {
+    let db = setup().await;
+    let mut s = db.engine().session();
+    // built in memory and flushed in one go: parents get their ids before their children
+    let root = category("root");
+    let mut level = vec![root.clone()];
+    for depth in 1..4 {
+        let mut next = Vec::new();
+        for parent in &level {
+            for i in 0..2 {
+                let c = category(&format!("d{depth}-{i}"));
+                Category::children.add(parent, &c).unwrap();
+                next.push(c);
+            }
+        }
+        level = next;
+    }
+    s.add(&root).unwrap();
+    s.commit().await.unwrap();
+    let mut check = db.admin().await.unwrap();
+    let n: i64 = check
+        .query_one(&aludel::sql(
+            "SELECT count(*) FROM categories WHERE parent_id IS NOT NULL",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(n, 14, "every child inserted with its parent's id");
+
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let roots = s
+        .scalars(
+            &select(Category::ALL)
+                .filter(Category::parent_id.is_null())
+                .options(
+                    selectin(Category::children)
+                        .then(selectin(Category::children).then(selectin(Category::children))),
+                ),
+        )
+        .await
+        .unwrap();
+    assert!(stmts(&db, mark).len() <= 5);
+    let leaves = roots[0].read().unwrap().children.get().unwrap()[0]
+        .read()
+        .unwrap()
+        .children
+        .get()
+        .unwrap()[1]
+        .read()
+        .unwrap()
+        .children
+        .get()
+        .unwrap();
+    assert_eq!(leaves.len(), 2);
+    let parent = leaves[0].read().unwrap().parent.get().unwrap().unwrap();
+    assert!(parent.read().unwrap().name.starts_with("d2-"));
+}
+
+// covers: REL-07
+#[tokio::test]
+async fn two_relationships_to_the_same_table_stay_apart() {
+    let db = setup().await;
+    seed(&db, 2, 0, 0).await;
+    let mut c = db.admin().await.unwrap();
+    c.driver_client()
+        .unwrap()
+        .batch_execute(
+            "INSERT INTO messages (sender_id, recipient_id) VALUES (1, 2), (2, 1), (1, 1)",
+        )
+        .await
+        .unwrap();
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let msgs = s
+        .scalars(
+            &select(Message::ALL)
+                .order_by(Message::id.asc())
+                .options(joined(Message::sender).and(joined(Message::recipient))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stmts(&db, mark).len(), 1);
+    let pair = |m: &Obj<Message>| {
+        let m = m.read().unwrap();
+        (
+            m.sender
+                .get()
+                .unwrap()
+                .unwrap()
+                .read()
+                .unwrap()
+                .name
+                .clone(),
+            m.recipient
+                .get()
+                .unwrap()
+                .unwrap()
+                .read()
+                .unwrap()
+                .name
+                .clone(),
+        )
+    };
+    assert_eq!(pair(&msgs[0]), ("a1".into(), "a2".into()));
+    assert_eq!(pair(&msgs[1]), ("a2".into(), "a1".into()));
+    assert_eq!(pair(&msgs[2]), ("a1".into(), "a1".into()));
+}
+
+/// A TCP proxy in front of PostgreSQL that counts the client's request bursts: a burst is
+/// what the client sends before it next hears from the server, so bursts = round trips.
+struct Proxy {
+    port: u16,
+    bursts: Arc<AtomicUsize>,
+}
+
+async fn proxy() -> Proxy {
+    let cfg: tokio_postgres::Config = aludel::testing::database_url().parse().unwrap();
+    let host = match &cfg.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        #[allow(unreachable_patterns)]
+        _ => "127.0.0.1".to_owned(),
+    };
+    let upstream = format!(
+        "{host}:{}",
+        cfg.get_ports().first().copied().unwrap_or(5432)
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bursts = Arc::new(AtomicUsize::new(0));
+    let counter = bursts.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            let last = Arc::new(AtomicU8::new(0));
+            let (l1, l2, bursts) = (last.clone(), last, counter.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n) = cr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    if l1.swap(1, Ordering::SeqCst) != 1 {
+                        bursts.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    l2.store(2, Ordering::SeqCst);
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Proxy { port, bursts }
+}
+
+fn proxied_engine(db: &TestDb, port: u16) -> Engine {
+    let cfg: tokio_postgres::Config = aludel::testing::database_url().parse().unwrap();
+    let url = format!(
+        "postgres://{}@127.0.0.1:{port}/{}",
+        cfg.get_user().unwrap_or("postgres"),
+        cfg.get_dbname().unwrap_or("postgres")
+    );
+    Engine::builder(&url)
+        .max_size(1)
+        .options(&format!("-c search_path={}", db.schema()))
+        .application_name(db.schema())
+        .observer(db.recorder().clone())
+        .build()
+        .unwrap()
+}
+
+// covers: LOAD-02
+#[tokio::test]
+async fn sibling_loads_of_one_level_share_one_round_trip() {
+    let db = setup().await;
+    seed(&db, 20, 2, 0).await;
+    let p = proxy().await;
+    let engine = proxied_engine(&db, p.port);
+    let opts = || {
+        selectin(Author::posts)
+            .and(selectin(Author::followers))
+            .and(selectin(Author::following))
+    };
+    // warm the statement cache (first use prepares each statement)
+    let mut s = engine.session();
+    let authors = s.scalars(&select(Author::ALL)).await.unwrap();
+    s.load(&authors, opts()).await.unwrap();
+    s.rollback().await.unwrap();
+
+    let mut s = engine.session();
+    let authors = s.scalars(&select(Author::ALL)).await.unwrap();
+    let mark = db.recorder().len();
+    let before = p.bursts.load(Ordering::SeqCst);
+    s.load(&authors, opts()).await.unwrap();
+    let trips = p.bursts.load(Ordering::SeqCst) - before;
+    assert_eq!(stmts(&db, mark).len(), 3);
+    assert_eq!(
+        trips, 1,
+        "three sibling loads, one round trip (unpipelined: 3)"
+    );
+    eprintln!("sibling loads: 3 statements in {trips} round trip(s); 2 round trips saved");
+    for a in &authors {
+        assert_eq!(a.read().unwrap().posts.len().unwrap(), 2);
+    }
+}
