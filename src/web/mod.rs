@@ -28,6 +28,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use crate::error::Error;
 use crate::session::{AsyncSession, SessionFactory};
 
+#[cfg(feature = "actix")]
+pub mod actix;
 #[cfg(feature = "axum")]
 pub mod axum;
 
