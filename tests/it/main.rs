@@ -23,3 +23,5 @@ mod tracing;
     feature = "decimal"
 ))]
 mod types;
+#[cfg(feature = "axum")]
+mod web_axum;
