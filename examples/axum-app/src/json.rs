@@ -1,7 +1,8 @@
 //! JSON in and out: a body extractor whose rejections use the API's error shape, the
 //! "absent vs null" helper for partial updates, and the timestamp format.
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 
@@ -23,6 +24,26 @@ where
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(ApiError::invalid("body", rejection.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Query`, but a query string that does not parse answers 422
+/// `{"errors": {"query": [...]}}` instead of a plain-text 400.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::invalid("query", rejection.body_text())),
         }
     }
 }

@@ -68,6 +68,7 @@ pub fn app(state: AppState) -> Router {
     let layer = TransactionLayer::new(state.sessions.clone());
     Router::new()
         .nest("/api", routes::router())
+        .fallback(|| async { error::ApiError::NotFound("route") })
         .layer(layer)
         .with_state(state)
 }

@@ -4,7 +4,7 @@ use aludel::web::axum::DbSession;
 use aludel::{AsyncSession, Obj, delete, exists, insert, insert_many, select};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use axum::Json;
-use axum::extract::{Path, Query};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{AuthUser, MaybeUser};
 use crate::error::{ApiError, ApiResult};
-use crate::json::{ApiJson, present};
+use crate::json::{ApiJson, ApiQuery, present};
 use crate::models::{Article, ArticleTag, Favorite, Tag};
 use crate::queries::{ArticleFilter, ArticleRow, article_by_slug, list_articles, load_articles};
 use crate::views::ArticleView;
@@ -83,7 +83,7 @@ fn article_response(article: ArticleView) -> Json<Value> {
 pub(super) async fn list(
     MaybeUser(viewer): MaybeUser,
     mut db: DbSession,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let (limit, offset) = params.page();
     let filter = ArticleFilter {
@@ -100,7 +100,7 @@ pub(super) async fn list(
 pub(super) async fn feed(
     AuthUser(me): AuthUser,
     mut db: DbSession,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let (limit, offset) = params.page();
     let filter = ArticleFilter {
@@ -406,4 +406,20 @@ fn suffix() -> String {
             char::from(d)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slugify;
+
+    #[test]
+    fn slugs_are_lowercase_words_joined_by_dashes() {
+        assert_eq!(
+            slugify("How to Train Your Dragon!"),
+            "how-to-train-your-dragon"
+        );
+        assert_eq!(slugify("  Rust -- & -- SQL  "), "rust-sql");
+        assert_eq!(slugify("Ünïcødé ✓"), "ünïcødé");
+        assert_eq!(slugify("!!!"), "article");
+    }
 }
