@@ -329,6 +329,31 @@ async fn a_write_flow_with_the_suite_status_codes() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
+    // A new title gives a new slug; taking the other article's title gives a suffixed one.
+    let (status, renamed) = h
+        .send(
+            "PUT",
+            &format!("/api/articles/{slug}"),
+            Some(&token),
+            serde_json::json!({"article": {"title": "Brand New"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    assert_eq!(renamed["article"]["slug"], "brand-new");
+    let other = second["article"]["slug"].as_str().unwrap().to_owned();
+    let (status, clash) = h
+        .send(
+            "PUT",
+            &format!("/api/articles/{other}"),
+            Some(&token),
+            serde_json::json!({"article": {"title": "Brand New"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{clash}");
+    let clash_slug = clash["article"]["slug"].as_str().unwrap();
+    assert!(clash_slug.starts_with("brand-new-"), "{clash_slug}");
+    let slug = "brand-new".to_owned();
+
     // Without a token: 401 before the missing article's 404.
     let (status, body) = h
         .send("DELETE", "/api/articles/nope/comments/1", None, Value::Null)
