@@ -31,8 +31,8 @@
 //! | `chrono` | `NaiveDate`, `NaiveTime`, `NaiveDateTime` (timestamp), `DateTime<Utc>` (timestamptz) |
 //! | `time` | `Date`, `Time`, `PrimitiveDateTime` (timestamp), `OffsetDateTime` (timestamptz) |
 //! | `decimal` | `rust_decimal::Decimal` (numeric) |
-//! | `axum` | [`web::axum`]: per-request `DbSession` extractor, `TransactionLayer`, `IntoResponse for Error` |
-//! | `actix` | [`web::actix`]: per-request `DbSession` extractor, `TransactionMiddleware`, `ResponseError for Error` |
+//! | `axum` | `web::axum`: per-request `DbSession` extractor, `TransactionLayer`, `IntoResponse for Error` |
+//! | `actix` | `web::actix`: per-request `DbSession` extractor, `TransactionMiddleware`, `ResponseError for Error` |
 //!
 //! Design notes: `docs/architecture.md`.
 

@@ -1,5 +1,5 @@
-//! Per-request sessions for web frameworks: [`axum`](crate::web::axum) (feature `axum`) and
-//! [`actix`](crate::web::actix) (feature `actix`).
+//! Per-request sessions for web frameworks: `web::axum` (feature `axum`) and `web::actix`
+//! (feature `actix`).
 //!
 //! Both integrations offer the same two modes:
 //!
@@ -172,8 +172,7 @@ impl std::error::Error for Rejection {}
 /// A per-request [`AsyncSession`], extracted in a handler (axum `FromRequestParts`, actix
 /// `FromRequest`); derefs to the session.
 ///
-/// Inside a transaction layer (axum [`TransactionLayer`](crate::web::axum::TransactionLayer),
-/// actix [`TransactionMiddleware`](crate::web::actix::TransactionMiddleware)) it is the
+/// Inside a transaction layer (axum `TransactionLayer`, actix `TransactionMiddleware`) it is the
 /// request's session, which the layer commits or rolls back after the handler. Without one it
 /// is a fresh session from the app's [`SessionFactory`], and the handler commits it itself;
 /// what is not committed is rolled back when the session is dropped at the end of the handler.
