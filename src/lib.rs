@@ -31,6 +31,8 @@
 //! | `chrono` | `NaiveDate`, `NaiveTime`, `NaiveDateTime` (timestamp), `DateTime<Utc>` (timestamptz) |
 //! | `time` | `Date`, `Time`, `PrimitiveDateTime` (timestamp), `OffsetDateTime` (timestamptz) |
 //! | `decimal` | `rust_decimal::Decimal` (numeric) |
+//! | `axum` | `web::axum`: per-request `DbSession` extractor, `TransactionLayer`, `IntoResponse for Error` |
+//! | `actix` | `web::actix`: per-request `DbSession` extractor, `TransactionMiddleware`, `ResponseError for Error` |
 //!
 //! Design notes: `docs/architecture.md`.
 
@@ -45,6 +47,8 @@ mod stream;
 
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(any(feature = "axum", feature = "actix"))]
+pub mod web;
 
 pub use crate::engine::{
     Connection, Engine, EngineBuilder, IsolationLevel, Observer, PoolStatus, Savepoint,

@@ -156,6 +156,13 @@ impl Engine {
     }
 }
 
+/// A factory with the default configuration, as [`Engine::session_builder`] gives.
+impl From<Engine> for SessionFactory {
+    fn from(engine: Engine) -> Self {
+        engine.session_builder()
+    }
+}
+
 type IdentityKey = (&'static str, object::Key);
 
 /// A unit of work over one connection and transaction at a time.

@@ -24,3 +24,7 @@ mod tracing;
     feature = "decimal"
 ))]
 mod types;
+#[cfg(feature = "actix")]
+mod web_actix;
+#[cfg(feature = "axum")]
+mod web_axum;

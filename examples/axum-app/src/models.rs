@@ -1,0 +1,155 @@
+//! The Conduit data model: seven tables, declared once as `#[derive(Model)]` structs.
+//!
+//! `create_all` turns these declarations into DDL (keys, `ON DELETE CASCADE` foreign keys,
+//! unique constraints and indexes) in foreign-key order, and the typed builder uses their
+//! column handles (`Article::slug`, `Favorite::user_id`, …).
+
+use aludel::{Connection, CreateOptions, Model, TableDef, create_all};
+use chrono::{DateTime, Utc};
+
+/// A registered user. `username` and `email` are unique: their constraints
+/// (`users_username_key`, `users_email_key`) tell a duplicate username from a duplicate email.
+#[derive(Model, Debug, Clone)]
+#[aludel(table = "users")]
+pub struct User {
+    /// Identity key.
+    #[aludel(primary_key, identity)]
+    pub id: i64,
+    /// Public name, used in profile URLs.
+    #[aludel(unique)]
+    pub username: String,
+    /// Login name.
+    #[aludel(unique)]
+    pub email: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Free text; `NULL` when unset.
+    pub bio: Option<String>,
+    /// Avatar URL; `NULL` when unset.
+    pub image: Option<String>,
+    /// Set by the server on INSERT.
+    #[aludel(server_default = "now()")]
+    pub created_at: DateTime<Utc>,
+    /// Set by the server on INSERT; bumped on every update.
+    #[aludel(server_default = "now()")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `follower` follows `followee`: the self-referential many-to-many of users.
+#[derive(Model, Debug, Clone, PartialEq, Eq)]
+#[aludel(table = "follows")]
+pub struct Follow {
+    /// Who follows.
+    #[aludel(primary_key, references = "User::id", on_delete = "cascade")]
+    pub follower_id: i64,
+    /// Who is followed (indexed: "who follows X" and the feed's reverse lookups).
+    #[aludel(primary_key, index, references = "User::id", on_delete = "cascade")]
+    pub followee_id: i64,
+}
+
+/// An article. Lists order by `(created_at, id)` descending, served by the composite index.
+#[derive(Model, Debug, Clone)]
+#[aludel(table = "articles", index(created_at, id))]
+pub struct Article {
+    /// Identity key.
+    #[aludel(primary_key, identity)]
+    pub id: i64,
+    /// URL key, unique; derived from the title with a suffix on collision.
+    #[aludel(unique)]
+    pub slug: String,
+    /// Title.
+    pub title: String,
+    /// Short description.
+    pub description: String,
+    /// Markdown body.
+    pub body: String,
+    /// The author; deleting a user deletes their articles.
+    #[aludel(index, references = "User::id", on_delete = "cascade")]
+    pub author_id: i64,
+    /// Set by the server on INSERT.
+    #[aludel(server_default = "now()")]
+    pub created_at: DateTime<Utc>,
+    /// Set by the server on INSERT; bumped on every update.
+    #[aludel(server_default = "now()")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A tag name. Tags outlive their articles (`GET /api/tags` lists only tags in use).
+#[derive(Model, Debug, Clone)]
+#[aludel(table = "tags")]
+pub struct Tag {
+    /// Identity key.
+    #[aludel(primary_key, identity)]
+    pub id: i64,
+    /// The tag itself, unique (the upsert's conflict target).
+    #[aludel(unique)]
+    pub name: String,
+}
+
+/// Article ↔ tag, many-to-many.
+#[derive(Model, Debug, Clone, PartialEq, Eq)]
+#[aludel(table = "article_tags")]
+pub struct ArticleTag {
+    /// The article; deleting it deletes its links.
+    #[aludel(primary_key, references = "Article::id", on_delete = "cascade")]
+    pub article_id: i64,
+    /// The tag.
+    #[aludel(primary_key, index, references = "Tag::id", on_delete = "cascade")]
+    pub tag_id: i64,
+}
+
+/// A user's favorite article; the row count per article is its `favoritesCount`.
+#[derive(Model, Debug, Clone, PartialEq, Eq)]
+#[aludel(table = "favorites")]
+pub struct Favorite {
+    /// Who favorited.
+    #[aludel(primary_key, references = "User::id", on_delete = "cascade")]
+    pub user_id: i64,
+    /// What was favorited.
+    #[aludel(primary_key, index, references = "Article::id", on_delete = "cascade")]
+    pub article_id: i64,
+}
+
+/// A comment on an article.
+#[derive(Model, Debug, Clone)]
+#[aludel(table = "comments", index(article_id, created_at))]
+pub struct Comment {
+    /// Identity key (a JSON integer in responses).
+    #[aludel(primary_key, identity)]
+    pub id: i64,
+    /// The article; deleting it deletes its comments.
+    #[aludel(references = "Article::id", on_delete = "cascade")]
+    pub article_id: i64,
+    /// The author.
+    #[aludel(references = "User::id", on_delete = "cascade")]
+    pub author_id: i64,
+    /// Text.
+    pub body: String,
+    /// Set by the server on INSERT.
+    #[aludel(server_default = "now()")]
+    pub created_at: DateTime<Utc>,
+    /// Set by the server on INSERT.
+    #[aludel(server_default = "now()")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Every table of the app, in any order (`create_all` sorts them by foreign keys).
+pub const TABLES: &[&TableDef] = &[
+    User::TABLE,
+    Follow::TABLE,
+    Article::TABLE,
+    Tag::TABLE,
+    ArticleTag::TABLE,
+    Favorite::TABLE,
+    Comment::TABLE,
+];
+
+/// The unique constraint `create_all` names for `users.username`.
+pub const USERS_USERNAME_KEY: &str = "users_username_key";
+/// The unique constraint `create_all` names for `users.email`.
+pub const USERS_EMAIL_KEY: &str = "users_email_key";
+
+/// Creates the schema when missing (idempotent; one transaction).
+pub async fn create_schema(conn: &mut Connection) -> aludel::Result<()> {
+    create_all(conn, TABLES, CreateOptions::default()).await
+}

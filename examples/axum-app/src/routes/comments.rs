@@ -1,0 +1,131 @@
+//! `GET`/`POST /articles/{slug}/comments`, `DELETE /articles/{slug}/comments/{id}`.
+
+use aludel::web::axum::DbSession;
+use aludel::{AsyncSession, Obj, select};
+use axum::Json;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{AuthUser, MaybeUser};
+use crate::error::{ApiError, ApiResult};
+use crate::json::{ApiJson, timestamp};
+use crate::models::{Article, Comment};
+use crate::queries::profiles;
+use crate::views::{CommentView, Profile};
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Wrapped {
+    comment: NewComment,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct NewComment {
+    body: Option<String>,
+}
+
+fn view(c: Comment, author: Profile) -> CommentView {
+    CommentView {
+        id: c.id,
+        created_at: timestamp(&c.created_at),
+        updated_at: timestamp(&c.updated_at),
+        body: c.body,
+        author,
+    }
+}
+
+async fn article_id(db: &mut AsyncSession, slug: String) -> ApiResult<i64> {
+    db.one_or_none(&select(Article::id).filter(Article::slug.eq(slug)))
+        .await?
+        .ok_or(ApiError::NotFound("article"))
+}
+
+/// `GET /api/articles/{slug}/comments`: oldest first; three statements for any number of
+/// comments (the comments, their authors, the viewer's follows among them).
+pub(super) async fn list(
+    MaybeUser(viewer): MaybeUser,
+    mut db: DbSession,
+    Path(slug): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let article = article_id(&mut db, slug).await?;
+    let comments = db
+        .execute(
+            &select(Comment::ALL)
+                .filter(Comment::article_id.eq(article))
+                .order_by(Comment::created_at.asc())
+                .order_by(Comment::id.asc()),
+        )
+        .await?;
+    let mut author_ids: Vec<i64> = comments.iter().map(|c| c.author_id).collect();
+    author_ids.sort_unstable();
+    author_ids.dedup();
+    let authors = profiles(&mut db, author_ids, viewer).await?;
+    let views: Vec<CommentView> = comments
+        .into_iter()
+        .filter_map(|c| {
+            let author = authors.get(&c.author_id)?.clone();
+            Some(view(c, author))
+        })
+        .collect();
+    Ok(Json(json!({ "comments": views })))
+}
+
+/// `POST /api/articles/{slug}/comments`: 201; 404 for an unknown article comes before 422.
+pub(super) async fn create(
+    AuthUser(me): AuthUser,
+    mut db: DbSession,
+    Path(slug): Path<String>,
+    ApiJson(body): ApiJson<Wrapped>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let article = article_id(&mut db, slug).await?;
+    let text = match body.comment.body {
+        Some(b) if !b.trim().is_empty() => b,
+        _ => return Err(ApiError::blank("body")),
+    };
+    let now = Utc::now(); // placeholders for server defaults
+    let comment = Obj::new(Comment {
+        id: 0,
+        article_id: article,
+        author_id: me,
+        body: text,
+        created_at: now,
+        updated_at: now,
+    });
+    db.add(&comment)?;
+    db.flush().await?; // INSERT … RETURNING *: id and timestamps come back
+    let author = profiles(&mut db, vec![me], Some(me))
+        .await?
+        .remove(&me)
+        .ok_or(ApiError::InvalidToken)?;
+    let stored = comment.get()?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "comment": view(stored, author) })),
+    ))
+}
+
+/// `DELETE /api/articles/{slug}/comments/{id}`: the comment is looked up by `(id, article)`,
+/// so 404 article, 404 comment and 403 stay distinct.
+pub(super) async fn remove(
+    AuthUser(me): AuthUser,
+    mut db: DbSession,
+    Path((slug, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let article = article_id(&mut db, slug).await?;
+    let id: i64 = id.parse().map_err(|_| ApiError::NotFound("comment"))?;
+    let comment = db
+        .scalars(
+            &select(Comment::ALL).filter(Comment::id.eq(id).and(Comment::article_id.eq(article))),
+        )
+        .await?
+        .pop()
+        .ok_or(ApiError::NotFound("comment"))?;
+    if comment.read()?.author_id != me {
+        return Err(ApiError::Forbidden("comment"));
+    }
+    db.delete(&comment)?;
+    db.flush().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
