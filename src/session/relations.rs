@@ -321,16 +321,21 @@ pub(crate) fn delete_rules<M: Model>(obj: Obj<M>) -> Vec<DeleteRule> {
     v.out
 }
 
+/// Parent keys per `(table, key columns)`: one statement each.
+type KeyGroup = (&'static TableDef, Vec<&'static str>, Vec<Vec<Bind>>);
+/// A foreign key to copy: (to, its columns, from, its columns).
+type KeySync = (Arc<dyn AnyObj>, Vec<usize>, Arc<dyn AnyObj>, Vec<usize>);
+
 /// Statements run before the DELETEs: foreign keys of children set to NULL, link rows of
 /// deleted parents removed. `(table, columns) → parent keys`.
 #[derive(Default)]
 pub(crate) struct BeforeDelete {
-    null_fks: Vec<(&'static TableDef, Vec<&'static str>, Vec<Vec<Bind>>)>,
-    unlink: Vec<(&'static TableDef, Vec<&'static str>, Vec<Vec<Bind>>)>,
+    null_fks: Vec<KeyGroup>,
+    unlink: Vec<KeyGroup>,
 }
 
 fn push_key(
-    list: &mut Vec<(&'static TableDef, Vec<&'static str>, Vec<Vec<Bind>>)>,
+    list: &mut Vec<KeyGroup>,
     table: &'static TableDef,
     cols: &[&'static str],
     key: Vec<Bind>,
@@ -347,7 +352,7 @@ fn push_key(
 /// What the flush does beyond plain INSERT/UPDATE/DELETE of the session's objects.
 #[derive(Default)]
 pub(crate) struct Plan {
-    syncs: Vec<(Arc<dyn AnyObj>, Vec<usize>, Arc<dyn AnyObj>, Vec<usize>)>,
+    syncs: Vec<KeySync>,
     clears: Vec<(Arc<dyn AnyObj>, Vec<usize>)>,
     links: Vec<RelWork>,
     before_delete: BeforeDelete,
@@ -527,10 +532,7 @@ impl Plan {
 
     /// Link rows: removed ones deleted, added ones inserted (one statement per table each).
     pub(crate) async fn write_links(&self, conn: &mut Connection) -> Result<()> {
-        let mut groups: HashMap<
-            (&'static str, bool),
-            (&'static TableDef, Vec<&'static str>, Vec<Vec<Bind>>),
-        > = HashMap::new();
+        let mut groups: HashMap<(&'static str, bool), KeyGroup> = HashMap::new();
         for link in &self.links {
             let RelWork::Link {
                 table,

@@ -4,7 +4,7 @@
 //! unique constraints and indexes) in foreign-key order, and the typed builder uses their
 //! column handles (`Article::slug`, `Favorite::user_id`, …).
 
-use aludel::{Connection, CreateOptions, Model, TableDef, create_all};
+use aludel::{Connection, CreateOptions, Many, Model, One, TableDef, create_all};
 use chrono::{DateTime, Utc};
 
 /// A registered user. `username` and `email` are unique: their constraints
@@ -72,6 +72,12 @@ pub struct Article {
     /// Set by the server on INSERT; bumped on every update.
     #[aludel(server_default = "now()")]
     pub updated_at: DateTime<Utc>,
+    /// The author (many-to-one): `joined` into list queries.
+    #[aludel(many_to_one(fk = author_id))]
+    pub author: One<User>,
+    /// The tags (many-to-many through `article_tags`), alphabetical: loaded by `selectin`.
+    #[aludel(many_to_many(secondary = ArticleTag, local = ArticleTag::article_id, remote = ArticleTag::tag_id, order_by = "name"))]
+    pub tags: Many<Tag>,
 }
 
 /// A tag name. Tags outlive their articles (`GET /api/tags` lists only tags in use).
@@ -131,6 +137,9 @@ pub struct Comment {
     /// Set by the server on INSERT.
     #[aludel(server_default = "now()")]
     pub updated_at: DateTime<Utc>,
+    /// The author (many-to-one).
+    #[aludel(many_to_one(fk = author_id))]
+    pub author: One<User>,
 }
 
 /// Every table of the app, in any order (`create_all` sorts them by foreign keys).

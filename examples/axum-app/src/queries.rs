@@ -3,23 +3,21 @@
 //!
 //! Loading a page of N articles runs:
 //!
-//! 1. the page itself (filters, `ORDER BY created_at DESC, id DESC`, bound `LIMIT`/`OFFSET`,
-//!    the body column left out);
+//! 1. the page itself with its authors, through aludel's `joined(Article::author)` option
+//!    (one `LEFT OUTER JOIN`; filters, `ORDER BY created_at DESC, id DESC`, bound
+//!    `LIMIT`/`OFFSET`);
 //! 2. `count(*)` over the same filters, for `articlesCount`;
-//! 3. the authors: `users WHERE id = ANY($1)`;
-//! 4. the tags: `article_tags JOIN tags WHERE article_id = ANY($1) ORDER BY name`;
-//! 5. the favorite counts: `favorites WHERE article_id = ANY($1) GROUP BY article_id`;
-//! 6. (with a viewer) the viewer's favorites among the page: `favorites WHERE user_id = $1 AND
-//!    article_id = ANY($2)`;
-//! 7. (with a viewer) the viewer's follows among the authors.
+//! 3. the tags, through `selectin(Article::tags)`: one `= ANY($1)` statement over the page;
+//! 4. the favorite counts: `favorites WHERE article_id = ANY($1) GROUP BY article_id`;
+//! 5. (with a viewer) the viewer's favorites among the page;
+//! 6. (with a viewer) the viewer's follows among the authors.
 //!
-//! Steps 3–7 are what SQLAlchemy calls `selectinload`: one batched `= ANY($1)` statement per
-//! relationship. They live in [`load_articles`] alone, so that switching to aludel's loading
-//! options (being built) changes this one function.
+//! 1 and 3 are relationship loading (the relationships are declared on [`Article`]); 4–6 are
+//! aggregates and per-viewer flags, batched the same way by hand.
 
 use std::collections::{HashMap, HashSet};
 
-use aludel::{AsyncSession, Expr, count_star, exists, select, value};
+use aludel::{AsyncSession, Expr, Load, Obj, count_star, exists, joined, select, selectin, value};
 use chrono::{DateTime, Utc};
 
 use crate::json::timestamp;
@@ -49,17 +47,29 @@ pub struct ArticleRow {
 
 impl From<Article> for ArticleRow {
     fn from(a: Article) -> Self {
+        ArticleRow::from(&a)
+    }
+}
+
+impl From<&Article> for ArticleRow {
+    fn from(a: &Article) -> Self {
         ArticleRow {
             id: a.id,
-            slug: a.slug,
-            title: a.title,
-            description: a.description,
-            body: Some(a.body),
+            slug: a.slug.clone(),
+            title: a.title.clone(),
+            description: a.description.clone(),
+            body: Some(a.body.clone()),
             author_id: a.author_id,
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
     }
+}
+
+/// What an article response needs loaded with the article: its author (joined into the same
+/// statement) and its tags (one batched statement for the whole page).
+fn article_loads() -> Load<Article> {
+    joined(Article::author).and(selectin(Article::tags))
 }
 
 /// The filters of `GET /articles` and `GET /articles/feed`; all present ones must hold.
@@ -121,17 +131,7 @@ pub async fn list_articles(
     viewer: Option<i64>,
 ) -> aludel::Result<(Vec<ArticleView>, i64)> {
     let conditions = filter.conditions();
-    // Column omission: the list never reads `body`. (Nested tuples: a flat select list holds
-    // at most six items.)
-    let mut page = select((
-        (
-            Article::id,
-            Article::slug,
-            Article::title,
-            Article::description,
-        ),
-        (Article::author_id, Article::created_at, Article::updated_at),
-    ));
+    let mut page = select(Article::ALL);
     let mut count = select(count_star()).from::<Article>();
     for c in conditions {
         page = page.filter(c.clone());
@@ -141,26 +141,20 @@ pub async fn list_articles(
         .order_by(Article::created_at.desc())
         .order_by(Article::id.desc())
         .limit(limit)
-        .offset(offset);
-    let rows: Vec<ArticleRow> = s
-        .execute(&page)
-        .await?
-        .into_iter()
-        .map(
-            |((id, slug, title, description), (author_id, created_at, updated_at))| ArticleRow {
-                id,
-                slug,
-                title,
-                description,
-                body: None,
-                author_id,
-                created_at,
-                updated_at,
-            },
-        )
-        .collect();
+        .offset(offset)
+        .options(article_loads());
+    let articles = s.scalars(&page).await?;
     let total = s.one(&count).await?;
-    Ok((load_articles(s, rows, viewer).await?, total))
+    // List items carry no body.
+    let rows = articles
+        .iter()
+        .map(|a| {
+            let mut row = ArticleRow::from(&*a.read()?);
+            row.body = None;
+            Ok(row)
+        })
+        .collect::<aludel::Result<Vec<_>>>()?;
+    Ok((views(s, rows, &articles, viewer).await?, total))
 }
 
 /// The article with this slug, body included, as `viewer` sees it.
@@ -170,16 +164,21 @@ pub async fn article_by_slug(
     viewer: Option<i64>,
 ) -> aludel::Result<Option<ArticleView>> {
     let found = s
-        .one_or_none(&select(Article::ALL).filter(Article::slug.eq(slug.to_owned())))
+        .scalars(
+            &select(Article::ALL)
+                .filter(Article::slug.eq(slug.to_owned()))
+                .options(article_loads()),
+        )
         .await?;
-    match found {
-        None => Ok(None),
-        Some(a) => Ok(load_articles(s, vec![a.into()], viewer).await?.pop()),
-    }
+    let rows = found
+        .iter()
+        .map(|a| Ok(ArticleRow::from(&*a.read()?)))
+        .collect::<aludel::Result<Vec<_>>>()?;
+    Ok(views(s, rows, &found, viewer).await?.pop())
 }
 
-/// Completes article rows with their authors, tags, favorite counts and the viewer's flags:
-/// at most five statements, whatever `rows.len()`; none for an empty page. Keeps `rows`' order.
+/// Completes article rows (just written, say) with their authors, tags, favorite counts and
+/// the viewer's flags, in a fixed number of statements. Keeps `rows`' order.
 pub async fn load_articles(
     s: &mut AsyncSession,
     rows: Vec<ArticleRow>,
@@ -189,21 +188,68 @@ pub async fn load_articles(
         return Ok(Vec::new());
     }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let author_ids = distinct(rows.iter().map(|r| r.author_id));
-
-    let authors = profiles(s, author_ids, viewer).await?;
-
-    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
-    let tag_rows = s
-        .execute(
-            &select((ArticleTag::article_id, Tag::name))
-                .join_related::<Tag>()
-                .filter(ArticleTag::article_id.in_list(ids.clone()))
-                .order_by(Tag::name.asc()),
+    let articles = s
+        .scalars(
+            &select(Article::ALL)
+                .filter(Article::id.in_list(ids))
+                .options(article_loads()),
         )
         .await?;
-    for (article_id, name) in tag_rows {
-        tags.entry(article_id).or_default().push(name);
+    views(s, rows, &articles, viewer).await
+}
+
+/// Builds the responses: authors and tags from the loaded relationships (no SQL), favorite
+/// counts and the viewer's flags in at most three batched statements.
+async fn views(
+    s: &mut AsyncSession,
+    rows: Vec<ArticleRow>,
+    articles: &[Obj<Article>],
+    viewer: Option<i64>,
+) -> aludel::Result<Vec<ArticleView>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut authors: HashMap<i64, Profile> = HashMap::new();
+    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
+    for a in articles {
+        let a = a.read()?;
+        if let Some(user) = a.author.get()? {
+            let u = user.read()?;
+            authors.insert(
+                u.id,
+                Profile {
+                    username: u.username.clone(),
+                    bio: u.bio.clone(),
+                    image: u.image.clone(),
+                    following: false,
+                },
+            );
+        }
+        let names = a
+            .tags
+            .get()?
+            .iter()
+            .map(|t| Ok(t.read()?.name.clone()))
+            .collect::<aludel::Result<Vec<_>>>()?;
+        tags.insert(a.id, names);
+    }
+    if let Some(me) = viewer {
+        let author_ids: Vec<i64> = authors.keys().copied().collect();
+        let followed: Vec<i64> = s
+            .execute(
+                &select(Follow::followee_id).filter(
+                    Follow::follower_id
+                        .eq(me)
+                        .and(Follow::followee_id.in_list(author_ids)),
+                ),
+            )
+            .await?;
+        for id in followed {
+            if let Some(p) = authors.get_mut(&id) {
+                p.following = true;
+            }
+        }
     }
 
     let counts: HashMap<i64, i64> = s

@@ -1,7 +1,7 @@
 //! Articles: list, feed, get, create, update, delete, favorite, unfavorite.
 
 use aludel::web::axum::DbSession;
-use aludel::{AsyncSession, Obj, delete, exists, insert, insert_many, select};
+use aludel::{AsyncSession, Many, Obj, One, delete, exists, insert, insert_many, select};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use axum::Json;
 use axum::extract::Path;
@@ -154,6 +154,8 @@ pub(super) async fn create(
         author_id: me,
         created_at: now,
         updated_at: now,
+        author: One::new(),
+        tags: Many::new(),
     };
     // INSERT … ON CONFLICT (slug) DO NOTHING RETURNING *: no row back means the slug is
     // taken; try again with a random suffix. A conflict does not abort the transaction.

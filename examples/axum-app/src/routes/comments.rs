@@ -1,7 +1,7 @@
 //! `GET`/`POST /articles/{slug}/comments`, `DELETE /articles/{slug}/comments/{id}`.
 
 use aludel::web::axum::DbSession;
-use aludel::{AsyncSession, Obj, select};
+use aludel::{AsyncSession, Obj, One, select};
 use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
@@ -92,6 +92,7 @@ pub(super) async fn create(
         body: text,
         created_at: now,
         updated_at: now,
+        author: One::new(),
     });
     db.add(&comment)?;
     db.flush().await?; // INSERT … RETURNING *: id and timestamps come back
