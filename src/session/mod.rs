@@ -306,7 +306,7 @@ impl AsyncSession {
         }
         if self.conn.is_none() {
             let mut conn = self.engine.connect().await?;
-            conn.begin_with(self.config.tx).await?;
+            conn.begin_deferred(self.config.tx).await?;
             self.conn = Some(conn);
         }
         if self.joined && self.join_sp.is_none() {
@@ -656,7 +656,7 @@ impl AsyncSession {
         let conn = conn.as_mut().ok_or_else(Error::connection_lost)?;
         let mut out = Vec::new();
         // Rows are mapped into the identity map as they arrive: no intermediate row vector.
-        conn.run(&sql, &binds, |row| {
+        conn.run_read(q.is_plain_read(), &sql, &binds, |row| {
             out.push(identify_into::<M>(
                 identity,
                 registry,
@@ -715,7 +715,7 @@ impl AsyncSession {
         } = self;
         let conn = conn.as_mut().ok_or_else(Error::connection_lost)?;
         let mut found = None;
-        conn.run(&sql, &pk, |row| {
+        conn.run_read(!for_update, &sql, &pk, |row| {
             if found.is_none() {
                 found = Some(identify_into::<M>(identity, registry, &Row(row), true)?);
             }
