@@ -843,21 +843,27 @@ fn identify_into<M: Model>(
     let value = M::from_row(row)?;
     let mut key = object::Key::with_capacity(16);
     value.write_identity(&mut key);
-    let key = (M::TABLE.name, key);
-    if let Some(existing) = identity.get(&key).and_then(Weak::upgrade) {
-        if overwrite || existing.is_expired() {
-            existing.load(row)?;
+    // One hash of the key per row (entry), not two (get, then insert).
+    let slot = match identity.entry((M::TABLE.name, key)) {
+        std::collections::hash_map::Entry::Occupied(e) => {
+            if let Some(existing) = e.get().upgrade() {
+                if overwrite || existing.is_expired() {
+                    existing.load(row)?;
+                }
+                if let Ok(cell) = existing.as_any().downcast::<object::Cell<M>>() {
+                    return Ok(Obj(cell));
+                }
+            }
+            e.into_mut()
         }
-        if let Ok(cell) = existing.as_any().downcast::<object::Cell<M>>() {
-            return Ok(Obj(cell));
-        }
-    }
+        std::collections::hash_map::Entry::Vacant(e) => e.insert(Weak::<object::Cell<M>>::new()),
+    };
     let obj = Obj::loaded(value, registry);
     registry.emit(&SessionEvent::Loaded {
         table: M::TABLE.name,
     });
     let weak: Weak<object::Cell<M>> = Arc::downgrade(&obj.0);
-    identity.insert(key, weak);
+    *slot = weak;
     Ok(obj)
 }
 
