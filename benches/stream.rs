@@ -38,7 +38,10 @@ async fn raw_stream(raw: &deadpool_postgres::Pool) -> i64 {
     let c = raw.get().await.unwrap();
     let st = c.prepare_cached("SELECT id, v FROM narrow").await.unwrap();
     let rows = c
-        .query_raw(&st, std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>())
+        .query_raw(
+            &st,
+            std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+        )
         .await
         .unwrap();
     let mut rows = std::pin::pin!(rows);
@@ -95,7 +98,11 @@ fn measure_rss(side: &str) -> (u64, u64) {
         .env("ALUDEL_BENCH_RSS_CHILD", side)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let get = |k: &str| -> u64 {
         text.lines()

@@ -90,7 +90,7 @@ fn w2(
                             assert_eq!(objs.len(), n);
                         }
                     },
-                        move || {
+                    move || {
                         let raw = raw.clone();
                         let insert_sql = insert_sql.clone();
                         async move {
@@ -264,11 +264,7 @@ fn main() {
     c.final_summary();
     common::report(
         "writes",
-        &[
-            ("W2 vs row-by-row", 0.20),
-            ("W2", 1.15),
-            ("W8", 1.30),
-        ],
+        &[("W2 vs row-by-row", 0.20), ("W2", 1.15), ("W8", 1.30)],
     );
     let _ = Duration::ZERO;
 }

@@ -376,9 +376,11 @@ pub async fn seed_tree(users: i64, per: i64) {
     ).bind(per))
     .await
     .unwrap();
-    c.batch_execute("ANALYZE aludel_bench.users; ANALYZE aludel_bench.posts; ANALYZE aludel_bench.comments")
-        .await
-        .unwrap();
+    c.batch_execute(
+        "ANALYZE aludel_bench.users; ANALYZE aludel_bench.posts; ANALYZE aludel_bench.comments",
+    )
+    .await
+    .unwrap();
 }
 
 /// The raw side of "select all users": a cached prepared statement, `Row::get` by index.
