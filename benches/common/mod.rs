@@ -86,6 +86,9 @@ pub fn engine(size: usize) -> aludel::Engine {
         .max_size(size)
         .options(&format!("-c search_path={SCHEMA}"))
         .application_name("aludel-bench")
+        // ALUDEL_BENCH_LAZY_BEGIN=0: sessions BEGIN before their first read (the behaviour
+        // before lazy BEGIN), to measure the difference in one build.
+        .lazy_begin(std::env::var("ALUDEL_BENCH_LAZY_BEGIN").as_deref() != Ok("0"))
         .build()
         .unwrap()
 }
