@@ -73,6 +73,7 @@ pub struct EngineBuilder {
     slow: Option<Duration>,
     show_values: bool,
     default_tx: TxOptions,
+    lazy_begin: bool,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -97,6 +98,7 @@ impl EngineBuilder {
             slow: None,
             show_values: false,
             default_tx: TxOptions::new(),
+            lazy_begin: true,
         }
     }
 
@@ -201,6 +203,17 @@ impl EngineBuilder {
         self
     }
 
+    /// Lets sessions at READ COMMITTED run plain builder SELECTs before their transaction's
+    /// `BEGIN`, which is sent with the first write (default on). A session that only reads
+    /// then costs one statement per query instead of BEGIN + query + ROLLBACK. Turn it off
+    /// when reads go through views or defaults that depend on the transaction start time
+    /// (`now()` inside a view) and must agree with later writes; see
+    /// `docs/architecture.md`. Other isolation levels always begin at once.
+    pub fn lazy_begin(mut self, on: bool) -> Self {
+        self.lazy_begin = on;
+        self
+    }
+
     /// Builds the engine. No connection is opened until the first checkout.
     pub fn build(self) -> Result<Engine> {
         let pg = self.url?;
@@ -221,6 +234,7 @@ impl EngineBuilder {
             },
             show_values: self.show_values,
             default_tx: self.default_tx,
+            lazy_begin: self.lazy_begin,
         };
         Ok(Engine {
             shared: Arc::new(Shared {
@@ -228,6 +242,7 @@ impl EngineBuilder {
                 settings,
                 pool: RwLock::new(pool),
                 closed: std::sync::atomic::AtomicBool::new(false),
+                server_read_committed: std::sync::OnceLock::new(),
                 exec,
             }),
         })

@@ -11,6 +11,7 @@
 //!   drop): the driver sends requests in order, so the next user's statements run after it;
 //! * a connection that failed with a connection error is detached and closed.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use super::tx::TxOptions;
 use super::{Shared, StatementMode};
 use crate::error::{Error, Kind, Result};
 use crate::row::{FromRow, Row};
-use crate::sql::{Bind, Statement, Typed};
+use crate::sql::{Bind, Statement, Typed, plain_read_text};
 
 pub(crate) enum Backend {
     Pooled(Option<Object>),
@@ -55,6 +56,9 @@ pub struct Connection {
     pid: Option<i32>,
     /// The driver client was handed out: transaction state is unknown.
     dirty: bool,
+    /// A session transaction whose `BEGIN` is not sent yet (deferred until the first
+    /// statement that is not a plain read; see [`Connection::begin_deferred`]).
+    begin_pending: Option<Cow<'static, str>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -86,6 +90,7 @@ impl Connection {
             aborted: false,
             pid: None,
             dirty: false,
+            begin_pending: None,
         }
     }
 
@@ -121,7 +126,7 @@ impl Connection {
     pub async fn query_as<T: FromRow>(&mut self, stmt: &impl Statement) -> Result<Vec<T>> {
         let (sql, binds) = stmt.compile()?;
         let mut out = Vec::new();
-        self.run(&sql, &binds, |row| {
+        self.run_read(stmt.is_plain_read(), &sql, &binds, |row| {
             out.push(T::from_row(&Row(row))?);
             Ok(())
         })
@@ -139,7 +144,7 @@ impl Connection {
         let (sql, binds) = stmt.compile()?;
         let mut first = None;
         let mut many = false;
-        self.run(&sql, &binds, |row| {
+        self.run_read(stmt.is_plain_read(), &sql, &binds, |row| {
             if first.is_none() {
                 first = Some(T::from_row(&Row(row))?);
             } else {
@@ -174,7 +179,7 @@ impl Connection {
     pub async fn first<Q: Typed>(&mut self, q: &Q) -> Result<Option<Q::Output>> {
         let (sql, binds) = q.compile()?;
         let mut first = None;
-        self.run(&sql, &binds, |row| {
+        self.run_read(q.is_plain_read(), &sql, &binds, |row| {
             if first.is_none() {
                 first = Some(Q::Output::from_row(&Row(row))?);
             }
@@ -230,6 +235,7 @@ impl Connection {
         let (sql, _) = stmt.compile()?;
         let sets: Vec<Vec<Bind>> = param_sets.into_iter().collect();
         self.check_usable()?;
+        self.send_pending_begin()?;
         let started = Instant::now();
         let params = sets.iter().map(Vec::len).sum();
         let span = statement_span(&sql, params);
@@ -281,6 +287,7 @@ impl Connection {
     /// Because statements sent through it are not tracked, a connection whose driver client
     /// was used always gets a `ROLLBACK` queued when it goes back to the pool.
     pub fn driver_client(&mut self) -> Result<&Client> {
+        self.send_pending_begin()?;
         self.dirty = true;
         self.client()
     }
@@ -325,10 +332,86 @@ impl Connection {
         if self.broken {
             return Err(Error::connection_lost());
         }
-        let sql = options.or(self.shared.exec.default_tx).begin_sql();
-        // BEGIN is pipelined: sent now, its answer not awaited, so it costs no round trip of
-        // its own. The driver sends requests in order, so the next statement runs inside the
-        // transaction; a BEGIN that fails (only on a broken connection) fails that statement.
+        self.begin_pending = Some(options.or(self.shared.exec.default_tx).begin_sql());
+        self.depth = 1;
+        self.aborted = false;
+        self.send_pending_begin()
+    }
+
+    /// Opens a session transaction whose `BEGIN` may be deferred: at READ COMMITTED, plain
+    /// reads from the typed builder (see [`Statement::is_plain_read`]) run before it, and
+    /// `BEGIN` is sent with the first other statement. A transaction in which only such reads
+    /// ran ends without sending anything (no `COMMIT`/`ROLLBACK`). At READ COMMITTED each
+    /// statement takes its own snapshot, so a read-only prefix outside the transaction sees
+    /// what it would have seen inside it; the reasoning and the limits are in
+    /// `docs/architecture.md`. Any other isolation level (asked for, or the server's
+    /// default), or an engine built with `lazy_begin(false)`, begins at once.
+    pub(crate) async fn begin_deferred(&mut self, options: TxOptions) -> Result<()> {
+        let options = options.or(self.shared.exec.default_tx);
+        if !self.shared.exec.lazy_begin {
+            return self.begin_with(options).await;
+        }
+        let read_committed = match options.isolation_level() {
+            Some(level) => level.is_read_committed(),
+            None => self.server_default_read_committed().await?,
+        };
+        if !read_committed {
+            return self.begin_with(options).await;
+        }
+        if self.depth > 0 {
+            return Err(Error::invalid(
+                "a transaction is already open on this connection",
+            ));
+        }
+        if self.broken {
+            return Err(Error::connection_lost());
+        }
+        self.begin_pending = Some(options.begin_sql());
+        self.depth = 1;
+        self.aborted = false;
+        Ok(())
+    }
+
+    /// Whether the server's `default_transaction_isolation` is READ COMMITTED (or READ
+    /// UNCOMMITTED, which PostgreSQL runs as READ COMMITTED). Asked once per engine.
+    async fn server_default_read_committed(&mut self) -> Result<bool> {
+        if let Some(known) = self.shared.server_read_committed.get() {
+            return Ok(*known);
+        }
+        self.check_usable()?;
+        self.in_flight = true;
+        let answer = self
+            .client()?
+            .simple_query("SHOW default_transaction_isolation")
+            .await;
+        self.in_flight = false;
+        let messages = answer.map_err(|e| {
+            let e = Error::from_driver(e);
+            if e.is_connection_lost() {
+                self.broken = true;
+            }
+            e
+        })?;
+        let level = messages.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        });
+        let rc = matches!(
+            level.as_deref(),
+            Some("read committed" | "read uncommitted")
+        );
+        let _ = self.shared.server_read_committed.set(rc);
+        Ok(rc)
+    }
+
+    /// Sends a deferred `BEGIN`, pipelined: sent now, its answer not awaited, so it costs no
+    /// round trip of its own. The driver sends requests in order, so the next statement runs
+    /// inside the transaction; a BEGIN that fails (only possible on a broken connection)
+    /// fails that statement.
+    fn send_pending_begin(&mut self) -> Result<()> {
+        let Some(sql) = self.begin_pending.take() else {
+            return Ok(());
+        };
         let queued = {
             let client = self.client()?;
             let fut = client.batch_execute(&sql);
@@ -340,8 +423,6 @@ impl Connection {
             self.broken = true;
             return Err(Error::connection_lost());
         }
-        self.depth = 1;
-        self.aborted = false;
         self.shared.exec.observers.report(&StatementEvent {
             sql: &sql,
             kind: StatementKind::Begin,
@@ -370,6 +451,15 @@ impl Connection {
         if self.depth == 0 {
             return Err(Error::invalid("commit without an open transaction"));
         }
+        if self.begin_pending.take().is_some() {
+            // Only plain reads ran: there is no server transaction to end.
+            self.depth = 0;
+            return if std::mem::replace(&mut self.aborted, false) {
+                Err(Error::transaction_aborted())
+            } else {
+                Ok(())
+            };
+        }
         if self.aborted {
             self.rollback().await?;
             return Err(Error::transaction_aborted());
@@ -387,6 +477,10 @@ impl Connection {
             return Ok(());
         }
         self.aborted = false;
+        if self.begin_pending.take().is_some() {
+            self.depth = 0;
+            return Ok(());
+        }
         let r = self.simple("ROLLBACK", StatementKind::Rollback).await;
         self.depth = 0;
         r
@@ -459,7 +553,26 @@ impl Connection {
     where
         F: FnMut(tokio_postgres::Row) -> Result<()>,
     {
+        self.run_read(false, sql, binds, sink).await
+    }
+
+    /// [`Connection::run`] for a statement that may run before a deferred `BEGIN` when
+    /// `plain_read` (the statement says it is a plain builder SELECT) and its text passes
+    /// [`plain_read_text`]; anything else sends the deferred `BEGIN` first.
+    pub(crate) async fn run_read<F>(
+        &mut self,
+        plain_read: bool,
+        sql: &str,
+        binds: &[Bind],
+        sink: F,
+    ) -> Result<u64>
+    where
+        F: FnMut(tokio_postgres::Row) -> Result<()>,
+    {
         self.check_usable()?;
+        if self.begin_pending.is_some() && !(plain_read && plain_read_text(sql)) {
+            self.send_pending_begin()?;
+        }
         reject_transaction_control(sql)?;
         let started = Instant::now();
         let span = statement_span(sql, binds.len());
@@ -480,7 +593,7 @@ impl Connection {
     where
         F: FnMut(tokio_postgres::Row) -> Result<()>,
     {
-        let stream = self.start(sql, binds).await?;
+        let stream = self.start_now(sql, binds).await?;
         let mut stream = pin!(stream);
         let mut n = 0u64;
         while let Some(row) = stream
@@ -516,6 +629,11 @@ impl Connection {
         self.check_usable()?;
         for (sql, _) in stmts {
             reject_transaction_control(sql)?;
+        }
+        // Loader statements are builder SELECTs: they may run before a deferred BEGIN when
+        // their text is plainly a read.
+        if self.begin_pending.is_some() && !stmts.iter().all(|(sql, _)| plain_read_text(sql)) {
+            self.send_pending_begin()?;
         }
         let started = Instant::now();
         self.in_flight = true;
@@ -596,7 +714,12 @@ impl Connection {
 
     /// Sends the statement the way the engine's statement mode says and returns the row
     /// stream.
-    pub(crate) async fn start(&self, sql: &str, binds: &[Bind]) -> Result<RowStream> {
+    pub(crate) async fn start(&mut self, sql: &str, binds: &[Bind]) -> Result<RowStream> {
+        self.send_pending_begin()?;
+        self.start_now(sql, binds).await
+    }
+
+    async fn start_now(&self, sql: &str, binds: &[Bind]) -> Result<RowStream> {
         let params = binds.iter().map(Bind::as_to_sql);
         let stream = match (&self.backend, self.shared.exec.mode) {
             (Backend::Pooled(Some(obj)), StatementMode::Cached) => {
@@ -625,6 +748,7 @@ impl Connection {
         if self.aborted && !matches!(kind, StatementKind::Rollback | StatementKind::Savepoint) {
             return Err(Error::transaction_aborted());
         }
+        self.send_pending_begin()?;
         let started = Instant::now();
         let span = statement_span(sql, 0);
         self.in_flight = true;
@@ -754,7 +878,7 @@ impl Drop for Connection {
             self.discard();
             return;
         }
-        if self.depth > 0 || self.dirty {
+        if (self.depth > 0 && self.begin_pending.is_none()) || self.dirty {
             let queued = match self.client() {
                 Ok(client) => queue_rollback(client),
                 Err(_) => false,

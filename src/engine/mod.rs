@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     /// `None` when pooling is off; replaced wholesale by `dispose`.
     pool: RwLock<Option<Pool>>,
     closed: AtomicBool,
+    /// The server's `default_transaction_isolation` is READ COMMITTED (asked once).
+    pub(crate) server_read_committed: std::sync::OnceLock<bool>,
     pub(crate) exec: ExecSettings,
 }
 
@@ -60,6 +62,8 @@ pub(crate) struct ExecSettings {
     pub(crate) observers: Observers,
     pub(crate) show_values: bool,
     pub(crate) default_tx: TxOptions,
+    /// Sessions may defer BEGIN past plain reads at READ COMMITTED.
+    pub(crate) lazy_begin: bool,
 }
 
 /// A snapshot of the pool's counters.

@@ -17,6 +17,11 @@ pub enum IsolationLevel {
 }
 
 impl IsolationLevel {
+    /// READ COMMITTED, or READ UNCOMMITTED (which PostgreSQL runs as READ COMMITTED).
+    pub(crate) fn is_read_committed(self) -> bool {
+        matches!(self, Self::ReadCommitted | Self::ReadUncommitted)
+    }
+
     fn sql(self) -> &'static str {
         match self {
             Self::ReadUncommitted => "READ UNCOMMITTED",

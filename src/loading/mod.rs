@@ -116,6 +116,10 @@ impl<M: Model> Statement for Loading<M> {
     fn compile(&self) -> Result<(SqlText<'_>, Cow<'_, [Bind]>)> {
         self.query.compile()
     }
+
+    fn is_plain_read(&self) -> bool {
+        self.query.is_plain_read()
+    }
 }
 
 impl<M: Model> Typed for Loading<M> {

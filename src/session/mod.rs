@@ -314,7 +314,7 @@ impl AsyncSession {
         }
         if self.conn.is_none() {
             let mut conn = self.engine.connect().await?;
-            conn.begin_with(self.config.tx).await?;
+            conn.begin_deferred(self.config.tx).await?;
             self.conn = Some(conn);
         }
         if self.joined && self.join_sp.is_none() {
@@ -698,7 +698,7 @@ impl AsyncSession {
             let (sql, binds) = q.compile()?;
             let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
             let mut rows = Vec::new();
-            conn.run(&sql, &binds, |row| {
+            conn.run_read(q.is_plain_read(), &sql, &binds, |row| {
                 rows.push(row);
                 Ok(())
             })
@@ -845,7 +845,7 @@ impl AsyncSession {
         let conn = conn.as_mut().ok_or_else(Error::connection_lost)?;
         let mut out = Vec::new();
         // Rows are mapped into the identity map as they arrive: no intermediate row vector.
-        conn.run(&sql, &binds, |row| {
+        conn.run_read(q.is_plain_read(), &sql, &binds, |row| {
             out.push(identify_into::<M>(
                 identity,
                 registry,
@@ -905,7 +905,7 @@ impl AsyncSession {
         } = self;
         let conn = conn.as_mut().ok_or_else(Error::connection_lost)?;
         let mut found = None;
-        conn.run(&sql, &pk, |row| {
+        conn.run_read(!for_update, &sql, &pk, |row| {
             if found.is_none() {
                 found = Some(identify_into::<M>(identity, registry, &Row(row), 0, true)?);
             }
@@ -1034,21 +1034,27 @@ fn identify_into<M: Model>(
     let value = M::from_row_at(row, offset)?;
     let mut key = object::Key::with_capacity(16);
     value.write_identity(&mut key);
-    let key = (M::TABLE.name, key);
-    if let Some(existing) = identity.get(&key).and_then(Weak::upgrade) {
-        if overwrite || existing.is_expired() {
-            existing.load_at(row, offset)?;
+    // One hash of the key per row (entry), not two (get, then insert).
+    let slot = match identity.entry((M::TABLE.name, key)) {
+        std::collections::hash_map::Entry::Occupied(e) => {
+            if let Some(existing) = e.get().upgrade() {
+                if overwrite || existing.is_expired() {
+                    existing.load_at(row, offset)?;
+                }
+                if let Ok(cell) = existing.as_any().downcast::<object::Cell<M>>() {
+                    return Ok(Obj(cell));
+                }
+            }
+            e.into_mut()
         }
-        if let Ok(cell) = existing.as_any().downcast::<object::Cell<M>>() {
-            return Ok(Obj(cell));
-        }
-    }
+        std::collections::hash_map::Entry::Vacant(e) => e.insert(Weak::<object::Cell<M>>::new()),
+    };
     let obj = Obj::loaded(value, registry);
     registry.emit(&SessionEvent::Loaded {
         table: M::TABLE.name,
     });
     let weak: Weak<object::Cell<M>> = Arc::downgrade(&obj.0);
-    identity.insert(key, weak);
+    *slot = weak;
     Ok(obj)
 }
 

@@ -55,6 +55,46 @@ pub trait Statement: private::Sealed {
     /// The SQL text and the values to bind, in placeholder order.
     #[doc(hidden)]
     fn compile(&self) -> Result<(SqlText<'_>, Cow<'_, [Bind]>)>;
+
+    /// True for a plain `SELECT` from the typed builder: no row locks, no `WITH` (which may
+    /// hold DML). The session may run such a statement before its transaction's `BEGIN`
+    /// when its text also passes [`plain_read_text`] (see `docs/architecture.md`).
+    #[doc(hidden)]
+    fn is_plain_read(&self) -> bool {
+        false
+    }
+}
+
+/// True when `sql` is a `SELECT` that calls no function and reads no transaction-dependent
+/// value: no call syntax (`name(`, `"name"(`) except `ANY(` (the builder's `IN`), no
+/// `CURRENT_…`/`LOCALTIME…` keyword, no `FOR …` row lock, no literal. Conservative on purpose: `count(*)` and
+/// `CAST(…)` fail it; grouping parentheses (`WHERE (a = $1)`) pass.
+pub(crate) fn plain_read_text(sql: &str) -> bool {
+    let b = sql.as_bytes();
+    if !b.starts_with(b"SELECT ") {
+        return false;
+    }
+    let mut in_ident = false;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'"' => in_ident = !in_ident,
+            _ if in_ident => {}
+            // A call is `name(` or `"name"(`; a `(` after a space or operator only groups.
+            b'(' if i > 0
+                && (b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'_' | b'"'))
+                && !b[..i].ends_with(b"ANY") =>
+            {
+                return false;
+            }
+            b'\'' | b';' => return false,
+            b'C' if b[i..].starts_with(b"CURRENT_") => return false,
+            b'L' if b[i..].starts_with(b"LOCALTIME") => return false,
+            // Row locks, also inside subqueries (`FOR UPDATE`, `FOR SHARE`, …).
+            b'F' if b[i..].starts_with(b"FOR ") => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 impl private::Sealed for Raw {}
@@ -75,5 +115,40 @@ impl<S: Statement> private::Sealed for &S {}
 impl<S: Statement> Statement for &S {
     fn compile(&self) -> Result<(SqlText<'_>, Cow<'_, [Bind]>)> {
         (**self).compile()
+    }
+
+    fn is_plain_read(&self) -> bool {
+        (**self).is_plain_read()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_read_text;
+
+    #[test]
+    fn plain_read_text_is_conservative() {
+        assert!(plain_read_text(
+            r#"SELECT "users"."id", "users"."name" FROM "users" WHERE "users"."id" = ANY($1)"#
+        ));
+        assert!(plain_read_text(r#"SELECT "t"."now()" FROM "t""#));
+        assert!(plain_read_text(
+            r#"SELECT "items"."id" FROM "items" WHERE ("items"."name" = $1) AND (("a" < $2))"#
+        ));
+        for not in [
+            r#"SELECT count(*) FROM "users""#,
+            r#"SELECT "users"."id" FROM "users" WHERE "users"."at" < now()"#,
+            r#"SELECT CURRENT_TIMESTAMP"#,
+            r#"SELECT LOCALTIMESTAMP"#,
+            r#"SELECT "users"."id" FROM "users" WHERE ("users"."at" < now())"#,
+            r#"SELECT "my_fn"("users"."id") FROM "users""#,
+            r#"SELECT "a" FROM "t" WHERE EXISTS (SELECT "b" FROM "u" FOR UPDATE)"#,
+            r#"SELECT "id" FROM "users" WHERE "id" = lower($1)"#,
+            r#"SELECT 'x'"#,
+            r#"WITH x AS (DELETE FROM "t" RETURNING 1) SELECT 1"#,
+            r#"UPDATE "t" SET "a" = $1"#,
+        ] {
+            assert!(!plain_read_text(not), "{not}");
+        }
     }
 }

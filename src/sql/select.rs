@@ -856,6 +856,10 @@ impl<S: Selectable> Statement for Select<S> {
         })?;
         Ok((sql, Cow::Owned(binds)))
     }
+
+    fn is_plain_read(&self) -> bool {
+        self.lock.is_none() && self.with.is_empty()
+    }
 }
 
 impl<S: Selectable> Typed for Select<S> {

@@ -7,6 +7,7 @@
 
 mod engine;
 mod errors;
+mod lazy_begin;
 mod models;
 mod pool;
 mod raw;
