@@ -6,17 +6,89 @@
 //! Raw side: three prepared statements (users; posts `WHERE user_id = ANY($1)`; comments
 //! `WHERE post_id = ANY($1)`), grouped in memory with hash maps: exactly 3 statements.
 //!
-//! The aludel side (selectin loading, chained) is PENDING: relationships and loader options
-//! are being built on another branch. Until then this group reports the raw side only.
+//! aludel side: `select(User).options(selectin(User::posts).then(selectin(Post::comments)))`
+//! through a session: the same 3 statements (checked by an observer before timing), rows
+//! mapped into tracked objects through the identity map, the tree navigated from the
+//! loaded relationships.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use aludel::{Many, Model, Obj, select, selectin};
 use common::RawUser;
 use criterion::{Criterion, SamplingMode};
+
+/// The bench tables with their relationships declared.
+#[derive(Model, Debug, Clone)]
+#[aludel(table = "users")]
+pub struct TreeUser {
+    #[aludel(primary_key, identity)]
+    pub id: i32,
+    pub name: String,
+    pub hair_color: Option<String>,
+    #[aludel(one_to_many(fk = TreePost::user_id))]
+    pub posts: Many<TreePost>,
+}
+
+#[derive(Model, Debug, Clone)]
+#[aludel(table = "posts")]
+pub struct TreePost {
+    #[aludel(primary_key, identity)]
+    pub id: i32,
+    pub user_id: i32,
+    pub title: String,
+    pub body: Option<String>,
+    #[aludel(one_to_many(fk = TreeComment::post_id))]
+    pub comments: Many<TreeComment>,
+}
+
+#[derive(Model, Debug, Clone)]
+#[aludel(table = "comments")]
+pub struct TreeComment {
+    #[aludel(primary_key, identity)]
+    pub id: i32,
+    pub post_id: i32,
+    pub text: String,
+}
+
+async fn aludel_tree(engine: &aludel::Engine) -> Vec<Obj<TreeUser>> {
+    let mut s = engine.session();
+    s.scalars(
+        &select(TreeUser::ALL)
+            .options(selectin(TreeUser::posts).then(selectin(TreePost::comments))),
+    )
+    .await
+    .unwrap()
+}
+
+fn count_tree(users: &[Obj<TreeUser>]) -> (usize, usize, usize) {
+    let mut posts = 0;
+    let mut comments = 0;
+    for u in users {
+        for p in u.read().unwrap().posts.get().unwrap() {
+            posts += 1;
+            comments += p.read().unwrap().comments.len().unwrap();
+        }
+    }
+    (users.len(), posts, comments)
+}
+
+/// Counts statements (transaction control excluded).
+#[derive(Debug, Default, Clone)]
+struct Counter(Arc<AtomicUsize>);
+
+impl aludel::Observer for Counter {
+    fn on_statement(&self, e: &aludel::StatementEvent<'_>) {
+        if matches!(e.kind, aludel::StatementKind::Query) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct RawPost {
@@ -98,39 +170,58 @@ async fn raw_tree(raw: &deadpool_postgres::Pool) -> Tree {
         .collect()
 }
 
-fn w4(c: &mut Criterion, rt: &tokio::runtime::Runtime, raw: &deadpool_postgres::Pool) {
+fn w4(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    engine: &aludel::Engine,
+    raw: &deadpool_postgres::Pool,
+) {
     rt.block_on(common::seed_tree(100, 10));
+    // Exactly three statements, checked once outside the timing.
+    let counter = Counter::default();
+    let counted = common::engine_builder(4)
+        .observer(counter.clone())
+        .build()
+        .unwrap();
+    let tree = rt.block_on(aludel_tree(&counted));
+    assert_eq!(count_tree(&tree), (100, 1_000, 10_000));
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        3,
+        "selectin chain: 3 statements"
+    );
+    common::note("W4: the aludel side ran exactly 3 statements (observer count)");
     let mut g = c.benchmark_group("W4 load 100 users x 10 posts x 10 comments");
     g.sampling_mode(SamplingMode::Flat);
     let key = "W4 tree 100x10x10".to_owned();
-    g.bench_function("raw 3 queries", |b| {
+    g.bench_function("selectin chain vs raw 3 queries", |b| {
         b.iter_custom(|iters| {
             let raw = raw.clone();
-            // TODO(W4, relationships branch): time the aludel side interleaved with this one,
-            // replacing `raw_only` by `common::interleaved` with, as its aludel closure:
-            //
-            //     let mut s = engine.session();
-            //     let users: Vec<Obj<User>> = s
-            //         .scalars(&select(User::ALL).options(selectin(User::posts).selectin(Post::comments)))
-            //         .await
-            //         .unwrap();
-            //     // walk users → posts → comments, asserting 100 / 1,000 / 10,000
-            //
-            // and assert on the session's recorder (or an Observer) that exactly 3 statements
-            // ran. Target: ratio ≤ 1.10 ("W4" in `report`'s targets below).
-            common::raw_only(rt, &key, iters, move || {
-                let raw = raw.clone();
-                async move {
-                    let tree = raw_tree(&raw).await;
-                    assert_eq!(tree.len(), 100);
-                    let posts: usize = tree.iter().map(|(_, p)| p.len()).sum();
-                    let comments: usize = tree
-                        .iter()
-                        .flat_map(|(_, p)| p.iter().map(|(_, c)| c.len()))
-                        .sum();
-                    assert_eq!((posts, comments), (1_000, 10_000));
-                }
-            })
+            let engine = engine.clone();
+            common::interleaved(
+                rt,
+                &key,
+                iters,
+                move || {
+                    let engine = engine.clone();
+                    async move {
+                        let users = aludel_tree(&engine).await;
+                        assert_eq!(count_tree(&users).2, 10_000);
+                    }
+                },
+                move || {
+                    let raw = raw.clone();
+                    async move {
+                        let tree = raw_tree(&raw).await;
+                        assert_eq!(tree.len(), 100);
+                        let comments: usize = tree
+                            .iter()
+                            .flat_map(|(_, p)| p.iter().map(|(_, c)| c.len()))
+                            .sum();
+                        assert_eq!(comments, 10_000);
+                    }
+                },
+            )
         });
     });
     g.finish();
@@ -142,7 +233,7 @@ fn main() {
     rt.block_on(common::reset(&engine));
     let raw = common::raw_pool(4);
     let mut c = common::criterion();
-    w4(&mut c, &rt, &raw);
+    w4(&mut c, &rt, &engine, &raw);
     c.final_summary();
     common::report("loading", &[("W4", 1.10)]);
 }

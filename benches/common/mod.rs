@@ -82,6 +82,11 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// The engine the aludel side uses: pool of `size`, no pre-ping (the default).
 pub fn engine(size: usize) -> aludel::Engine {
+    engine_builder(size).build().unwrap()
+}
+
+/// The bench engine's settings, to add an observer.
+pub fn engine_builder(size: usize) -> aludel::EngineBuilder {
     aludel::Engine::builder(&url())
         .max_size(size)
         .options(&format!("-c search_path={SCHEMA}"))
@@ -89,8 +94,6 @@ pub fn engine(size: usize) -> aludel::Engine {
         // ALUDEL_BENCH_LAZY_BEGIN=0: sessions BEGIN before their first read (the behaviour
         // before lazy BEGIN), to measure the difference in one build.
         .lazy_begin(std::env::var("ALUDEL_BENCH_LAZY_BEGIN").as_deref() != Ok("0"))
-        .build()
-        .unwrap()
 }
 
 /// The raw side: a deadpool-postgres pool with the same settings.

@@ -385,8 +385,3 @@ pub async fn profile_by_username(
         )
     }))
 }
-
-fn distinct(ids: impl Iterator<Item = i64>) -> Vec<i64> {
-    let mut seen = HashSet::new();
-    ids.filter(|id| seen.insert(*id)).collect()
-}

@@ -121,6 +121,8 @@ impl Harness {
                 author_id: authors[i % authors.len()],
                 created_at: now,
                 updated_at: now,
+                author: aludel::One::new(),
+                tags: aludel::Many::new(),
             })
             .collect();
         let ids: Vec<i64> = e

@@ -499,7 +499,6 @@ async fn sibling_loads_of_one_level_share_one_round_trip() {
         trips, 1,
         "three sibling loads, one round trip (unpipelined: 3)"
     );
-    eprintln!("sibling loads: 3 statements in {trips} round trip(s); 2 round trips saved");
     for a in &authors {
         assert_eq!(a.read().unwrap().posts.len().unwrap(), 2);
     }
