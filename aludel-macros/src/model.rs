@@ -797,6 +797,17 @@ mod tests {
     }
 
     #[test]
+    fn expansion_snapshot_relations() {
+        insta::assert_snapshot!(pretty(
+            "#[aludel(table = \"users\")] struct User { #[aludel(primary_key, identity)] id: i64, \
+             #[aludel(one_to_many(fk = Post::user_id, back_populates = author, cascade = \"all, delete-orphan\", order_by = \"id desc\"))] \
+             posts: Many<Post>, \
+             #[aludel(many_to_many(secondary = Follow, local = Follow::follower_id, remote = Follow::followee_id, lazy = \"selectin\"))] \
+             following: Many<User> }"
+        ));
+    }
+
+    #[test]
     fn expansion_snapshot_enum() {
         let ast: DeriveInput = syn::parse_str(
             "#[aludel(type_name = \"mood\", rename_all = \"snake_case\")] enum Mood { Happy, #[aludel(rename = \"meh\")] SoSo }",

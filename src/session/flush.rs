@@ -29,19 +29,21 @@ fn columns_list(t: &TableDef, prefix: &str) -> String {
 pub(crate) fn select_by_pk_cached(t: &'static TableDef, for_update: bool) -> std::sync::Arc<str> {
     use std::collections::HashMap;
     use std::sync::{OnceLock, RwLock};
-    type Cache = RwLock<HashMap<(&'static str, bool), std::sync::Arc<str>>>;
+    // Keyed by the table description's address: two models may map the same table name
+    // (in different schemas, or with different columns). A const's description at another
+    // address only costs a miss.
+    type Cache = RwLock<HashMap<(usize, bool), std::sync::Arc<str>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(sql) = cache
-        .read()
-        .ok()
-        .and_then(|m| m.get(&(t.name, for_update)).cloned())
-    {
+    if let Some(sql) = cache.read().ok().and_then(|m| {
+        m.get(&(std::ptr::from_ref(t) as usize, for_update))
+            .cloned()
+    }) {
         return sql;
     }
     let sql: std::sync::Arc<str> = select_by_pk_sql(t, for_update).into();
     if let Ok(mut m) = cache.write() {
-        m.insert((t.name, for_update), sql.clone());
+        m.insert((std::ptr::from_ref(t) as usize, for_update), sql.clone());
     }
     sql
 }

@@ -164,6 +164,9 @@ impl From<Engine> for SessionFactory {
 }
 
 type IdentityKey = (&'static str, object::Key);
+/// Identity key → object. foldhash (seeded per process) instead of SipHash: keys are short
+/// and hashed once per loaded row.
+type IdentityMap = HashMap<IdentityKey, Weak<dyn AnyObj>, foldhash::fast::RandomState>;
 
 /// A unit of work over one connection and transaction at a time.
 ///
@@ -189,7 +192,7 @@ pub struct AsyncSession {
     config: SessionConfig,
     conn: Option<Connection>,
     registry: Arc<Registry>,
-    identity: HashMap<IdentityKey, Weak<dyn AnyObj>>,
+    identity: IdentityMap,
     /// Pending objects, in add order.
     new: Vec<Arc<dyn AnyObj>>,
     /// Objects marked for deletion.
@@ -242,7 +245,7 @@ impl AsyncSession {
             config,
             conn: None,
             registry: Arc::new(Registry::default()),
-            identity: HashMap::new(),
+            identity: IdentityMap::default(),
             new: Vec::new(),
             deleted: Vec::new(),
             tx_inserted: Vec::new(),
@@ -1025,7 +1028,7 @@ impl AsyncSession {
 }
 
 fn identify_into<M: Model>(
-    identity: &mut HashMap<IdentityKey, Weak<dyn AnyObj>>,
+    identity: &mut IdentityMap,
     registry: &Arc<Registry>,
     row: &Row,
     offset: usize,
