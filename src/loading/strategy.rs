@@ -1,7 +1,7 @@
 //! Loading options (`selectin`, `joined`, `raise`, `noload`) and how each one runs.
 //!
 //! A level of the object graph loads in one round trip: the statements of every sibling
-//! option (and every 500-key chunk) are sent together on the session's connection, which
+//! option (and every chunk of keys) are sent together on the session's connection, which
 //! tokio-postgres pipelines. Rows go through the identity map; the parents' slots are filled
 //! and the children handed to the next level's options.
 
@@ -19,8 +19,10 @@ use crate::session::AsyncSession;
 use crate::session::object::{Key, Obj, identity_key};
 use crate::sql::{All, Bind, Expr, Node, Order, Select, Statement, select};
 
-/// Parent keys per statement of a selectin load.
-pub(crate) const CHUNK: usize = 500;
+/// Parent keys per statement of a selectin load, by default. The keys travel as one array
+/// parameter, so there is no placeholder limit to stay under (SQLAlchemy's reason for 500):
+/// a level of up to 10,000 parents is one statement; beyond that, chunks are pipelined.
+pub(crate) const CHUNK: usize = 10_000;
 
 /// How an option loads its relationship.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,7 @@ pub struct LoadOpt<P: Model, C: Model> {
     pub(crate) filter: Option<Node>,
     pub(crate) order: Vec<Order>,
     pub(crate) then: Vec<Arc<dyn Step<C>>>,
+    pub(crate) chunk: usize,
 }
 
 impl<P: Model, C: Model> std::fmt::Debug for LoadOpt<P, C> {
@@ -58,11 +61,13 @@ fn opt<P: Model, C: Model>(rel: Rel<P, C>, strategy: Strategy) -> LoadOpt<P, C> 
         filter: None,
         order: Vec::new(),
         then: Vec::new(),
+        chunk: CHUNK,
     }
 }
 
 /// Loads the relationship with one extra query per level: `WHERE fk = ANY($1)` over the
-/// parents' keys (500 per statement), whatever the number of parents. The recommended
+/// parents' keys (one array parameter; 10,000 keys per statement), whatever the number of
+/// parents. The recommended
 /// strategy for collections.
 ///
 /// ```no_run
@@ -127,6 +132,13 @@ impl<P: Model, C: Model> LoadOpt<P, C> {
     /// Orders each parent's related objects (instead of the relationship's own `order_by`).
     pub fn order_by(mut self, order: Order) -> Self {
         self.order.push(order);
+        self
+    }
+
+    /// Parent keys per selectin statement (default 10,000; SQLAlchemy uses 500). The chunks
+    /// of one level are sent pipelined, in one round trip.
+    pub fn chunk_size(mut self, keys: usize) -> Self {
+        self.chunk = keys.max(1);
         self
     }
 
@@ -288,19 +300,14 @@ fn column_order(table: &'static str, name: &'static str, desc: bool) -> Order {
 impl<P: Model, C: Model> LoadOpt<P, C> {
     /// The target-side key of a loaded child (its join columns, or the link column read
     /// from the row for many-to-many).
-    fn child_key(&self, child: &Obj<C>, row: &tokio_postgres::Row, extra: usize) -> Option<Key> {
+    /// The row columns holding a child's join key: its target-side columns, or the link
+    /// column selected after them (many-to-many).
+    fn key_columns(&self) -> Result<Vec<usize>> {
         if self.rel.def().kind == RelKind::ManyToMany {
-            let raw: RawKey = row.try_get(extra).ok()?;
-            let bytes = raw.0?;
-            let mut key = Key::with_capacity(bytes.len() + 4);
-            key.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-            key.extend_from_slice(&bytes);
-            return Some(key);
+            Ok(vec![C::TABLE.columns.len()])
+        } else {
+            self.rel.remote_idx()
         }
-        let remote = self.rel.remote_idx().ok()?;
-        let binds: Vec<Bind> =
-            child.with_value(|v| remote.iter().filter_map(|i| v.column_value(*i)).collect());
-        key_of(&binds)
     }
 
     /// Fills each parent's slot with its children, and the children's reverse side.
@@ -359,6 +366,38 @@ impl<'a> tokio_postgres::types::FromSql<'a> for RawKey {
     fn accepts(_: &tokio_postgres::types::Type) -> bool {
         true
     }
+}
+
+/// A column's value as the bytes on the wire, borrowed from the row.
+struct RawSlice<'a>(Option<&'a [u8]>);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for RawSlice<'a> {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawSlice(Some(raw)))
+    }
+    fn from_sql_null(
+        _: &tokio_postgres::types::Type,
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawSlice(None))
+    }
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+}
+
+/// The identity-key encoding of columns `cols` of `row`; `None` when one is NULL.
+fn row_key(row: &tokio_postgres::Row, cols: &[usize]) -> Option<Key> {
+    let mut key = Key::with_capacity(16);
+    for &i in cols {
+        let RawSlice(v) = row.try_get(i).ok()?;
+        let v = v?;
+        key.extend_from_slice(&u32::try_from(v.len()).ok()?.to_le_bytes());
+        key.extend_from_slice(v);
+    }
+    Some(key)
 }
 
 /// Children in first-seen order, each once.
@@ -428,7 +467,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
             keys.push(key);
         }
         let mut stmts = Vec::new();
-        for chunk in wanted.chunks(CHUNK) {
+        for chunk in wanted.chunks(self.chunk) {
             stmts.push(self.chunk_statement(chunk)?);
         }
         Ok(Prepared { stmts, keys })
@@ -443,12 +482,15 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let def = self.rel.def();
-            let extra = C::TABLE.columns.len();
             let mut groups: HashMap<Key, Vec<Obj<C>>> = HashMap::new();
             let mut order = Vec::new();
+            let key_cols = self.key_columns()?;
             for row in rows.into_iter().flatten() {
-                let child = s.identify::<C>(&Row(row.clone()), 0)?;
-                if let Some(k) = self.child_key(&child, &row, extra) {
+                // The key straight from the row's wire bytes: the same encoding the parents'
+                // keys were written in.
+                let key = row_key(&row, &key_cols);
+                let child = s.identify::<C>(&Row(row), 0)?;
+                if let Some(k) = key {
                     groups.entry(k).or_default().push(child.clone());
                 }
                 order.push(child);

@@ -750,7 +750,7 @@ impl AsyncSession {
     }
 
     /// Loads relationships of objects already in hand, for all of them at once: one query per
-    /// relationship level (500 parents per statement), never one per parent. The awaited
+    /// relationship level (keys in one array parameter), never one per parent. The awaited
     /// equivalent of SQLAlchemy's lazy load (`awaitable_attrs`), batched.
     ///
     /// ```no_run

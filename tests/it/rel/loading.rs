@@ -84,13 +84,25 @@ async fn selectin_chain_loads_every_level_in_one_statement() {
 
 // covers: LOAD-02, LOAD-01, LOAD-13
 #[tokio::test]
-async fn explicit_loads_are_batched_in_chunks_of_500() {
+async fn explicit_loads_are_batched_one_statement_per_level() {
     let db = setup().await;
     seed(&db, 1200, 1, 0).await;
     let mut s = db.engine().session();
     let authors = s.scalars(&select(Author::ALL)).await.unwrap();
+    // the keys of a level go in one array parameter: one statement for 1,200 parents
     let mark = db.recorder().len();
     s.load(&authors, selectin(Author::posts)).await.unwrap();
+    assert_eq!(stmts(&db, mark).len(), 1);
+    for a in &authors {
+        assert_eq!(a.read().unwrap().posts.len().unwrap(), 1);
+    }
+    // SQLAlchemy's 500-key chunks on request: 3 statements (pipelined)
+    let mut s = db.engine().session();
+    let authors = s.scalars(&select(Author::ALL)).await.unwrap();
+    let mark = db.recorder().len();
+    s.load(&authors, selectin(Author::posts).chunk_size(500))
+        .await
+        .unwrap();
     let q = stmts(&db, mark);
     assert_eq!(
         q.len(),
