@@ -1,7 +1,7 @@
 //! W4: load 100 users × 10 posts × 10 comments as a tree
 //! (`Vec<(User, Vec<(Post, Vec<Comment>)>)>`), diesel_bench's loading_associations shape.
 //!
-//!     cargo bench --bench loading --features testing        # ALUDEL_BENCH_QUICK=1 for a fast pass
+//!     cargo bench --bench loading        # ALUDEL_BENCH_QUICK=1 for a fast pass
 //!
 //! Raw side: three prepared statements (users; posts `WHERE user_id = ANY($1)`; comments
 //! `WHERE post_id = ANY($1)`), grouped in memory with hash maps: exactly 3 statements.

@@ -1,7 +1,7 @@
 //! Read workloads W1 (select all users), W3 (users LEFT JOIN posts), W6 (concurrent
 //! primary-key lookups), W7 (tracked load into the identity map).
 //!
-//!     cargo bench --bench reads --features testing          # ALUDEL_BENCH_QUICK=1 for a fast pass
+//!     cargo bench --bench reads          # ALUDEL_BENCH_QUICK=1 for a fast pass
 
 #![allow(
     missing_docs,

@@ -2,7 +2,7 @@
 //! tokio-postgres' `query_raw` row stream mapped with `Row::get` by index; and the peak
 //! resident memory of doing it.
 //!
-//!     cargo bench --bench stream --features testing        # ALUDEL_BENCH_QUICK=1 for a fast pass
+//!     cargo bench --bench stream        # ALUDEL_BENCH_QUICK=1 for a fast pass
 //!
 //! Peak RSS: the bench binary re-runs itself as a child process
 //! (`ALUDEL_BENCH_RSS_CHILD=aludel|raw`) that builds the runtime and pool, streams the

@@ -1,7 +1,7 @@
 //! Write workloads W2 (insert N users in one transaction through the unit of work) and W8
 //! (modify one column of 1,000 loaded users and flush).
 //!
-//!     cargo bench --bench writes --features testing        # ALUDEL_BENCH_QUICK=1 for a fast pass
+//!     cargo bench --bench writes        # ALUDEL_BENCH_QUICK=1 for a fast pass
 //!
 //! Raw baselines (hand-written tokio-postgres, same deadpool settings, spawned tasks):
 //! - W2: `client.transaction()`, ONE multi-row `INSERT … VALUES ($1,$2),… RETURNING id`

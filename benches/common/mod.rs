@@ -68,8 +68,10 @@ pub struct RawUser {
     pub hair_color: Option<String>,
 }
 
+/// `DATABASE_URL`, else the local server (benches need no feature, so no throwaway cluster).
 pub fn url() -> String {
-    aludel::testing::database_url()
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
