@@ -515,3 +515,77 @@ async fn sibling_loads_of_one_level_share_one_round_trip() {
         assert_eq!(a.read().unwrap().posts.len().unwrap(), 2);
     }
 }
+
+#[derive(aludel::Model, Debug, Clone)]
+#[aludel(table = "shelves")]
+struct Shelf {
+    #[aludel(primary_key)]
+    building: String,
+    #[aludel(primary_key)]
+    number: i32,
+    #[aludel(one_to_many(fk(Book::building, Book::shelf), order_by = "id"))]
+    books: aludel::Many<Book>,
+}
+
+#[derive(aludel::Model, Debug, Clone)]
+#[aludel(table = "books")]
+struct Book {
+    #[aludel(primary_key)]
+    id: i32,
+    building: String,
+    shelf: i32,
+}
+
+// covers: LOAD-02 (composite-key parents: tuple matching)
+#[tokio::test]
+async fn selectin_works_for_composite_key_parents() {
+    let db = TestDb::new().await.unwrap();
+    let mut c = db.engine().connect().await.unwrap();
+    aludel::create_all(
+        &mut c,
+        &[Shelf::TABLE, Book::TABLE],
+        aludel::CreateOptions::default(),
+    )
+    .await
+    .unwrap();
+    c.driver_client()
+        .unwrap()
+        .batch_execute(
+            "INSERT INTO shelves VALUES ('a', 1), ('a', 2), ('b', 1);
+             INSERT INTO books VALUES (1, 'a', 1), (2, 'a', 1), (3, 'a', 2), (4, 'b', 1), (5, 'b', 2);",
+        )
+        .await
+        .unwrap();
+    drop(c);
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let shelves = s
+        .scalars(
+            &select(Shelf::ALL)
+                .order_by(Shelf::building.asc())
+                .order_by(Shelf::number.asc())
+                .options(selectin(Shelf::books)),
+        )
+        .await
+        .unwrap();
+    let q = stmts(&db, mark);
+    assert_eq!(q.len(), 2, "{q:#?}");
+    assert!(q[1].contains("\"books\".\"building\" = $1"), "{}", q[1]);
+    let ids = |sh: &Obj<Shelf>| -> Vec<i32> {
+        sh.read()
+            .unwrap()
+            .books
+            .get()
+            .unwrap()
+            .iter()
+            .map(|b| b.read().unwrap().id)
+            .collect()
+    };
+    assert_eq!(ids(&shelves[0]), [1, 2]);
+    assert_eq!(ids(&shelves[1]), [3]);
+    assert_eq!(
+        ids(&shelves[2]),
+        [4],
+        "book 5 sits on a shelf that does not exist"
+    );
+}
