@@ -7,6 +7,7 @@ mod bulk;
 mod flush;
 mod nested;
 pub(crate) mod object;
+mod read;
 mod relations;
 mod repository;
 mod scoped;
@@ -19,12 +20,11 @@ pub use self::object::{Obj, ObjMut, ObjRef, ObjectState, SessionEvent};
 pub use self::repository::{KeysetPage, ListOptions, Page, Repository};
 pub use self::scoped::{scoped_session, with_scoped_session};
 
-use self::object::{AnyObj, Registry, identity_key};
+use self::object::{AnyObj, Registry};
 use crate::engine::{Connection, Engine, Savepoint, TxOptions};
 use crate::error::{Error, Result};
-use crate::row::Row;
 use crate::schema::Model;
-use crate::sql::{AssertSqlSafe, Bind, Raw, SqlType, Typed};
+use crate::sql::{Bind, SqlType};
 
 /// How sessions behave; build with [`Engine::session_builder`] or use [`Engine::session`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -652,316 +652,6 @@ impl AsyncSession {
                 .is_some_and(|o| Arc::ptr_eq(&o, &erased))
     }
 
-    /// Runs a typed statement and returns its rows as plain values (tuples, scalars, models
-    /// not tracked by the session). Autoflushes first.
-    pub async fn execute<Q: Typed>(&mut self, q: &Q) -> Result<Vec<Q::Output>> {
-        self.autoflush().await?;
-        let conn = self.connection().await?;
-        conn.all(q).await
-    }
-
-    /// Runs a statement without rows (DML without RETURNING); returns the rows affected.
-    pub async fn execute_dml(&mut self, q: &impl crate::Statement) -> Result<u64> {
-        self.autoflush().await?;
-        let conn = self.connection().await?;
-        conn.execute(q).await
-    }
-
-    /// Runs a query for model rows and returns tracked objects through the identity map: a row
-    /// for an object already loaded returns that object, unchanged.
-    pub async fn scalars<M: Model, Q: Typed<Output = M>>(&mut self, q: &Q) -> Result<Vec<Obj<M>>> {
-        self.load_objects(q, false).await
-    }
-
-    /// Like [`AsyncSession::scalars`], but rows overwrite the values of already-loaded
-    /// objects (`populate_existing`).
-    pub async fn scalars_populate_existing<M: Model, Q: Typed<Output = M>>(
-        &mut self,
-        q: &Q,
-    ) -> Result<Vec<Obj<M>>> {
-        self.load_objects(q, true).await
-    }
-
-    async fn load_objects<M: Model, Q: Typed<Output = M>>(
-        &mut self,
-        q: &Q,
-        overwrite: bool,
-    ) -> Result<Vec<Obj<M>>> {
-        self.autoflush().await?;
-        self.connection().await?;
-        let Some(loading) = q.loading() else {
-            let objs = self.fetch_rows_into::<M>(q, overwrite).await?;
-            self.load_defaults(&objs, &[]).await?;
-            return Ok(objs);
-        };
-        let objs = if loading.joined().is_empty() {
-            self.fetch_rows_into::<M>(q, overwrite).await?
-        } else {
-            // Joined options read their columns from the same rows: keep the rows.
-            let (sql, binds) = q.compile()?;
-            let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
-            let mut rows = Vec::new();
-            conn.run_read(q.is_plain_read(), &sql, &binds, |row| {
-                rows.push(row);
-                Ok(())
-            })
-            .await?;
-            let mut per_row = Vec::with_capacity(rows.len());
-            for row in &rows {
-                per_row.push(self.identify_with::<M>(&Row(row.clone()), 0, overwrite)?);
-            }
-            for (i, offset) in loading.joined() {
-                if let Some(step) = loading.load().steps.get(*i) {
-                    step.apply_joined(self, &per_row, &rows, *offset).await?;
-                }
-            }
-            unique(per_row)
-        };
-        let joined: Vec<usize> = loading.joined().iter().map(|(i, _)| *i).collect();
-        let rest: Vec<Arc<dyn crate::loading::Step<M>>> = loading
-            .load()
-            .steps
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !joined.contains(i))
-            .map(|(_, s)| s.clone())
-            .collect();
-        crate::loading::run_steps(self, &objs, &rest).await?;
-        let named: Vec<&'static str> = loading.load().steps.iter().map(|s| s.rel_path()).collect();
-        self.load_defaults(&objs, &named).await?;
-        Ok(objs)
-    }
-
-    /// Applies the relationships' own `lazy` strategies (selectin, raise, noload) to freshly
-    /// loaded objects, except the relationships an option already covered.
-    async fn load_defaults<M: Model>(
-        &mut self,
-        objs: &[Obj<M>],
-        covered: &[&'static str],
-    ) -> Result<()> {
-        if objs.is_empty() {
-            return Ok(());
-        }
-        let steps = crate::loading::default_steps::<M>(covered);
-        if steps.is_empty() {
-            return Ok(());
-        }
-        crate::loading::run_steps(self, objs, &steps).await
-    }
-
-    /// Loads relationships of objects already in hand, for all of them at once: one query per
-    /// relationship level (keys in one array parameter), never one per parent. The awaited
-    /// equivalent of SQLAlchemy's lazy load (`awaitable_attrs`), batched.
-    ///
-    /// ```no_run
-    /// # use aludel::{selectin, Model, Many};
-    /// # #[derive(Model, Clone, Debug)] #[aludel(table = "users")]
-    /// # struct User { #[aludel(primary_key)] id: i64,
-    /// #   #[aludel(one_to_many(fk = Post::user_id))] posts: Many<Post> }
-    /// # #[derive(Model, Clone, Debug)] #[aludel(table = "posts")]
-    /// # struct Post { #[aludel(primary_key)] id: i64, #[aludel(references = "User::id")] user_id: i64 }
-    /// # async fn demo(s: &mut aludel::AsyncSession, users: Vec<aludel::Obj<User>>) -> aludel::Result<()> {
-    /// s.load(&users, selectin(User::posts)).await?; // one SELECT … WHERE user_id = ANY($1)
-    /// let n = users[0].read()?.posts.len()?;
-    /// # let _ = n; Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// A relationship declared `lazy = "raise"` refuses to load; expired parents must be
-    /// refreshed first.
-    pub async fn load<P: Model>(
-        &mut self,
-        objs: &[Obj<P>],
-        options: impl Into<crate::loading::Load<P>>,
-    ) -> Result<()> {
-        let load = options.into();
-        if let Some(path) = crate::loading::raise_declared(&load) {
-            return Err(Error::not_loaded(path, true));
-        }
-        self.autoflush().await?;
-        crate::loading::run_steps(self, objs, &load.steps).await
-    }
-
-    /// Rows of `q` through the identity map, no autoflush (loaders and the unit of work).
-    pub(crate) async fn fetch_objects<M: Model>(
-        &mut self,
-        q: &impl crate::Statement,
-    ) -> Result<Vec<Obj<M>>> {
-        // Inside a flush the session is marked pending-rollback until the flush succeeds:
-        // use the open connection as it is.
-        if self.conn.is_none() {
-            self.connection().await?;
-        }
-        self.fetch_rows_into::<M>(q, false).await
-    }
-
-    /// Runs statements pipelined on the session's connection (one round trip).
-    pub(crate) async fn run_pipelined(
-        &mut self,
-        stmts: &[(Arc<str>, Vec<Bind>)],
-    ) -> Result<Vec<Vec<tokio_postgres::Row>>> {
-        self.connection().await?.run_pipelined(stmts).await
-    }
-
-    /// The object with this identity key, when loaded and not expired.
-    pub(crate) fn lookup<M: Model>(&self, key: &object::Key) -> Option<Obj<M>> {
-        let existing = self
-            .identity
-            .get(&(M::TABLE.name, key.clone()))
-            .and_then(Weak::upgrade)?;
-        if existing.is_expired() || existing.state() != ObjectState::Persistent {
-            return None;
-        }
-        existing
-            .as_any()
-            .downcast::<object::Cell<M>>()
-            .ok()
-            .map(Obj)
-    }
-
-    /// The object for a row (columns from `offset`), through the identity map.
-    pub(crate) fn identify<M: Model>(&mut self, row: &Row, offset: usize) -> Result<Obj<M>> {
-        self.identify_with::<M>(row, offset, false)
-    }
-
-    fn identify_with<M: Model>(
-        &mut self,
-        row: &Row,
-        offset: usize,
-        overwrite: bool,
-    ) -> Result<Obj<M>> {
-        identify_into::<M>(&mut self.identity, &self.registry, row, offset, overwrite)
-    }
-
-    async fn fetch_rows_into<M: Model>(
-        &mut self,
-        q: &impl crate::Statement,
-        overwrite: bool,
-    ) -> Result<Vec<Obj<M>>> {
-        let (sql, binds) = q.compile()?;
-        let AsyncSession {
-            conn,
-            identity,
-            registry,
-            ..
-        } = self;
-        let conn = conn.as_mut().ok_or_else(Error::connection_lost)?;
-        let mut out = Vec::new();
-        // Rows are mapped into the identity map as they arrive: no intermediate row vector.
-        conn.run_read(q.is_plain_read(), &sql, &binds, |row| {
-            out.push(identify_into::<M>(
-                identity,
-                registry,
-                &Row(row),
-                0,
-                overwrite,
-            )?);
-            Ok(())
-        })
-        .await?;
-        Ok(out)
-    }
-
-    /// The object with this primary key: from the identity map with no SQL when it is loaded
-    /// and not expired, else one SELECT. `None` when no row has that key.
-    pub async fn get<M: Model>(&mut self, pk: impl PrimaryKey) -> Result<Option<Obj<M>>> {
-        self.get_impl::<M>(pk.into_binds(), false).await
-    }
-
-    /// Like [`AsyncSession::get`], but a missing row is a not-found error.
-    pub async fn get_one<M: Model>(&mut self, pk: impl PrimaryKey) -> Result<Obj<M>> {
-        self.get::<M>(pk).await?.ok_or_else(Error::not_found)
-    }
-
-    /// `get` with `SELECT … FOR UPDATE`: always queries, and locks the row until the
-    /// transaction ends.
-    pub async fn get_for_update<M: Model>(
-        &mut self,
-        pk: impl PrimaryKey,
-    ) -> Result<Option<Obj<M>>> {
-        self.get_impl::<M>(pk.into_binds(), true).await
-    }
-
-    async fn get_impl<M: Model>(
-        &mut self,
-        pk: Vec<Bind>,
-        for_update: bool,
-    ) -> Result<Option<Obj<M>>> {
-        let key = (M::TABLE.name, identity_key(&pk));
-        if !for_update {
-            if let Some(existing) = self.identity.get(&key).and_then(Weak::upgrade) {
-                if !existing.is_expired() && existing.state() == ObjectState::Persistent {
-                    if let Ok(cell) = existing.as_any().downcast::<object::Cell<M>>() {
-                        return Ok(Some(Obj(cell)));
-                    }
-                }
-            }
-        }
-        self.autoflush().await?;
-        self.connection().await?;
-        let sql = flush::select_by_pk_cached(M::TABLE, for_update);
-        let AsyncSession {
-            conn,
-            identity,
-            registry,
-            ..
-        } = self;
-        let conn = conn.as_mut().ok_or_else(Error::connection_lost)?;
-        let mut found = None;
-        conn.run_read(!for_update, &sql, &pk, |row| {
-            if found.is_none() {
-                found = Some(identify_into::<M>(identity, registry, &Row(row), 0, true)?);
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(found)
-    }
-
-    /// Reloads an object's columns in one SELECT (after expiry, or to see other
-    /// transactions' changes). Unflushed changes to it are discarded.
-    ///
-    /// # Errors
-    /// A row-gone error when the row no longer exists.
-    pub async fn refresh<M: Model>(&mut self, obj: &Obj<M>) -> Result<()> {
-        let erased = obj.erased();
-        let pk = erased.pk_binds();
-        let sql = flush::select_by_pk_sql(M::TABLE, false);
-        let rows = self
-            .connection()
-            .await?
-            .query(&Raw::audited(AssertSqlSafe(sql)).with_binds(pk))
-            .await?;
-        match rows.first() {
-            Some(row) => {
-                erased.load(row)?;
-                if erased.state() == ObjectState::Detached {
-                    self.add(obj)?;
-                }
-                Ok(())
-            }
-            None => Err(Error::row_gone(M::TABLE.name)),
-        }
-    }
-
-    /// Runs a typed statement and returns exactly one row.
-    pub async fn one<Q: Typed>(&mut self, q: &Q) -> Result<Q::Output> {
-        self.autoflush().await?;
-        self.connection().await?.one(q).await
-    }
-
-    /// Runs a typed statement and returns zero or one row.
-    pub async fn one_or_none<Q: Typed>(&mut self, q: &Q) -> Result<Option<Q::Output>> {
-        self.autoflush().await?;
-        self.connection().await?.one_or_none(q).await
-    }
-
-    /// The first row of a typed statement, if any (no LIMIT is added).
-    pub async fn first<Q: Typed>(&mut self, q: &Q) -> Result<Option<Q::Output>> {
-        self.autoflush().await?;
-        self.connection().await?.first(q).await
-    }
-
     /// Pending objects of model `M` (added, not yet inserted), in add order.
     pub fn new_objects<M: Model>(&self) -> Vec<Obj<M>> {
         self.new.iter().filter_map(|o| downcast::<M>(o)).collect()
@@ -990,22 +680,6 @@ impl AsyncSession {
             .collect()
     }
 
-    /// Runs any statement (raw SQL included) and returns the rows as [`Row`]s, read by column
-    /// name or index (SQLAlchemy's `mappings()`). Autoflushes first.
-    pub async fn query(&mut self, q: &impl crate::Statement) -> Result<Vec<Row>> {
-        self.autoflush().await?;
-        self.connection().await?.query(q).await
-    }
-
-    /// Reloads an object with `SELECT … FOR UPDATE`, locking its row until the transaction ends.
-    pub async fn refresh_for_update<M: Model>(&mut self, obj: &Obj<M>) -> Result<()> {
-        let pk = obj.erased().pk_binds();
-        match self.get_impl::<M>(pk, true).await? {
-            Some(_) => Ok(()),
-            None => Err(Error::row_gone(M::TABLE.name)),
-        }
-    }
-
     /// Closes the session and discards its connection instead of returning it to the pool
     /// (its server process ends); objects are detached. SQLAlchemy's `invalidate()`.
     pub fn invalidate(&mut self) {
@@ -1027,40 +701,6 @@ impl AsyncSession {
     }
 }
 
-fn identify_into<M: Model>(
-    identity: &mut IdentityMap,
-    registry: &Arc<Registry>,
-    row: &Row,
-    offset: usize,
-    overwrite: bool,
-) -> Result<Obj<M>> {
-    let value = M::from_row_at(row, offset)?;
-    let mut key = object::Key::with_capacity(16);
-    value.write_identity(&mut key);
-    // One hash of the key per row (entry), not two (get, then insert).
-    let slot = match identity.entry((M::TABLE.name, key)) {
-        std::collections::hash_map::Entry::Occupied(e) => {
-            if let Some(existing) = e.get().upgrade() {
-                if overwrite || existing.is_expired() {
-                    existing.load_at(row, offset)?;
-                }
-                if let Ok(cell) = existing.as_any().downcast::<object::Cell<M>>() {
-                    return Ok(Obj(cell));
-                }
-            }
-            e.into_mut()
-        }
-        std::collections::hash_map::Entry::Vacant(e) => e.insert(Weak::<object::Cell<M>>::new()),
-    };
-    let obj = Obj::loaded(value, registry);
-    registry.emit(&SessionEvent::Loaded {
-        table: M::TABLE.name,
-    });
-    let weak: Weak<object::Cell<M>> = Arc::downgrade(&obj.0);
-    *slot = weak;
-    Ok(obj)
-}
-
 fn downcast<M: Model>(o: &Arc<dyn AnyObj>) -> Option<Obj<M>> {
     o.clone()
         .as_any()
@@ -1072,12 +712,11 @@ fn downcast<M: Model>(o: &Arc<dyn AnyObj>) -> Option<Obj<M>> {
 /// De-duplicates objects by identity, keeping first occurrences in order (SQLAlchemy's
 /// `unique()`, needed when a join repeats parent rows).
 pub fn unique<M: Model>(objs: Vec<Obj<M>>) -> Vec<Obj<M>> {
-    let mut seen: Vec<*const ()> = Vec::with_capacity(objs.len());
+    let mut seen: std::collections::HashSet<*const (), foldhash::fast::RandomState> =
+        std::collections::HashSet::with_capacity_and_hasher(objs.len(), Default::default());
     let mut out = Vec::with_capacity(objs.len());
     for o in objs {
-        let p = Arc::as_ptr(&o.0) as *const ();
-        if !seen.contains(&p) {
-            seen.push(p);
+        if seen.insert(Arc::as_ptr(&o.0) as *const ()) {
             out.push(o);
         }
     }
