@@ -56,8 +56,8 @@ pub use crate::engine::{
 };
 pub use crate::error::{Error, PoolTimeout, Result};
 pub use crate::loading::{
-    Cascade, Lazy, Load, LoadOpt, Loading, Many, One, Rel, RelKind, WriteOnly, joined, noload,
-    raise, selectin,
+    Cascade, ColumnOpt, Deferred, Lazy, Load, LoadOpt, Loading, Many, One, Rel, RelKind, WriteOnly,
+    defer, joined, load_only, noload, raise, selectin, undefer, undefer_group,
 };
 pub use crate::row::{FromRow, Row};
 pub use crate::schema::{
@@ -90,7 +90,9 @@ pub use aludel_macros::SqlNewtype;
 /// Support for generated code; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::loading::{RelDef, RelVisitor, Secondary, Slot, decode_column};
+    pub use crate::loading::{
+        Columns, RelDef, RelVisitor, Secondary, Slot, decode_column, deferred_bind,
+    };
     pub use crate::row::FromRowOpt;
     pub use crate::session::key_part;
     pub use crate::sql::{Node, bind_node, enum_from_sql, enum_to_sql, enum_type};

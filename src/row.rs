@@ -53,6 +53,26 @@ impl fmt::Debug for Row {
     }
 }
 
+/// A column's value as the bytes on the wire, borrowed from the row (`None` = NULL).
+pub(crate) struct RawSlice<'a>(pub(crate) Option<&'a [u8]>);
+
+impl<'a> FromSql<'a> for RawSlice<'a> {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawSlice(Some(raw)))
+    }
+    fn from_sql_null(
+        _: &tokio_postgres::types::Type,
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawSlice(None))
+    }
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+}
+
 /// A Rust value built from one result row.
 ///
 /// Implemented for single values (`i32`, `String`, `Option<T>` … read from column 0), for

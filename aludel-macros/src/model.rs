@@ -47,6 +47,9 @@ struct FieldIr {
     references: Option<(Path, Ident)>,
     on_delete: Ident,
     version: bool,
+    /// A `Deferred<T>` field (`ty` is then `T`).
+    deferred: bool,
+    group: Option<String>,
 }
 
 pub(crate) fn parse(ast: &DeriveInput) -> syn::Result<ModelIr> {
@@ -339,11 +342,15 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
         .ident
         .clone()
         .ok_or_else(|| syn::Error::new(f.span(), "named field expected"))?;
+    let (ty, deferred) = match deferred_inner(&f.ty) {
+        Some(inner) => (inner, true),
+        None => (f.ty.clone(), false),
+    };
     let mut ir = FieldIr {
         column: ident.to_string(),
         ident,
-        ty: f.ty.clone(),
-        nullable: is_option(&f.ty),
+        nullable: is_option(&ty),
+        ty,
         primary_key: false,
         identity: false,
         server_default: None,
@@ -353,6 +360,8 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
         references: None,
         on_delete: Ident::new("NoAction", Span::call_site()),
         version: false,
+        deferred,
+        group: None,
     };
     for attr in f.attrs.iter().filter(|a| a.path().is_ident("aludel")) {
         attr.parse_nested_meta(|meta| {
@@ -367,6 +376,8 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
                 ir.index = true;
             } else if p.is_ident("version") {
                 ir.version = true;
+            } else if p.is_ident("group") {
+                ir.group = Some(meta.value()?.parse::<LitStr>()?.value());
             } else if p.is_ident("column") {
                 ir.column = meta.value()?.parse::<LitStr>()?.value();
             } else if p.is_ident("server_default") {
@@ -407,11 +418,24 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
             } else {
                 return Err(meta.error(
                     "unknown aludel field attribute; expected one of `primary_key`, `identity`, `column`, \
-                     `server_default`, `unique`, `index`, `sql_type`, `references`, `on_delete`, `version`",
+                     `server_default`, `unique`, `index`, `sql_type`, `references`, `on_delete`, `version`, \
+                     `group`",
                 ));
             }
             Ok(())
         })?;
+    }
+    if ir.deferred && (ir.primary_key || ir.version) {
+        return Err(syn::Error::new(
+            f.ty.span(),
+            "a primary-key or version field cannot be Deferred",
+        ));
+    }
+    if ir.group.is_some() && !ir.deferred {
+        return Err(syn::Error::new(
+            f.ty.span(),
+            "`group` is for Deferred<T> fields",
+        ));
     }
     if ir.primary_key && ir.nullable {
         return Err(syn::Error::new(
@@ -420,6 +444,22 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
         ));
     }
     Ok(ir)
+}
+
+/// `T` of a `Deferred<T>` field type.
+fn deferred_inner(ty: &Type) -> Option<Type> {
+    let Type::Path(p) = ty else { return None };
+    let seg = p.path.segments.last()?;
+    if p.qself.is_some() || seg.ident != "Deferred" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
+        return None;
+    };
+    match args.args.first() {
+        Some(syn::GenericArgument::Type(t)) if args.args.len() == 1 => Some(t.clone()),
+        _ => None,
+    }
 }
 
 fn is_option(ty: &Type) -> bool {
@@ -456,7 +496,11 @@ fn opt_str(s: &Option<String>) -> TokenStream {
 pub(crate) fn expand(m: &ModelIr) -> TokenStream {
     let ident = &m.ident;
     let table = &m.table;
-    let n_cols = m.fields.len();
+    let n_cols = m.fields.iter().filter(|f| !f.deferred).count();
+    if m.fields.iter().filter(|f| f.deferred).count() > 64 {
+        return syn::Error::new(ident.span(), "a model has at most 64 Deferred fields")
+            .into_compile_error();
+    }
 
     let column_consts = m.fields.iter().map(|f| {
         let (fid, ty, col) = (&f.ident, &f.ty, &f.column);
@@ -493,10 +537,17 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         } else {
             quote!()
         };
+        let deferred = if f.deferred {
+            let group = opt_str(&f.group);
+            quote!(.deferred(#group))
+        } else {
+            quote!()
+        };
         quote! {
             ::aludel::ColumnDef::new(#col, #field, <#ty as ::aludel::SqlType>::sql_type)
                 .with(#ddl, #nullable, #pk, #identity, #default, #unique, #index, #fk)
                 #versioned
+                #deferred
         }
     });
 
@@ -516,12 +567,20 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         .filter(|f| !f.identity && f.server_default.is_none())
         .map(|f| {
             let fid = &f.ident;
-            quote!(out.push(::aludel::Bind::new(::core::clone::Clone::clone(&self.#fid)));)
+            if f.deferred {
+                quote!(out.push(::aludel::__private::deferred_bind(&self.#fid));)
+            } else {
+                quote!(out.push(::aludel::Bind::new(::core::clone::Clone::clone(&self.#fid)));)
+            }
         });
 
     let values = m.fields.iter().enumerate().map(|(i, f)| {
         let fid = &f.ident;
-        quote!(#i => ::core::option::Option::Some(::aludel::Bind::new(::core::clone::Clone::clone(&self.#fid))),)
+        if f.deferred {
+            quote!(#i => self.#fid.loaded().map(|v| ::aludel::Bind::new(::core::clone::Clone::clone(v))),)
+        } else {
+            quote!(#i => ::core::option::Option::Some(::aludel::Bind::new(::core::clone::Clone::clone(&self.#fid))),)
+        }
     });
 
     let key_parts = m.fields.iter().filter(|f| f.primary_key).map(|f| {
@@ -529,10 +588,48 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         quote!(::aludel::__private::key_part(&self.#fid, out);)
     });
 
-    let reads = m.fields.iter().enumerate().map(|(i, f)| {
-        let fid = &f.ident;
-        quote!(#fid: row.get(offset + #i)?)
-    });
+    let mut pos = 0usize;
+    let reads: Vec<TokenStream> = m
+        .fields
+        .iter()
+        .map(|f| {
+            let fid = &f.ident;
+            if f.deferred {
+                let path = format!("{table}.{}", f.column);
+                quote!(#fid: ::aludel::Deferred::not_loaded(#path, false))
+            } else {
+                let i = pos;
+                pos += 1;
+                quote!(#fid: row.get(offset + #i)?)
+            }
+        })
+        .collect();
+    let mut k = 0usize;
+    let masked_reads: Vec<TokenStream> = m
+        .fields
+        .iter()
+        .map(|f| {
+            let fid = &f.ident;
+            if f.deferred {
+                let path = format!("{table}.{}", f.column);
+                let bit = k;
+                k += 1;
+                quote!(#fid: if cols.has(#bit) {
+                    let v = row.get(at)?;
+                    at += 1;
+                    ::aludel::Deferred::new(v)
+                } else {
+                    ::aludel::Deferred::not_loaded(#path, cols.raises(#bit))
+                })
+            } else {
+                quote!(#fid: {
+                    let v = row.get(at)?;
+                    at += 1;
+                    v
+                })
+            }
+        })
+        .collect();
 
     let rel_consts = m.relations.iter().map(|r| expand_relation(m, r));
     let rel_inits = m.relations.iter().map(|r| {
@@ -550,12 +647,37 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
     });
     let sets = m.fields.iter().enumerate().map(|(i, f)| {
         let (fid, ty, col) = (&f.ident, &f.ty, &f.column);
-        quote!(#i => self.#fid = ::aludel::__private::decode_column::<#ty>(raw, #col)?,)
+        if f.deferred {
+            quote!(#i => self.#fid = ::aludel::Deferred::new(::aludel::__private::decode_column::<#ty>(raw, #col)?),)
+        } else {
+            quote!(#i => self.#fid = ::aludel::__private::decode_column::<#ty>(raw, #col)?,)
+        }
     });
 
-    let Some((pk_index, pk_field)) = m.fields.iter().enumerate().find(|(_, f)| f.primary_key)
+    let Some((pk_index, pk_field)) = m
+        .fields
+        .iter()
+        .filter(|f| !f.deferred)
+        .enumerate()
+        .find(|(_, f)| f.primary_key)
     else {
         return syn::Error::new(ident.span(), "a model needs a primary key").into_compile_error();
+    };
+    let rel_inits: Vec<TokenStream> = rel_inits.collect();
+    let from_row_columns = if m.fields.iter().any(|f| f.deferred) {
+        quote! {
+            #[allow(unused_assignments)]
+            fn from_row_columns(
+                row: &::aludel::Row,
+                offset: usize,
+                cols: ::aludel::__private::Columns,
+            ) -> ::aludel::Result<Self> {
+                let mut at = offset;
+                ::core::result::Result::Ok(#ident { #(#masked_reads,)* #(#rel_inits,)* })
+            }
+        }
+    } else {
+        quote!()
     };
     let pk_ty = &pk_field.ty;
     let alias_doc = format!("`{table}` under another name, for self-joins.");
@@ -611,6 +733,8 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
                 let _ = &v;
                 #(#rel_visits)*
             }
+
+            #from_row_columns
 
         }
 
@@ -808,6 +932,15 @@ mod tests {
     }
 
     #[test]
+    fn expansion_snapshot_deferred() {
+        insta::assert_snapshot!(pretty(
+            "#[aludel(table = \"books\")] struct Book { #[aludel(primary_key)] id: i64, \
+             summary: Deferred<String>, title: String, \
+             #[aludel(group = \"media\")] cover: Deferred<Option<Vec<u8>>> }"
+        ));
+    }
+
+    #[test]
     fn expansion_snapshot_enum() {
         let ast: DeriveInput = syn::parse_str(
             "#[aludel(type_name = \"mood\", rename_all = \"snake_case\")] enum Mood { Happy, #[aludel(rename = \"meh\")] SoSo }",
@@ -838,6 +971,16 @@ mod tests {
             expand_src("struct A { #[aludel(primary_key)] id: Option<i32> }")
                 .unwrap_err()
                 .contains("cannot be an Option")
+        );
+        assert!(
+            expand_src("struct A { #[aludel(primary_key)] id: Deferred<i32> }")
+                .unwrap_err()
+                .contains("cannot be Deferred")
+        );
+        assert!(
+            expand_src("struct A { #[aludel(primary_key)] id: i32, #[aludel(group = \"g\")] b: String }")
+                .unwrap_err()
+                .contains("`group` is for Deferred")
         );
         assert_eq!(snake_case("UserProfile"), "user_profile");
     }

@@ -112,7 +112,7 @@ impl fmt::Debug for KindDebug<'_> {
             Kind::InvalidRequest(_) => "InvalidRequest",
             Kind::Expired { .. } => "Expired",
             Kind::Detached { .. } => "Detached",
-            Kind::NotLoaded { .. } => "NotLoaded",
+            Kind::NotLoaded { .. } | Kind::ColumnNotLoaded { .. } => "NotLoaded",
             Kind::PendingRollback => "PendingRollback",
             Kind::StaleData { .. } => "StaleData",
             Kind::RowGone { .. } => "RowGone",

@@ -75,6 +75,8 @@ pub(crate) enum Kind {
     Detached { table: &'static str },
     /// A relationship was read before it was loaded (or it is marked `raise`).
     NotLoaded { relation: &'static str, raise: bool },
+    /// A `Deferred` column that was not loaded.
+    ColumnNotLoaded { column: &'static str, raise: bool },
     /// A flush failed; the session refuses work until `rollback()`.
     PendingRollback,
     /// An UPDATE or DELETE matched fewer rows than expected (version mismatch or row gone).
@@ -152,6 +154,10 @@ impl Error {
 
     pub(crate) fn not_loaded(relation: &'static str, raise: bool) -> Self {
         Error::new(Kind::NotLoaded { relation, raise })
+    }
+
+    pub(crate) fn column_not_loaded(column: &'static str, raise: bool) -> Self {
+        Error::new(Kind::ColumnNotLoaded { column, raise })
     }
 
     pub(crate) fn detached(table: &'static str) -> Self {
@@ -380,7 +386,10 @@ impl Error {
     /// marked `raise` (SQLAlchemy's `MissingGreenlet` / `lazy="raise"` cases). aludel never
     /// loads implicitly: load it with a query option or `AsyncSession::load`.
     pub fn is_not_loaded(&self) -> bool {
-        matches!(self.0.kind, Kind::NotLoaded { .. })
+        matches!(
+            self.0.kind,
+            Kind::NotLoaded { .. } | Kind::ColumnNotLoaded { .. }
+        )
     }
 
     /// The object is detached from its session and its values are not loaded.
@@ -450,6 +459,18 @@ impl fmt::Display for Error {
                 relation,
                 raise: true,
             } => write!(f, "`{relation}` is not available due to lazy=\"raise\"")?,
+            Kind::ColumnNotLoaded {
+                column,
+                raise: false,
+            } => write!(
+                f,
+                "column `{column}` is deferred and not loaded; load it with `undefer` (a query \
+                 option, or `AsyncSession::load`)"
+            )?,
+            Kind::ColumnNotLoaded {
+                column,
+                raise: true,
+            } => write!(f, "column `{column}` is not available due to raiseload")?,
             Kind::Detached { table } => write!(
                 f,
                 "this `{table}` object is detached from its session and its values are not loaded"

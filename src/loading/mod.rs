@@ -7,6 +7,7 @@
 //! (`lazy = "selectin"`), or after the fact for many objects at once
 //! ([`AsyncSession::load`](crate::AsyncSession::load): one query for all of them).
 
+mod deferred;
 mod rel;
 mod slots;
 mod strategy;
@@ -14,6 +15,10 @@ mod write_only;
 
 use std::borrow::Cow;
 
+pub use self::deferred::{
+    ColumnOpt, Columns, Deferred, defer, deferred_bind, load_only, undefer, undefer_group,
+};
+pub(crate) use self::deferred::{ColumnPlan, load_columns};
 pub(crate) use self::rel::cols_or_pk;
 pub use self::rel::{Cascade, Lazy, Rel, RelDef, RelKind, Secondary, Slot};
 pub use self::slots::{Many, One, WriteOnly};
@@ -60,6 +65,8 @@ pub struct Loading<M: Model> {
     load: Load<M>,
     /// Options loaded through the query's own joins, with their column offsets.
     joined: Vec<(usize, usize)>,
+    /// The model's columns chosen by column options (`None`: the default list).
+    columns: Option<ColumnPlan>,
 }
 
 impl<M: Model> Clone for Loading<M> {
@@ -68,6 +75,7 @@ impl<M: Model> Clone for Loading<M> {
             query: self.query.clone(),
             load: self.load.clone(),
             joined: self.joined.clone(),
+            columns: self.columns.clone(),
         }
     }
 }
@@ -79,7 +87,18 @@ impl<M: Model> Select<All<M>> {
         let load = load.into();
         let mut query = self;
         let mut joined = Vec::new();
-        let mut offset = M::TABLE.columns.len();
+        let columns = match ColumnPlan::build(M::TABLE, &load.cols) {
+            Ok(plan) => plan,
+            Err(e) => {
+                query.set_error(e.to_string());
+                None
+            }
+        };
+        let mut offset = <M as crate::row::FromRow>::column_count();
+        if let Some(plan) = &columns {
+            query.set_columns(M::TABLE.columns, plan.indexes.clone());
+            offset = plan.indexes.len();
+        }
         for (i, step) in load.steps.iter().enumerate() {
             if step.strategy() == Strategy::Joined && step.join_into(&mut query) {
                 joined.push((i, offset));
@@ -90,6 +109,7 @@ impl<M: Model> Select<All<M>> {
             query,
             load,
             joined,
+            columns,
         }
     }
 }
@@ -102,6 +122,11 @@ impl<M: Model> Loading<M> {
 
     pub(crate) fn load(&self) -> &Load<M> {
         &self.load
+    }
+
+    /// The deferred columns the statement loads (`None`: the model's defaults).
+    pub(crate) fn columns(&self) -> Option<Columns> {
+        self.columns.as_ref().map(|p| p.set)
     }
 
     /// `(option index, column offset)` of options loaded by the statement's joins.

@@ -159,6 +159,22 @@ pub(crate) fn cols_or_pk(
 }
 
 /// Column indexes of `names` in `t`.
+/// Where columns `names` sit in a `select(Model::ALL)` row (join keys are never deferred).
+pub(crate) fn row_positions(t: &'static TableDef, names: &[&'static str]) -> Result<Vec<usize>> {
+    indexes(t, names)?
+        .into_iter()
+        .zip(names)
+        .map(|(i, n)| {
+            t.default_position(i).ok_or_else(|| {
+                Error::invalid(format!(
+                    "`{}.{n}` joins a relationship and cannot be Deferred",
+                    t.name
+                ))
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn indexes(t: &'static TableDef, names: &[&'static str]) -> Result<Vec<usize>> {
     names
         .iter()

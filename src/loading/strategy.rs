@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use super::rel::{Rel, RelKind, Slot, cols_or_pk, indexes};
+use super::rel::{Rel, RelKind, Slot, cols_or_pk, row_positions};
 use super::slots::Edge;
 use crate::error::{Error, Result};
-use crate::row::Row;
+use crate::row::{RawSlice, Row};
 use crate::schema::Model;
 use crate::session::AsyncSession;
 use crate::session::object::{Key, Obj, identity_key};
@@ -159,12 +159,15 @@ impl<P: Model, C: Model> LoadOpt<P, C> {
 /// A set of loading options for objects of `M` (see [`LoadOpt::and`]).
 pub struct Load<M: Model> {
     pub(crate) steps: Vec<Arc<dyn Step<M>>>,
+    /// Column options (`defer`, `undefer`, `load_only`), in the order given.
+    pub(crate) cols: Vec<super::deferred::ColOpt>,
 }
 
 impl<M: Model> Clone for Load<M> {
     fn clone(&self) -> Self {
         Load {
             steps: self.steps.clone(),
+            cols: self.cols.clone(),
         }
     }
 }
@@ -172,20 +175,28 @@ impl<M: Model> Clone for Load<M> {
 impl<M: Model> std::fmt::Debug for Load<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.steps.iter().map(|s| s.rel_path()).collect();
-        f.debug_tuple("Load").field(&names).finish()
+        f.debug_struct("Load")
+            .field("relationships", &names)
+            .field("columns", &self.cols)
+            .finish()
     }
 }
 
 impl<M: Model> Default for Load<M> {
     fn default() -> Self {
-        Load { steps: Vec::new() }
+        Load {
+            steps: Vec::new(),
+            cols: Vec::new(),
+        }
     }
 }
 
 impl<M: Model> Load<M> {
     /// Adds more options.
     pub fn and(mut self, other: impl Into<Load<M>>) -> Self {
-        self.steps.extend(other.into().steps);
+        let other = other.into();
+        self.steps.extend(other.steps);
+        self.cols.extend(other.cols);
         self
     }
 }
@@ -194,6 +205,16 @@ impl<P: Model, C: Model> From<LoadOpt<P, C>> for Load<P> {
     fn from(o: LoadOpt<P, C>) -> Self {
         Load {
             steps: vec![Arc::new(o)],
+            cols: Vec::new(),
+        }
+    }
+}
+
+impl<M: Model> From<super::deferred::ColumnOpt<M>> for Load<M> {
+    fn from(o: super::deferred::ColumnOpt<M>) -> Self {
+        Load {
+            steps: Vec::new(),
+            cols: vec![o.opt],
         }
     }
 }
@@ -285,7 +306,7 @@ pub(crate) fn key_condition(
     out.unwrap_or(Node::Raw("false"))
 }
 
-fn to_arc(sql: crate::sql::SqlText<'_>) -> Arc<str> {
+pub(crate) fn to_arc(sql: crate::sql::SqlText<'_>) -> Arc<str> {
     match sql {
         crate::sql::SqlText::Borrowed(s) => Arc::from(s),
         crate::sql::SqlText::Shared(s) | crate::sql::SqlText::Fresh(s) => s,
@@ -304,9 +325,9 @@ impl<P: Model, C: Model> LoadOpt<P, C> {
     /// column selected after them (many-to-many).
     fn key_columns(&self) -> Result<Vec<usize>> {
         if self.rel.def().kind == RelKind::ManyToMany {
-            Ok(vec![C::TABLE.columns.len()])
+            Ok(vec![<C as crate::row::FromRow>::column_count()])
         } else {
-            self.rel.remote_idx()
+            row_positions(C::TABLE, &cols_or_pk(self.rel.def().remote, C::TABLE))
         }
     }
 
@@ -368,28 +389,8 @@ impl<'a> tokio_postgres::types::FromSql<'a> for RawKey {
     }
 }
 
-/// A column's value as the bytes on the wire, borrowed from the row.
-struct RawSlice<'a>(Option<&'a [u8]>);
-
-impl<'a> tokio_postgres::types::FromSql<'a> for RawSlice<'a> {
-    fn from_sql(
-        _: &tokio_postgres::types::Type,
-        raw: &'a [u8],
-    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(RawSlice(Some(raw)))
-    }
-    fn from_sql_null(
-        _: &tokio_postgres::types::Type,
-    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(RawSlice(None))
-    }
-    fn accepts(_: &tokio_postgres::types::Type) -> bool {
-        true
-    }
-}
-
 /// The identity-key encoding of columns `cols` of `row`; `None` when one is NULL.
-fn row_key(row: &tokio_postgres::Row, cols: &[usize]) -> Option<Key> {
+pub(crate) fn row_key(row: &tokio_postgres::Row, cols: &[usize]) -> Option<Key> {
     let mut key = Key::with_capacity(16);
     for &i in cols {
         let RawSlice(v) = row.try_get(i).ok()?;
@@ -555,7 +556,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
     }
 
     fn joined_columns(&self) -> usize {
-        C::TABLE.columns.len()
+        <C as crate::row::FromRow>::column_count()
     }
 
     fn apply_joined<'a>(
@@ -569,7 +570,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
             let def = self.rel.def();
             let mut per_parent: HashMap<usize, Vec<Obj<C>>> = HashMap::new();
             let mut order = Vec::new();
-            let pk = indexes(C::TABLE, &cols_or_pk(None, C::TABLE))?;
+            let pk = row_positions(C::TABLE, &cols_or_pk(None, C::TABLE))?;
             for (parent, row) in parents.iter().zip(rows) {
                 let list = per_parent
                     .entry(Arc::as_ptr(&parent.0) as usize)

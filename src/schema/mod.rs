@@ -35,6 +35,21 @@ pub trait Model: FromRow + crate::row::FromRowOpt + Send + Sync + 'static {
     #[doc(hidden)]
     fn set_column(&mut self, idx: usize, raw: Option<&[u8]>) -> crate::Result<()>;
 
+    /// Builds the model from a row holding its default columns plus the deferred ones
+    /// `cols` names (in column order), from `offset`.
+    #[doc(hidden)]
+    fn from_row_columns(
+        row: &crate::Row,
+        offset: usize,
+        cols: crate::loading::Columns,
+    ) -> crate::Result<Self>
+    where
+        Self: Sized,
+    {
+        let _ = cols;
+        <Self as FromRow>::from_row_at(row, offset)
+    }
+
     /// Calls `v.visit(rel)` for each relationship of the model.
     #[doc(hidden)]
     fn visit_relations<V: crate::loading::RelVisitor<Self>>(v: &mut V)
@@ -59,6 +74,8 @@ pub struct TableDef {
     pub indexes: &'static [IndexDef],
     /// CHECK constraints.
     pub checks: &'static [CheckDef],
+    /// Some column is `Deferred<_>` (left out of `select(Model::ALL)`).
+    pub has_deferred: bool,
 }
 
 impl TableDef {
@@ -70,13 +87,25 @@ impl TableDef {
         indexes: &'static [IndexDef],
         checks: &'static [CheckDef],
     ) -> Self {
+        let mut has_deferred = false;
+        let mut i = 0;
+        while i < columns.len() {
+            has_deferred |= columns[i].deferred;
+            i += 1;
+        }
         TableDef {
             name,
             columns,
             uniques,
             indexes,
             checks,
+            has_deferred,
         }
+    }
+
+    /// The columns `select(Model::ALL)` reads, in order: all but `Deferred` ones.
+    pub fn default_columns(&self) -> impl Iterator<Item = &ColumnDef> {
+        self.columns.iter().filter(|c| !c.deferred)
     }
 
     /// Primary-key columns, in declaration order.
@@ -87,6 +116,15 @@ impl TableDef {
     /// Columns an INSERT supplies: all but server-generated ones.
     pub fn insert_columns(&self) -> impl Iterator<Item = &ColumnDef> {
         self.columns.iter().filter(|c| c.is_insertable())
+    }
+
+    /// Where column `idx` sits in a `select(Model::ALL)` row; `None` for a `Deferred` column.
+    pub(crate) fn default_position(&self, idx: usize) -> Option<usize> {
+        let c = self.columns.get(idx)?;
+        if c.deferred {
+            return None;
+        }
+        Some(self.columns[..idx].iter().filter(|c| !c.deferred).count())
     }
 
     /// The index of the column called `name`.
@@ -130,6 +168,10 @@ pub struct ColumnDef {
     pub foreign_key: Option<ForeignKeyDef>,
     /// The optimistic-locking version counter (`#[aludel(version)]`).
     pub version: bool,
+    /// A `Deferred<_>` field: not loaded unless a statement asks for it.
+    pub deferred: bool,
+    /// The deferral group (`#[aludel(group = "…")]`), for `undefer_group`.
+    pub group: Option<&'static str>,
 }
 
 impl ColumnDef {
@@ -148,12 +190,21 @@ impl ColumnDef {
             index: false,
             foreign_key: None,
             version: false,
+            deferred: false,
+            group: None,
         }
     }
 
     #[doc(hidden)]
     pub const fn versioned(mut self) -> Self {
         self.version = true;
+        self
+    }
+
+    #[doc(hidden)]
+    pub const fn deferred(mut self, group: Option<&'static str>) -> Self {
+        self.deferred = true;
+        self.group = group;
         self
     }
 

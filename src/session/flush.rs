@@ -16,10 +16,10 @@ const MAX_BINDS: usize = 32_767;
 /// Rows per multi-row INSERT (SQLAlchemy's `insertmanyvalues_page_size`).
 const MAX_ROWS: usize = 1_000;
 
+/// The default columns of `t` (all but `Deferred` ones), as the model's `FromRow` reads them.
 fn columns_list(t: &TableDef, prefix: &str) -> String {
     let table = quote_ident(t.name);
-    t.columns
-        .iter()
+    t.default_columns()
         .map(|c| format!("{prefix}{table}.{}", quote_ident(c.name)))
         .collect::<Vec<_>>()
         .join(", ")
@@ -76,6 +76,18 @@ pub(crate) async fn insert_all(
     let mut by_table: Vec<(&'static TableDef, Vec<Arc<dyn AnyObj>>)> = Vec::new();
     for obj in pending {
         let t = obj.table();
+        if t.has_deferred {
+            // Checked before any INSERT: a Deferred column with no value cannot be sent.
+            for (i, c) in t.columns.iter().enumerate() {
+                if c.deferred && c.is_insertable() && obj.column(i).is_none() {
+                    return Err(Error::invalid(format!(
+                        "a new `{}` object has Deferred column `{}` not loaded; give it a value \
+                         (Deferred::new) before adding it",
+                        t.name, c.name
+                    )));
+                }
+            }
+        }
         match by_table.iter_mut().find(|(bt, _)| bt.name == t.name) {
             Some((_, list)) => list.push(obj.clone()),
             None => by_table.push((t, vec![obj.clone()])),
@@ -170,7 +182,7 @@ async fn run_returning(
     conn.run(sql, binds, |row| {
         let row = Row(row);
         if let Some(obj) = objs.get(i) {
-            obj.load(&row)?;
+            obj.load_returning(&row)?;
             obj.set_state(ObjectState::Persistent);
         }
         i += 1;
@@ -311,13 +323,13 @@ pub(crate) async fn update_chunk(
         cond.join(" AND "),
         columns_list(t, "")
     );
-    let ord_col = t.columns.len();
+    let ord_col = t.default_columns().count();
     let mut matched = 0u64;
     conn.run(&sql, &binds, |row| {
         let row = Row(row);
         let ord: i32 = row.get(ord_col)?;
         if let Some((_, obj, _)) = usize::try_from(ord).ok().and_then(|o| rows.get(o)) {
-            obj.load(&row)?;
+            obj.load_returning(&row)?;
         }
         matched += 1;
         Ok(())

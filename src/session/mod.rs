@@ -695,8 +695,10 @@ impl AsyncSession {
         let inner = object::rlock(&obj.0.inner);
         match &inner.snapshot {
             None => inner.state == ObjectState::Pending,
-            Some(snap) => (0..M::TABLE.columns.len())
-                .any(|i| inner.value.column_value(i).and_then(|b| object::encode(&b)) != snap[i]),
+            Some(snap) => (0..M::TABLE.columns.len()).any(|i| {
+                let now = object::snap_column(&inner.value, i);
+                now != object::Snap::NotLoaded && snap.get(i) != Some(&now)
+            }),
         }
     }
 }

@@ -85,7 +85,7 @@ pub(crate) struct Inner<M> {
     pub(crate) state: ObjectState,
     pub(crate) expired: bool,
     /// Column encodings taken at the first `write()` since the last flush/load.
-    pub(crate) snapshot: Option<Vec<Option<Vec<u8>>>>,
+    pub(crate) snapshot: Option<Vec<Snap>>,
     /// The session this object belongs to (its registry), while attached.
     pub(crate) session: Option<Weak<Registry>>,
     /// Set when the object was deleted inside the current transaction (rollback restores).
@@ -233,7 +233,7 @@ impl<M: Model> Obj<M> {
             return Err(expired_error::<M>(&inner));
         }
         if inner.state == ObjectState::Persistent && inner.snapshot.is_none() {
-            inner.snapshot = Some(encode_all(&inner.value));
+            inner.snapshot = Some(snap_all(&inner.value));
             if let Some(registry) = inner.session.as_ref().and_then(Weak::upgrade) {
                 lock(&registry.written).push(self.0.clone() as Arc<dyn AnyObj>);
             }
@@ -313,11 +313,90 @@ fn expired_error<M: Model>(inner: &Inner<M>) -> Error {
     }
 }
 
-/// Encodes every column for the snapshot (`None` = NULL).
-fn encode_all<M: Model>(value: &M) -> Vec<Option<Vec<u8>>> {
+/// One column in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Snap {
+    /// A `Deferred` column that is not loaded (any value set later is a change).
+    NotLoaded,
+    /// The wire encoding (`None` = NULL).
+    Value(Option<Vec<u8>>),
+}
+
+/// Column `i` of `value` for a snapshot.
+pub(crate) fn snap_column<M: Model>(value: &M, i: usize) -> Snap {
+    match value.column_value(i) {
+        Some(b) => Snap::Value(encode(&b)),
+        None => Snap::NotLoaded,
+    }
+}
+
+/// Every column, for the snapshot.
+fn snap_all<M: Model>(value: &M) -> Vec<Snap> {
     (0..M::TABLE.columns.len())
-        .map(|i| value.column_value(i).and_then(|b| encode(&b)))
+        .map(|i| snap_column(value, i))
         .collect()
+}
+
+/// Carries the loaded `Deferred` columns of `old` over to `new` (a write-back that did not
+/// read them keeps what the object holds).
+fn keep_deferred<M: Model>(new: &mut M, old: &M) -> Result<()> {
+    for (i, c) in M::TABLE.columns.iter().enumerate() {
+        if !c.deferred {
+            continue;
+        }
+        if let Some(b) = old.column_value(i) {
+            new.set_column(i, encode(&b).as_deref())?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets the deferred columns of `cols` that `value` has not loaded from `row` (read from
+/// `offset` in the statement's column order); the snapshot, if any, takes the same values so
+/// loading is never a change.
+fn fill_deferred<M: Model>(
+    inner: &mut Inner<M>,
+    row: &Row,
+    offset: usize,
+    cols: crate::loading::Columns,
+) -> Result<()> {
+    let mut at = offset;
+    let mut k = 0;
+    for (i, c) in M::TABLE.columns.iter().enumerate() {
+        if !c.deferred {
+            at += 1;
+            continue;
+        }
+        let present = cols.has(k);
+        k += 1;
+        if !present {
+            continue;
+        }
+        let crate::row::RawSlice(raw) = row.get(at)?;
+        fill_column(inner, i, raw)?;
+        at += 1;
+    }
+    Ok(())
+}
+
+/// Sets column `i` from its wire bytes unless it is loaded; the snapshot, if any, takes the
+/// same value (loading is not a change).
+fn fill_column<M: Model>(inner: &mut Inner<M>, i: usize, raw: Option<&[u8]>) -> Result<()> {
+    if inner.value.column_value(i).is_some() {
+        return Ok(());
+    }
+    inner.value.set_column(i, raw)?;
+    if let Some(snap) = inner.snapshot.as_mut().and_then(|s| s.get_mut(i)) {
+        *snap = Snap::Value(raw.map(<[u8]>::to_vec));
+    }
+    Ok(())
+}
+
+impl<M: Model> Obj<M> {
+    /// Sets a not-loaded column from its wire bytes (an explicit column load).
+    pub(crate) fn fill_column(&self, i: usize, raw: Option<&[u8]>) -> Result<()> {
+        fill_column(&mut wlock(&self.0.inner), i, raw)
+    }
 }
 
 /// The wire encoding of one value, for comparisons and identity keys.
@@ -383,11 +462,22 @@ pub(crate) trait AnyObj: Send + Sync {
     fn take_changes(&self) -> Vec<(usize, Bind)>;
     /// The value of one column now.
     fn column(&self, idx: usize) -> Option<Bind>;
-    /// Replaces the column values from a full-row result (RETURNING, refresh), unexpires;
-    /// relationship slots are kept.
+    /// Replaces the column values from a row of the default columns (refresh, criteria
+    /// UPDATE … RETURNING), unexpires; relationship slots are kept, deferred columns are
+    /// left not loaded.
     fn load(&self, row: &Row) -> Result<()>;
-    /// As `load`, reading the columns from `offset`.
-    fn load_at(&self, row: &Row, offset: usize) -> Result<()>;
+    /// As `load`, reading the columns from `offset` (`cols`: the deferred ones in the row).
+    fn load_at(
+        &self,
+        row: &Row,
+        offset: usize,
+        cols: Option<crate::loading::Columns>,
+    ) -> Result<()>;
+    /// As `load`, for the RETURNING rows of the flush's own INSERT/UPDATE: loaded deferred
+    /// columns keep the values just written.
+    fn load_returning(&self, row: &Row) -> Result<()>;
+    /// Fills deferred columns the object has not loaded from a row that carries them.
+    fn fill_deferred(&self, row: &Row, offset: usize, cols: crate::loading::Columns) -> Result<()>;
     /// Sets one column from its wire encoding; `track` records the change for the next flush
     /// (snapshot + written list) when the object is persistent.
     fn set_column_raw(self: Arc<Self>, idx: usize, raw: Option<&[u8]>, track: bool) -> Result<()>;
@@ -454,7 +544,7 @@ impl<M: Model> AnyObj for Cell<M> {
         let mut changes = Vec::new();
         for (i, before) in snapshot.iter().enumerate() {
             if let Some(now) = inner.value.column_value(i) {
-                if encode(&now) != *before {
+                if *before == Snap::NotLoaded || Snap::Value(encode(&now)) != *before {
                     changes.push((i, now));
                 }
             }
@@ -465,20 +555,42 @@ impl<M: Model> AnyObj for Cell<M> {
         rlock(&self.inner).value.column_value(idx)
     }
     fn load(&self, row: &Row) -> Result<()> {
-        self.load_at(row, 0)
+        self.load_at(row, 0, None)
     }
-    fn load_at(&self, row: &Row, offset: usize) -> Result<()> {
-        let value = <M as crate::row::FromRow>::from_row_at(row, offset)?;
+    fn load_at(
+        &self,
+        row: &Row,
+        offset: usize,
+        cols: Option<crate::loading::Columns>,
+    ) -> Result<()> {
+        let value = match cols {
+            Some(cols) => M::from_row_columns(row, offset, cols)?,
+            None => <M as crate::row::FromRow>::from_row_at(row, offset)?,
+        };
         let mut inner = wlock(&self.inner);
         replace_columns(&mut inner, value);
         inner.expired = false;
         inner.snapshot = None;
         Ok(())
     }
+    fn load_returning(&self, row: &Row) -> Result<()> {
+        let mut value = <M as crate::row::FromRow>::from_row(row)?;
+        let mut inner = wlock(&self.inner);
+        if M::TABLE.has_deferred && !inner.expired {
+            keep_deferred(&mut value, &inner.value)?;
+        }
+        replace_columns(&mut inner, value);
+        inner.expired = false;
+        inner.snapshot = None;
+        Ok(())
+    }
+    fn fill_deferred(&self, row: &Row, offset: usize, cols: crate::loading::Columns) -> Result<()> {
+        fill_deferred(&mut wlock(&self.inner), row, offset, cols)
+    }
     fn set_column_raw(self: Arc<Self>, idx: usize, raw: Option<&[u8]>, track: bool) -> Result<()> {
         let mut inner = wlock(&self.inner);
         if track && inner.state == ObjectState::Persistent && inner.snapshot.is_none() {
-            inner.snapshot = Some(encode_all(&inner.value));
+            inner.snapshot = Some(snap_all(&inner.value));
             if let Some(registry) = inner.session.as_ref().and_then(Weak::upgrade) {
                 lock(&registry.written).push(self.clone() as Arc<dyn AnyObj>);
             }

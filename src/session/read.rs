@@ -50,12 +50,13 @@ impl AsyncSession {
         self.autoflush().await?;
         self.connection().await?;
         let Some(loading) = q.loading() else {
-            let objs = self.fetch_rows_into::<M>(q, overwrite).await?;
+            let objs = self.fetch_rows_into::<M>(q, overwrite, None).await?;
             self.load_defaults(&objs, &[]).await?;
             return Ok(objs);
         };
         let objs = if loading.joined().is_empty() {
-            self.fetch_rows_into::<M>(q, overwrite).await?
+            self.fetch_rows_into::<M>(q, overwrite, loading.columns())
+                .await?
         } else {
             // Joined options read their columns from the same rows: keep the rows.
             let (sql, binds) = q.compile()?;
@@ -68,7 +69,14 @@ impl AsyncSession {
             .await?;
             let mut per_row = Vec::with_capacity(rows.len());
             for row in &rows {
-                per_row.push(self.identify_with::<M>(&Row(row.clone()), 0, overwrite)?);
+                per_row.push(identify_into::<M>(
+                    &mut self.identity,
+                    &self.registry,
+                    &Row(row.clone()),
+                    0,
+                    overwrite,
+                    loading.columns(),
+                )?);
             }
             for (i, offset) in loading.joined() {
                 if let Some(step) = loading.load().steps.get(*i) {
@@ -139,6 +147,9 @@ impl AsyncSession {
             return Err(Error::not_loaded(path, true));
         }
         self.autoflush().await?;
+        if !load.cols.is_empty() {
+            crate::loading::load_columns(self, objs, &load.cols).await?;
+        }
         crate::loading::run_steps(self, objs, &load.steps).await
     }
 
@@ -152,7 +163,7 @@ impl AsyncSession {
         if self.conn.is_none() {
             self.connection().await?;
         }
-        self.fetch_rows_into::<M>(q, false).await
+        self.fetch_rows_into::<M>(q, false, None).await
     }
 
     /// Runs statements pipelined on the session's connection (one round trip).
@@ -181,22 +192,14 @@ impl AsyncSession {
 
     /// The object for a row (columns from `offset`), through the identity map.
     pub(crate) fn identify<M: Model>(&mut self, row: &Row, offset: usize) -> Result<Obj<M>> {
-        self.identify_with::<M>(row, offset, false)
-    }
-
-    fn identify_with<M: Model>(
-        &mut self,
-        row: &Row,
-        offset: usize,
-        overwrite: bool,
-    ) -> Result<Obj<M>> {
-        identify_into::<M>(&mut self.identity, &self.registry, row, offset, overwrite)
+        identify_into::<M>(&mut self.identity, &self.registry, row, offset, false, None)
     }
 
     async fn fetch_rows_into<M: Model>(
         &mut self,
         q: &impl crate::Statement,
         overwrite: bool,
+        cols: Option<crate::loading::Columns>,
     ) -> Result<Vec<Obj<M>>> {
         let (sql, binds) = q.compile()?;
         let AsyncSession {
@@ -215,6 +218,7 @@ impl AsyncSession {
                 &Row(row),
                 0,
                 overwrite,
+                cols,
             )?);
             Ok(())
         })
@@ -270,7 +274,14 @@ impl AsyncSession {
         let mut found = None;
         conn.run_read(!for_update, &sql, &pk, |row| {
             if found.is_none() {
-                found = Some(identify_into::<M>(identity, registry, &Row(row), 0, true)?);
+                found = Some(identify_into::<M>(
+                    identity,
+                    registry,
+                    &Row(row),
+                    0,
+                    true,
+                    None,
+                )?);
             }
             Ok(())
         })
@@ -345,8 +356,12 @@ fn identify_into<M: Model>(
     row: &Row,
     offset: usize,
     overwrite: bool,
+    cols: Option<crate::loading::Columns>,
 ) -> Result<Obj<M>> {
-    let value = M::from_row_at(row, offset)?;
+    let value = match cols {
+        Some(cols) => M::from_row_columns(row, offset, cols)?,
+        None => M::from_row_at(row, offset)?,
+    };
     let mut key = object::Key::with_capacity(16);
     value.write_identity(&mut key);
     // One hash of the key per row (entry), not two (get, then insert).
@@ -354,7 +369,10 @@ fn identify_into<M: Model>(
         std::collections::hash_map::Entry::Occupied(e) => {
             if let Some(existing) = e.get().upgrade() {
                 if overwrite || existing.is_expired() {
-                    existing.load_at(row, offset)?;
+                    existing.load_at(row, offset, cols)?;
+                } else if let Some(cols) = cols.filter(|c| c.loaded != 0) {
+                    // Deferred columns this statement loaded, which the object has not.
+                    existing.fill_deferred(row, offset, cols)?;
                 }
                 if let Ok(cell) = existing.as_any().downcast::<object::Cell<M>>() {
                     return Ok(Obj(cell));

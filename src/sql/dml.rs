@@ -127,6 +127,8 @@ pub struct Insert<M, R = ()> {
     /// `ON CONFLICT (…) WHERE pred`: picks a partial unique index as the arbiter.
     arbiter_where: Option<Node>,
     returning: Option<Writer2>,
+    /// A row's `Deferred` column with no value (reported when the statement compiles).
+    unloaded: Option<&'static str>,
     _m: PhantomData<fn() -> (M, R)>,
 }
 
@@ -147,9 +149,19 @@ pub fn insert<M: Model>(row: &M) -> Insert<M> {
 
 /// One multi-row `INSERT … VALUES (…), (…)` for many model values.
 pub fn insert_many<'a, M: Model>(rows: impl IntoIterator<Item = &'a M>) -> Insert<M> {
+    let t = M::TABLE;
+    let mut unloaded = None;
     let rows = rows
         .into_iter()
         .map(|r| {
+            if t.has_deferred && unloaded.is_none() {
+                unloaded = t
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .find(|(i, c)| c.deferred && c.is_insertable() && r.column_value(*i).is_none())
+                    .map(|(_, c)| c.name);
+            }
             let mut v = Vec::new();
             r.insert_values(&mut v);
             v
@@ -160,6 +172,7 @@ pub fn insert_many<'a, M: Model>(rows: impl IntoIterator<Item = &'a M>) -> Inser
         conflict: Conflict::None,
         arbiter_where: None,
         returning: None,
+        unloaded,
         _m: PhantomData,
     }
 }
@@ -172,6 +185,7 @@ impl<M: Model, R> Insert<M, R> {
             conflict: self.conflict,
             arbiter_where: self.arbiter_where,
             returning: Some(returning_sql(&sel)),
+            unloaded: self.unloaded,
             _m: PhantomData,
         }
     }
@@ -219,6 +233,13 @@ impl<M: Model, R> Insert<M, R> {
             return Err(Error::invalid("an INSERT needs at least one row"));
         }
         let t = M::TABLE;
+        if let Some(c) = self.unloaded {
+            return Err(Error::invalid(format!(
+                "a `{}` row to insert has Deferred column `{c}` not loaded; give it a value \
+                 (Deferred::new)",
+                t.name
+            )));
+        }
         w.push("INSERT INTO ");
         w.ident(t.name);
         let cols: Vec<&'static str> = t.insert_columns().map(|c| c.name).collect();

@@ -71,12 +71,18 @@ impl<M: Model> All<M> {
     }
 }
 
-fn render_all(table: &'static str, columns: &[crate::schema::ColumnDef], w: &mut Writer) {
-    w.comma_list(columns, |w, c| {
+/// The columns `select(Model::ALL)` reads: all but `Deferred` ones.
+fn render_all(table: &'static str, columns: &'static [crate::schema::ColumnDef], w: &mut Writer) {
+    let mut first = true;
+    for c in columns.iter().filter(|c| !c.deferred) {
+        if !first {
+            w.push(", ");
+        }
+        first = false;
         w.ident(table);
         w.push(".");
         w.ident(c.name);
-    });
+    }
 }
 
 impl<M: Model> Selectable for All<M> {
@@ -105,7 +111,7 @@ impl<M: Model> FromRow for MaybeModel<M> {
         <M as crate::row::FromRowOpt>::from_row_opt_at(row, offset).map(MaybeModel)
     }
     fn column_count() -> usize {
-        M::TABLE.columns.len()
+        <M as FromRow>::column_count()
     }
 }
 
@@ -286,6 +292,9 @@ pub struct Select<S> {
     /// Columns of eagerly joined relationships, selected after the selection:
     /// `(table alias, columns)`.
     extra: Vec<(&'static str, &'static [crate::schema::ColumnDef])>,
+    /// The selection's columns chosen by column options (`load_only`, `undefer`): indexes
+    /// into the model's columns, replacing its default list.
+    only: Option<(&'static [crate::schema::ColumnDef], Vec<usize>)>,
 }
 
 /// Starts a `SELECT` of `sel`: `select(User::ALL)`, `select((User::id, User::name))`.
@@ -305,6 +314,7 @@ pub fn select<S: Selectable>(sel: S) -> Select<S> {
         defs: Vec::new(),
         error: None,
         extra: Vec::new(),
+        only: None,
         with: Vec::new(),
     }
 }
@@ -460,6 +470,20 @@ impl<S: Selectable> Select<S> {
 
     /// Whether LIMIT, OFFSET or DISTINCT shape the rows (a joined collection would change
     /// what they count).
+    /// Selects these columns of the model (by index) instead of its default list.
+    pub(crate) fn set_columns(
+        &mut self,
+        columns: &'static [crate::schema::ColumnDef],
+        idx: Vec<usize>,
+    ) {
+        self.only = Some((columns, idx));
+    }
+
+    /// Records a mistake found while building; the statement reports it when compiled.
+    pub(crate) fn set_error(&mut self, e: String) {
+        self.error.get_or_insert(e);
+    }
+
     pub(crate) fn limits_rows(&self) -> bool {
         self.limit.is_some() || self.offset.is_some() || !matches!(self.distinct, Distinct::No)
     }
@@ -682,7 +706,21 @@ impl<S: Selectable> Select<S> {
                 w.push(") ");
             }
         }
-        self.sel.render(w);
+        match (&self.only, self.sel.default_from()) {
+            (Some((columns, idx)), Some(table)) => {
+                let mut first = true;
+                for c in idx.iter().filter_map(|&i| columns.get(i)) {
+                    if !first {
+                        w.push(", ");
+                    }
+                    first = false;
+                    w.ident(table);
+                    w.push(".");
+                    w.ident(c.name);
+                }
+            }
+            _ => self.sel.render(w),
+        }
         for (alias, columns) in &self.extra {
             w.push(", ");
             render_all(alias, columns, w);
