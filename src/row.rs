@@ -89,6 +89,15 @@ pub trait FromRow: Sized {
     /// How many columns this value reads.
     fn column_count() -> usize;
 
+    /// Builds the value from a row holding the default columns plus the deferred ones
+    /// `cols` names, in column order (models with `Deferred` fields; others ignore `cols`).
+    #[doc(hidden)]
+    #[inline]
+    fn from_row_columns(row: &Row, offset: usize, cols: crate::loading::Columns) -> Result<Self> {
+        let _ = cols;
+        Self::from_row_at(row, offset)
+    }
+
     /// Builds the value from the whole row.
     #[inline]
     fn from_row(row: &Row) -> Result<Self> {
@@ -199,3 +208,15 @@ tuple_from_row!(A, B, C, D, E);
 tuple_from_row!(A, B, C, D, E, F);
 tuple_from_row!(A, B, C, D, E, F, G);
 tuple_from_row!(A, B, C, D, E, F, G, H);
+
+/// Decodes a row of a statement whose column options chose `cols` (`None`: the defaults).
+#[inline]
+pub(crate) fn decode_row<T: FromRow>(
+    row: &Row,
+    cols: Option<crate::loading::Columns>,
+) -> Result<T> {
+    match cols {
+        Some(c) => T::from_row_columns(row, 0, c),
+        None => T::from_row(row),
+    }
+}

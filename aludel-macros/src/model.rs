@@ -122,11 +122,11 @@ pub(crate) fn parse(ast: &DeriveInput) -> syn::Result<ModelIr> {
             for fk in &r.fk {
                 let ok = fk
                     .get_ident()
-                    .is_some_and(|id| ir.fields.iter().any(|f| &f.ident == id));
+                    .is_some_and(|id| ir.fields.iter().any(|f| &f.ident == id && !f.deferred));
                 if !ok {
                     return Err(syn::Error::new(
                         fk.span(),
-                        "many_to_one `fk` names a column field of this model",
+                        "many_to_one `fk` names a (not Deferred) column field of this model",
                     ));
                 }
             }
@@ -429,6 +429,12 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
         return Err(syn::Error::new(
             f.ty.span(),
             "a primary-key or version field cannot be Deferred",
+        ));
+    }
+    if ir.deferred && ir.references.is_some() {
+        return Err(syn::Error::new(
+            f.ty.span(),
+            "a foreign-key field cannot be Deferred (relationships read it)",
         ));
     }
     if ir.group.is_some() && !ir.deferred {
@@ -734,8 +740,6 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
                 #(#rel_visits)*
             }
 
-            #from_row_columns
-
         }
 
         impl ::aludel::__private::FromRowOpt for #ident {
@@ -759,6 +763,8 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
             fn column_count() -> usize {
                 #n_cols
             }
+
+            #from_row_columns
         }
     }
 }
@@ -978,9 +984,18 @@ mod tests {
                 .contains("cannot be Deferred")
         );
         assert!(
-            expand_src("struct A { #[aludel(primary_key)] id: i32, #[aludel(group = \"g\")] b: String }")
-                .unwrap_err()
-                .contains("`group` is for Deferred")
+            expand_src(
+                "struct A { #[aludel(primary_key)] id: i32, #[aludel(group = \"g\")] b: String }"
+            )
+            .unwrap_err()
+            .contains("`group` is for Deferred")
+        );
+        assert!(
+            expand_src(
+                "struct A { #[aludel(primary_key)] id: i32, #[aludel(references = \"B::id\")] b: Deferred<i32> }"
+            )
+            .unwrap_err()
+            .contains("foreign-key field cannot be Deferred")
         );
         assert_eq!(snake_case("UserProfile"), "user_profile");
     }

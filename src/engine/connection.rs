@@ -124,10 +124,19 @@ impl Connection {
 
     /// Runs `stmt` and maps each row into `T` as it arrives.
     pub async fn query_as<T: FromRow>(&mut self, stmt: &impl Statement) -> Result<Vec<T>> {
+        self.query_cols(stmt, None).await
+    }
+
+    /// `query_as` for rows whose deferred columns `cols` chose.
+    pub(crate) async fn query_cols<T: FromRow>(
+        &mut self,
+        stmt: &impl Statement,
+        cols: Option<crate::loading::Columns>,
+    ) -> Result<Vec<T>> {
         let (sql, binds) = stmt.compile()?;
         let mut out = Vec::new();
         self.run_read(stmt.is_plain_read(), &sql, &binds, |row| {
-            out.push(T::from_row(&Row(row))?);
+            out.push(crate::row::decode_row(&Row(row), cols)?);
             Ok(())
         })
         .await?;
@@ -141,12 +150,20 @@ impl Connection {
 
     /// Runs `stmt`, which must return zero or one row.
     pub async fn query_opt<T: FromRow>(&mut self, stmt: &impl Statement) -> Result<Option<T>> {
+        self.query_opt_cols(stmt, None).await
+    }
+
+    async fn query_opt_cols<T: FromRow>(
+        &mut self,
+        stmt: &impl Statement,
+        cols: Option<crate::loading::Columns>,
+    ) -> Result<Option<T>> {
         let (sql, binds) = stmt.compile()?;
         let mut first = None;
         let mut many = false;
         self.run_read(stmt.is_plain_read(), &sql, &binds, |row| {
             if first.is_none() {
-                first = Some(T::from_row(&Row(row))?);
+                first = Some(crate::row::decode_row(&Row(row), cols)?);
             } else {
                 many = true;
             }
@@ -161,27 +178,28 @@ impl Connection {
 
     /// Runs a typed statement and maps every row (`session.execute(...).all()` in SQLAlchemy).
     pub async fn all<Q: Typed>(&mut self, q: &Q) -> Result<Vec<Q::Output>> {
-        self.query_as(q).await
+        self.query_cols(q, q.columns()).await
     }
 
     /// Runs a typed statement that must return exactly one row.
     pub async fn one<Q: Typed>(&mut self, q: &Q) -> Result<Q::Output> {
-        self.query_one(q).await
+        self.one_or_none(q).await?.ok_or_else(Error::not_found)
     }
 
     /// Runs a typed statement that returns zero or one row.
     pub async fn one_or_none<Q: Typed>(&mut self, q: &Q) -> Result<Option<Q::Output>> {
-        self.query_opt(q).await
+        self.query_opt_cols(q, q.columns()).await
     }
 
     /// The first row of a typed statement, if any. Adds no `LIMIT`; later rows are read and
     /// discarded (SQLAlchemy's `first()`).
     pub async fn first<Q: Typed>(&mut self, q: &Q) -> Result<Option<Q::Output>> {
         let (sql, binds) = q.compile()?;
+        let cols = q.columns();
         let mut first = None;
         self.run_read(q.is_plain_read(), &sql, &binds, |row| {
             if first.is_none() {
-                first = Some(Q::Output::from_row(&Row(row))?);
+                first = Some(crate::row::decode_row(&Row(row), cols)?);
             }
             Ok(())
         })

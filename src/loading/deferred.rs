@@ -222,7 +222,8 @@ impl<M: Model> ColumnOpt<M> {
 }
 
 /// Leaves a `Deferred` column out of this statement (it is left out by default; this undoes
-/// an `undefer` or `undefer_group` given earlier in the same options).
+/// an `undefer` or `undefer_group` given earlier in the same options). With
+/// [`AsyncSession::load`](crate::AsyncSession::load), which only loads, it does nothing.
 pub fn defer<M: Model, T>(col: Column<M, T>) -> ColumnOpt<M> {
     ColumnOpt::new(ColOpt::Defer(col.name(), false))
 }
@@ -280,6 +281,8 @@ impl ColumnPlan {
                     set.loaded &= !(1 << k);
                     if *raise {
                         set.raise |= 1 << k;
+                    } else {
+                        set.raise &= !(1 << k);
                     }
                 }
                 ColOpt::UndeferGroup(group) => {

@@ -22,9 +22,9 @@ pub(crate) use self::deferred::{ColumnPlan, load_columns};
 pub(crate) use self::rel::cols_or_pk;
 pub use self::rel::{Cascade, Lazy, Rel, RelDef, RelKind, Secondary, Slot};
 pub use self::slots::{Many, One, WriteOnly};
-pub use self::strategy::{Load, LoadOpt, joined, noload, raise, selectin};
+pub use self::strategy::{Load, LoadOpt, joined, noload, raise, raiseload_all, selectin};
 pub(crate) use self::strategy::{
-    Step, Strategy, default_steps, key_condition, raise_declared, run_steps,
+    Step, Strategy, default_steps, key_condition, raise_declared, run_level, run_steps,
 };
 
 use crate::error::{Error, Result};
@@ -124,11 +124,6 @@ impl<M: Model> Loading<M> {
         &self.load
     }
 
-    /// The deferred columns the statement loads (`None`: the model's defaults).
-    pub(crate) fn columns(&self) -> Option<Columns> {
-        self.columns.as_ref().map(|p| p.set)
-    }
-
     /// `(option index, column offset)` of options loaded by the statement's joins.
     pub(crate) fn joined(&self) -> &[(usize, usize)] {
         &self.joined
@@ -151,5 +146,9 @@ impl<M: Model> Typed for Loading<M> {
     type Output = M;
     fn loading(&self) -> Option<&Loading<M>> {
         Some(self)
+    }
+
+    fn columns(&self) -> Option<Columns> {
+        self.columns.as_ref().map(|p| p.set)
     }
 }

@@ -158,7 +158,6 @@ pub(crate) fn cols_or_pk(
     }
 }
 
-/// Column indexes of `names` in `t`.
 /// Where columns `names` sit in a `select(Model::ALL)` row (join keys are never deferred).
 pub(crate) fn row_positions(t: &'static TableDef, names: &[&'static str]) -> Result<Vec<usize>> {
     indexes(t, names)?
@@ -175,6 +174,7 @@ pub(crate) fn row_positions(t: &'static TableDef, names: &[&'static str]) -> Res
         .collect()
 }
 
+/// Column indexes of `names` in `t`.
 pub(crate) fn indexes(t: &'static TableDef, names: &[&'static str]) -> Result<Vec<usize>> {
     names
         .iter()

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
+use super::deferred::ColumnPlan;
 use super::rel::{Rel, RelKind, Slot, cols_or_pk, row_positions};
 use super::slots::Edge;
 use crate::error::{Error, Result};
@@ -40,8 +41,12 @@ pub struct LoadOpt<P: Model, C: Model> {
     pub(crate) strategy: Strategy,
     pub(crate) filter: Option<Node>,
     pub(crate) order: Vec<Order>,
-    pub(crate) then: Vec<Arc<dyn Step<C>>>,
+    /// Options for the next level (relationships, columns, wildcard).
+    pub(crate) then: Load<C>,
     pub(crate) chunk: usize,
+    /// A relationship's own default (`lazy = …`, or a wildcard): applies only to parents
+    /// whose slot is not loaded yet, so cycles of defaults end.
+    pub(crate) default: bool,
 }
 
 impl<P: Model, C: Model> std::fmt::Debug for LoadOpt<P, C> {
@@ -49,7 +54,7 @@ impl<P: Model, C: Model> std::fmt::Debug for LoadOpt<P, C> {
         f.debug_struct("LoadOpt")
             .field("rel", &self.rel)
             .field("strategy", &self.strategy)
-            .field("then", &self.then.len())
+            .field("then", &self.then)
             .finish()
     }
 }
@@ -60,8 +65,9 @@ fn opt<P: Model, C: Model>(rel: Rel<P, C>, strategy: Strategy) -> LoadOpt<P, C> 
         strategy,
         filter: None,
         order: Vec::new(),
-        then: Vec::new(),
+        then: Load::default(),
         chunk: CHUNK,
+        default: false,
     }
 }
 
@@ -142,10 +148,11 @@ impl<P: Model, C: Model> LoadOpt<P, C> {
         self
     }
 
-    /// An option for the next level: `selectin(User::posts).then(joined(Post::author))`.
-    /// Call it several times for sibling relationships of the next level.
-    pub fn then<D: Model>(mut self, next: LoadOpt<C, D>) -> Self {
-        self.then.push(Arc::new(next));
+    /// Options for the next level: `selectin(User::posts).then(joined(Post::author))`.
+    /// Call it several times for sibling relationships of the next level. Column options
+    /// (`undefer(Post::body)`) and [`raiseload_all`] apply to the related objects too.
+    pub fn then(mut self, next: impl Into<Load<C>>) -> Self {
+        self.then = std::mem::take(&mut self.then).and(next);
         self
     }
 
@@ -161,6 +168,8 @@ pub struct Load<M: Model> {
     pub(crate) steps: Vec<Arc<dyn Step<M>>>,
     /// Column options (`defer`, `undefer`, `load_only`), in the order given.
     pub(crate) cols: Vec<super::deferred::ColOpt>,
+    /// `raiseload("*")`: every relationship no option names raises, whatever its `lazy`.
+    pub(crate) raise_all: bool,
 }
 
 impl<M: Model> Clone for Load<M> {
@@ -168,6 +177,7 @@ impl<M: Model> Clone for Load<M> {
         Load {
             steps: self.steps.clone(),
             cols: self.cols.clone(),
+            raise_all: self.raise_all,
         }
     }
 }
@@ -178,6 +188,7 @@ impl<M: Model> std::fmt::Debug for Load<M> {
         f.debug_struct("Load")
             .field("relationships", &names)
             .field("columns", &self.cols)
+            .field("raise_all", &self.raise_all)
             .finish()
     }
 }
@@ -187,7 +198,19 @@ impl<M: Model> Default for Load<M> {
         Load {
             steps: Vec::new(),
             cols: Vec::new(),
+            raise_all: false,
         }
+    }
+}
+
+/// SQLAlchemy's `raiseload("*")`: every relationship of these objects that no other option
+/// names is marked so reading it says `lazy="raise"`, whatever its declared `lazy`
+/// (`select(User::ALL).options(selectin(User::posts).and(raiseload_all()))`). Under
+/// [`LoadOpt::then`] it applies to the related objects of that level.
+pub fn raiseload_all<M: Model>() -> Load<M> {
+    Load {
+        raise_all: true,
+        ..Load::default()
     }
 }
 
@@ -197,6 +220,7 @@ impl<M: Model> Load<M> {
         let other = other.into();
         self.steps.extend(other.steps);
         self.cols.extend(other.cols);
+        self.raise_all |= other.raise_all;
         self
     }
 }
@@ -205,7 +229,7 @@ impl<P: Model, C: Model> From<LoadOpt<P, C>> for Load<P> {
     fn from(o: LoadOpt<P, C>) -> Self {
         Load {
             steps: vec![Arc::new(o)],
-            cols: Vec::new(),
+            ..Load::default()
         }
     }
 }
@@ -213,8 +237,8 @@ impl<P: Model, C: Model> From<LoadOpt<P, C>> for Load<P> {
 impl<M: Model> From<super::deferred::ColumnOpt<M>> for Load<M> {
     fn from(o: super::deferred::ColumnOpt<M>) -> Self {
         Load {
-            steps: Vec::new(),
             cols: vec![o.opt],
+            ..Load::default()
         }
     }
 }
@@ -253,6 +277,10 @@ pub(crate) trait Step<P: Model>: Send + Sync {
         offset: usize,
     ) -> BoxFuture<'a, Result<()>>;
     fn joined_columns(&self) -> usize;
+    /// A relationship's own default or a wildcard (see [`LoadOpt::default`]).
+    fn is_default(&self) -> bool;
+    /// Whether `parent`'s slot for this relationship is loaded.
+    fn loaded_on(&self, parent: &Obj<P>) -> bool;
 }
 
 /// The wire-encoded key of `binds`, `None` when any of them is NULL.
@@ -323,12 +351,32 @@ impl<P: Model, C: Model> LoadOpt<P, C> {
     /// from the row for many-to-many).
     /// The row columns holding a child's join key: its target-side columns, or the link
     /// column selected after them (many-to-many).
-    fn key_columns(&self) -> Result<Vec<usize>> {
+    fn key_columns(&self, plan: Option<&ColumnPlan>) -> Result<Vec<usize>> {
         if self.rel.def().kind == RelKind::ManyToMany {
-            Ok(vec![<C as crate::row::FromRow>::column_count()])
-        } else {
-            row_positions(C::TABLE, &cols_or_pk(self.rel.def().remote, C::TABLE))
+            return Ok(vec![match plan {
+                Some(p) => p.indexes.len(),
+                None => <C as crate::row::FromRow>::column_count(),
+            }]);
         }
+        let names = cols_or_pk(self.rel.def().remote, C::TABLE);
+        match plan {
+            None => row_positions(C::TABLE, &names),
+            Some(p) => names
+                .iter()
+                .map(|n| {
+                    let idx = C::TABLE.column_index(n);
+                    p.indexes
+                        .iter()
+                        .position(|&i| Some(i) == idx)
+                        .ok_or_else(|| Error::invalid(format!("join column `{n}` not selected")))
+                })
+                .collect(),
+        }
+    }
+
+    /// The related objects' columns chosen by column options under `then`.
+    fn child_plan(&self) -> Result<Option<ColumnPlan>> {
+        ColumnPlan::build(C::TABLE, &self.then.cols)
     }
 
     /// Fills each parent's slot with its children, and the children's reverse side.
@@ -455,6 +503,12 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
             let binds: Vec<Bind> = p
                 .read()?
                 .pipe(|v| local.iter().filter_map(|i| v.column_value(*i)).collect());
+            if binds.len() != local.len() {
+                return Err(Error::invalid(format!(
+                    "`{}`: a key column of the parent is not loaded",
+                    def.path
+                )));
+            }
             let key = key_of(&binds);
             if let Some(k) = &key {
                 // Many-to-one targets already in the identity map need no SQL.
@@ -485,12 +539,14 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
             let def = self.rel.def();
             let mut groups: HashMap<Key, Vec<Obj<C>>> = HashMap::new();
             let mut order = Vec::new();
-            let key_cols = self.key_columns()?;
+            let plan = self.child_plan()?;
+            let cols = plan.as_ref().map(|p| p.set);
+            let key_cols = self.key_columns(plan.as_ref())?;
             for row in rows.into_iter().flatten() {
                 // The key straight from the row's wire bytes: the same encoding the parents'
                 // keys were written in.
                 let key = row_key(&row, &key_cols);
-                let child = s.identify::<C>(&Row(row), 0)?;
+                let child = s.identify_cols::<C>(&Row(row), 0, cols)?;
                 if let Some(k) = key {
                     groups.entry(k).or_default().push(child.clone());
                 }
@@ -509,14 +565,17 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
             }
             self.assign(parents, &prepared.keys, &groups);
             let children = distinct(&groups, &order);
-            run_steps(s, &children, &self.then).await
+            run_level(s, &children, &self.then).await
         })
     }
 
     fn join_into(&self, q: &mut Select<All<P>>) -> bool {
         let def = self.rel.def();
         let collection = matches!(def.kind, RelKind::OneToMany | RelKind::ManyToMany);
-        if def.kind == RelKind::ManyToMany || (collection && q.limits_rows()) {
+        if def.kind == RelKind::ManyToMany
+            || (collection && q.limits_rows())
+            || !self.then.cols.is_empty()
+        {
             return false;
         }
         let Some(main) = q.main_name() else {
@@ -557,6 +616,19 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
 
     fn joined_columns(&self) -> usize {
         <C as crate::row::FromRow>::column_count()
+    }
+
+    fn is_default(&self) -> bool {
+        self.default
+    }
+
+    fn loaded_on(&self, parent: &Obj<P>) -> bool {
+        let def = self.rel.def();
+        parent.with_value_mut(|v| match &def.slot {
+            Slot::Many(f) => f(v).is_loaded(),
+            Slot::One(f) => f(v).is_loaded(),
+            Slot::WriteOnly(_) => true,
+        })
     }
 
     fn apply_joined<'a>(
@@ -607,7 +679,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
             let _ = def;
             self.assign(&unique_parents, &keys, &groups);
             let children = distinct(&groups, &order);
-            run_steps(s, &children, &self.then).await
+            run_level(s, &children, &self.then).await
         })
     }
 }
@@ -625,7 +697,11 @@ impl<P: Model, C: Model> LoadOpt<P, C> {
         } else {
             self.order.clone()
         };
-        let compiled = match &def.secondary {
+        let mut q = select(All::<C>::new());
+        if let Some(plan) = self.child_plan()? {
+            q.set_columns(C::TABLE.columns, plan.indexes);
+        }
+        match &def.secondary {
             Some(sec) => {
                 let st = (sec.table)();
                 let link_col = *sec
@@ -657,55 +733,54 @@ impl<P: Model, C: Model> LoadOpt<P, C> {
                         None => eq,
                     });
                 }
-                let link = Expr::<LinkValue>::from_node(Node::Column {
-                    table: st.name,
-                    name: link_col,
-                });
-                let mut q = select((All::<C>::new(), link))
-                    .filter(Expr::from_node(key_condition(st.name, sec.local, keys)));
-                q.add_joined(st.name, st.name, on.unwrap_or(Node::Raw("true")), &[]);
-                if let Some(f) = &self.filter {
-                    q = q.filter(Expr::from_node(f.clone()));
-                }
-                for o in orders {
-                    q = q.order_by(o);
-                }
-                let (sql, binds) = q.compile()?;
-                (to_arc(sql), binds.into_owned())
+                // The link column comes after the target's columns: it groups the rows.
+                let li = st.column_index(link_col).ok_or_else(|| {
+                    Error::invalid(format!("no column `{link_col}` in `{}`", st.name))
+                })?;
+                q.add_joined(
+                    st.name,
+                    st.name,
+                    on.unwrap_or(Node::Raw("true")),
+                    &st.columns[li..=li],
+                );
+                q = q.filter(Expr::from_node(key_condition(st.name, sec.local, keys)));
             }
             None => {
                 let remote = cols_or_pk(def.remote, C::TABLE);
-                let mut q = select(All::<C>::new())
-                    .filter(Expr::from_node(key_condition(c_name, &remote, keys)));
-                if let Some(f) = &self.filter {
-                    q = q.filter(Expr::from_node(f.clone()));
-                }
-                for o in orders {
-                    q = q.order_by(o);
-                }
-                let (sql, binds) = q.compile()?;
-                (to_arc(sql), binds.into_owned())
+                q = q.filter(Expr::from_node(key_condition(c_name, &remote, keys)));
             }
-        };
+        }
+        if let Some(f) = &self.filter {
+            q = q.filter(Expr::from_node(f.clone()));
+        }
+        for o in orders {
+            q = q.order_by(o);
+        }
+        let (sql, binds) = q.compile()?;
+        let compiled = (to_arc(sql), binds.into_owned());
         Ok(compiled)
     }
 }
 
-/// The link column in a many-to-many load's select list (read back as [`RawKey`]).
-#[derive(Debug)]
-pub(crate) struct LinkValue;
-
-impl crate::row::FromRow for LinkValue {
-    fn from_row_at(_: &Row, _: usize) -> Result<Self> {
-        Ok(LinkValue)
+/// Runs one level: the options of `load`, plus the relationships' own defaults (or the
+/// wildcard) for those no option names, all in one pipelined batch.
+pub(crate) async fn run_level<P: Model>(
+    s: &mut AsyncSession,
+    parents: &[Obj<P>],
+    load: &Load<P>,
+) -> Result<()> {
+    if parents.is_empty() {
+        return Ok(());
     }
-    fn column_count() -> usize {
-        1
-    }
+    let covered: Vec<&'static str> = load.steps.iter().map(|s| s.rel_path()).collect();
+    let mut steps = load.steps.clone();
+    steps.extend(default_steps::<P>(&covered, load.raise_all));
+    run_steps(s, parents, &steps).await
 }
 
 /// Runs one level of options on `parents`: raise/noload marks, then every selectin statement
-/// of the level in one pipelined batch, then each option's next level.
+/// of the level in one pipelined batch, then each option's next level. Default options only
+/// see parents whose slot is not loaded.
 pub(crate) async fn run_steps<P: Model>(
     s: &mut AsyncSession,
     parents: &[Obj<P>],
@@ -717,12 +792,25 @@ pub(crate) async fn run_steps<P: Model>(
     let mut batch = Vec::new();
     let mut prepared = Vec::new();
     for (i, step) in steps.iter().enumerate() {
+        let own: std::borrow::Cow<'_, [Obj<P>]> = if step.is_default() {
+            parents
+                .iter()
+                .filter(|p| !step.loaded_on(p))
+                .cloned()
+                .collect::<Vec<_>>()
+                .into()
+        } else {
+            parents.into()
+        };
+        if own.is_empty() {
+            continue;
+        }
         match step.strategy() {
-            Strategy::Raise | Strategy::NoLoad => step.mark(parents),
+            Strategy::Raise | Strategy::NoLoad => step.mark(&own),
             Strategy::Selectin | Strategy::Joined => {
-                let p = step.statements(s, parents)?;
+                let p = step.statements(s, &own)?;
                 batch.extend(p.stmts.iter().cloned());
-                prepared.push((i, p));
+                prepared.push((i, p, own));
             }
         }
     }
@@ -732,10 +820,10 @@ pub(crate) async fn run_steps<P: Model>(
         s.run_pipelined(&batch).await?
     };
     let mut rows = rows.into_iter();
-    for (i, p) in prepared {
+    for (i, p, own) in prepared {
         let n = p.stmts.len();
         let mine: Vec<_> = rows.by_ref().take(n).collect();
-        steps[i].apply(s, parents, p, mine).await?;
+        steps[i].apply(s, &own, p, mine).await?;
     }
     Ok(())
 }
@@ -750,9 +838,13 @@ impl<T> Pipe for T {}
 
 /// The options a model's relationships ask for by default (`lazy = "selectin"` …), except
 /// those already `covered` by explicit options.
-pub(crate) fn default_steps<M: Model>(covered: &[&'static str]) -> Vec<Arc<dyn Step<M>>> {
+pub(crate) fn default_steps<M: Model>(
+    covered: &[&'static str],
+    raise_all: bool,
+) -> Vec<Arc<dyn Step<M>>> {
     struct Defaults<'a, M: Model> {
         covered: &'a [&'static str],
+        raise_all: bool,
         out: Vec<Arc<dyn Step<M>>>,
     }
     impl<M: Model> super::RelVisitor<M> for Defaults<'_, M> {
@@ -762,16 +854,21 @@ pub(crate) fn default_steps<M: Model>(covered: &[&'static str]) -> Vec<Arc<dyn S
                 return;
             }
             let strategy = match rel.def().lazy {
+                Lazy::WriteOnly => return,
+                _ if self.raise_all => Strategy::Raise,
                 Lazy::Selectin | Lazy::Joined => Strategy::Selectin,
                 Lazy::Raise => Strategy::Raise,
                 Lazy::NoLoad => Strategy::NoLoad,
-                Lazy::Explicit | Lazy::WriteOnly => return,
+                Lazy::Explicit => return,
             };
-            self.out.push(Arc::new(opt(rel, strategy)));
+            let mut o = opt(rel, strategy);
+            o.default = true;
+            self.out.push(Arc::new(o));
         }
     }
     let mut v = Defaults {
         covered,
+        raise_all,
         out: Vec::new(),
     };
     M::visit_relations(&mut v);

@@ -59,12 +59,10 @@ impl<P: Model, C: Model> Rel<P, C> {
                         def.path
                     )));
                 }
-                let sub = select(Expr::<super::strategy::LinkValue>::from_node(
-                    Node::Column {
-                        table: st.name,
-                        name: link,
-                    },
-                ))
+                let sub = select(Expr::<LinkValue>::from_node(Node::Column {
+                    table: st.name,
+                    name: link,
+                }))
                 .filter(Expr::from_node(eq_all(st.name, sec.local)));
                 Ok(Node::InSubquery {
                     value: Box::new(Node::Column {
@@ -172,5 +170,18 @@ impl<P: Model, C: Model> Rel<P, C> {
             q = q.order_by(if *desc { e.desc() } else { e.asc() });
         }
         Ok(q)
+    }
+}
+
+/// A link-table column in a select list, read back as raw key bytes by the caller.
+#[derive(Debug)]
+struct LinkValue;
+
+impl crate::row::FromRow for LinkValue {
+    fn from_row_at(_: &crate::row::Row, _: usize) -> crate::error::Result<Self> {
+        Ok(LinkValue)
+    }
+    fn column_count() -> usize {
+        1
     }
 }

@@ -35,21 +35,6 @@ pub trait Model: FromRow + crate::row::FromRowOpt + Send + Sync + 'static {
     #[doc(hidden)]
     fn set_column(&mut self, idx: usize, raw: Option<&[u8]>) -> crate::Result<()>;
 
-    /// Builds the model from a row holding its default columns plus the deferred ones
-    /// `cols` names (in column order), from `offset`.
-    #[doc(hidden)]
-    fn from_row_columns(
-        row: &crate::Row,
-        offset: usize,
-        cols: crate::loading::Columns,
-    ) -> crate::Result<Self>
-    where
-        Self: Sized,
-    {
-        let _ = cols;
-        <Self as FromRow>::from_row_at(row, offset)
-    }
-
     /// Calls `v.visit(rel)` for each relationship of the model.
     #[doc(hidden)]
     fn visit_relations<V: crate::loading::RelVisitor<Self>>(v: &mut V)

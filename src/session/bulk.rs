@@ -4,7 +4,7 @@ use std::sync::Weak;
 
 use super::object::identity_key;
 use super::{AsyncSession, Obj, ObjectState, pk_binds};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::schema::Model;
 
 impl AsyncSession {
@@ -110,6 +110,18 @@ impl AsyncSession {
             .collect();
         if idx.is_empty() || rows.is_empty() {
             return Ok(0);
+        }
+        // Every row sets every column: a Deferred one not loaded has no value to send.
+        if t.has_deferred {
+            for r in rows {
+                if let Some(&i) = idx.iter().find(|&&i| r.column_value(i).is_none()) {
+                    return Err(Error::invalid(format!(
+                        "bulk_update sets every column, and `{}.{}` is a Deferred column not \
+                         loaded in one of the rows",
+                        t.name, t.columns[i].name
+                    )));
+                }
+            }
         }
         let per_row = 1 + pk.len() + idx.len();
         let chunk = (32_767 / per_row).clamp(1, 1_000);

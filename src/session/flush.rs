@@ -64,6 +64,24 @@ pub(crate) fn select_by_pk_sql(t: &TableDef, for_update: bool) -> String {
     )
 }
 
+/// A pending object whose `Deferred` column has no value: an INSERT cannot send it.
+pub(crate) fn check_insertable(obj: &Arc<dyn AnyObj>) -> Result<()> {
+    let t = obj.table();
+    if !t.has_deferred {
+        return Ok(());
+    }
+    for (i, c) in t.columns.iter().enumerate() {
+        if c.deferred && c.is_insertable() && obj.column(i).is_none() {
+            return Err(Error::invalid(format!(
+                "a new `{}` object has Deferred column `{}` not loaded; give it a value \
+                 (Deferred::new) before adding it",
+                t.name, c.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Inserts pending objects table by table (parents first), in add order within a table.
 /// Before a table's rows go out, their foreign keys are copied from parents inserted just
 /// before; rows whose parent is still pending (self-referential trees) wait for a later
@@ -76,18 +94,8 @@ pub(crate) async fn insert_all(
     let mut by_table: Vec<(&'static TableDef, Vec<Arc<dyn AnyObj>>)> = Vec::new();
     for obj in pending {
         let t = obj.table();
-        if t.has_deferred {
-            // Checked before any INSERT: a Deferred column with no value cannot be sent.
-            for (i, c) in t.columns.iter().enumerate() {
-                if c.deferred && c.is_insertable() && obj.column(i).is_none() {
-                    return Err(Error::invalid(format!(
-                        "a new `{}` object has Deferred column `{}` not loaded; give it a value \
-                         (Deferred::new) before adding it",
-                        t.name, c.name
-                    )));
-                }
-            }
-        }
+        // Objects added by cascade reach the flush here: checked before any INSERT.
+        check_insertable(obj)?;
         match by_table.iter_mut().find(|(bt, _)| bt.name == t.name) {
             Some((_, list)) => list.push(obj.clone()),
             None => by_table.push((t, vec![obj.clone()])),
@@ -182,7 +190,7 @@ async fn run_returning(
     conn.run(sql, binds, |row| {
         let row = Row(row);
         if let Some(obj) = objs.get(i) {
-            obj.load_returning(&row)?;
+            obj.load_returning(&row, true)?;
             obj.set_state(ObjectState::Persistent);
         }
         i += 1;
@@ -329,7 +337,7 @@ pub(crate) async fn update_chunk(
         let row = Row(row);
         let ord: i32 = row.get(ord_col)?;
         if let Some((_, obj, _)) = usize::try_from(ord).ok().and_then(|o| rows.get(o)) {
-            obj.load_returning(&row)?;
+            obj.load_returning(&row, false)?;
         }
         matched += 1;
         Ok(())

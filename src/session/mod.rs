@@ -411,6 +411,10 @@ impl AsyncSession {
         if self.new.is_empty() && self.deleted.is_empty() && !written_waiting {
             return Ok(());
         }
+        // Refused before any SQL: the transaction stays usable.
+        for obj in &self.new {
+            flush::check_insertable(obj)?;
+        }
         self.connection().await?;
         // Poisoned until the flush completes: a cancelled flush counts as a failed one.
         self.pending_rollback = true;

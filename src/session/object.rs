@@ -339,9 +339,9 @@ fn snap_all<M: Model>(value: &M) -> Vec<Snap> {
 
 /// Carries the loaded `Deferred` columns of `old` over to `new` (a write-back that did not
 /// read them keeps what the object holds).
-fn keep_deferred<M: Model>(new: &mut M, old: &M) -> Result<()> {
+fn keep_deferred<M: Model>(new: &mut M, old: &M, insert: bool) -> Result<()> {
     for (i, c) in M::TABLE.columns.iter().enumerate() {
-        if !c.deferred {
+        if !c.deferred || (insert && !c.is_insertable()) {
             continue;
         }
         if let Some(b) = old.column_value(i) {
@@ -386,8 +386,11 @@ fn fill_column<M: Model>(inner: &mut Inner<M>, i: usize, raw: Option<&[u8]>) -> 
         return Ok(());
     }
     inner.value.set_column(i, raw)?;
+    // The snapshot holds our own encoding of the value, as the flush compares it (the
+    // server's bytes may differ: jsonb spacing and key order).
+    let now = snap_column(&inner.value, i);
     if let Some(snap) = inner.snapshot.as_mut().and_then(|s| s.get_mut(i)) {
-        *snap = Snap::Value(raw.map(<[u8]>::to_vec));
+        *snap = now;
     }
     Ok(())
 }
@@ -473,9 +476,10 @@ pub(crate) trait AnyObj: Send + Sync {
         offset: usize,
         cols: Option<crate::loading::Columns>,
     ) -> Result<()>;
-    /// As `load`, for the RETURNING rows of the flush's own INSERT/UPDATE: loaded deferred
-    /// columns keep the values just written.
-    fn load_returning(&self, row: &Row) -> Result<()>;
+    /// As `load`, for the RETURNING rows of the flush's own INSERT (`insert`) or UPDATE:
+    /// loaded deferred columns keep their values, except, after an INSERT, those the
+    /// server fills (identity, server default), which it did not send.
+    fn load_returning(&self, row: &Row, insert: bool) -> Result<()>;
     /// Fills deferred columns the object has not loaded from a row that carries them.
     fn fill_deferred(&self, row: &Row, offset: usize, cols: crate::loading::Columns) -> Result<()>;
     /// Sets one column from its wire encoding; `track` records the change for the next flush
@@ -573,11 +577,11 @@ impl<M: Model> AnyObj for Cell<M> {
         inner.snapshot = None;
         Ok(())
     }
-    fn load_returning(&self, row: &Row) -> Result<()> {
+    fn load_returning(&self, row: &Row, insert: bool) -> Result<()> {
         let mut value = <M as crate::row::FromRow>::from_row(row)?;
         let mut inner = wlock(&self.inner);
         if M::TABLE.has_deferred && !inner.expired {
-            keep_deferred(&mut value, &inner.value)?;
+            keep_deferred(&mut value, &inner.value, insert)?;
         }
         replace_columns(&mut inner, value);
         inner.expired = false;

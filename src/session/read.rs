@@ -51,7 +51,7 @@ impl AsyncSession {
         self.connection().await?;
         let Some(loading) = q.loading() else {
             let objs = self.fetch_rows_into::<M>(q, overwrite, None).await?;
-            self.load_defaults(&objs, &[]).await?;
+            crate::loading::run_level(self, &objs, &crate::loading::Load::default()).await?;
             return Ok(objs);
         };
         let objs = if loading.joined().is_empty() {
@@ -86,35 +86,19 @@ impl AsyncSession {
             unique(per_row)
         };
         let joined: Vec<usize> = loading.joined().iter().map(|(i, _)| *i).collect();
-        let rest: Vec<Arc<dyn crate::loading::Step<M>>> = loading
-            .load()
+        let load = loading.load();
+        let mut rest: Vec<Arc<dyn crate::loading::Step<M>>> = load
             .steps
             .iter()
             .enumerate()
             .filter(|(i, _)| !joined.contains(i))
             .map(|(_, s)| s.clone())
             .collect();
+        // The relationships' own defaults go in the same pipelined batch as the options.
+        let named: Vec<&'static str> = load.steps.iter().map(|s| s.rel_path()).collect();
+        rest.extend(crate::loading::default_steps::<M>(&named, load.raise_all));
         crate::loading::run_steps(self, &objs, &rest).await?;
-        let named: Vec<&'static str> = loading.load().steps.iter().map(|s| s.rel_path()).collect();
-        self.load_defaults(&objs, &named).await?;
         Ok(objs)
-    }
-
-    /// Applies the relationships' own `lazy` strategies (selectin, raise, noload) to freshly
-    /// loaded objects, except the relationships an option already covered.
-    async fn load_defaults<M: Model>(
-        &mut self,
-        objs: &[Obj<M>],
-        covered: &[&'static str],
-    ) -> Result<()> {
-        if objs.is_empty() {
-            return Ok(());
-        }
-        let steps = crate::loading::default_steps::<M>(covered);
-        if steps.is_empty() {
-            return Ok(());
-        }
-        crate::loading::run_steps(self, objs, &steps).await
     }
 
     /// Loads relationships of objects already in hand, for all of them at once: one query per
@@ -150,7 +134,11 @@ impl AsyncSession {
         if !load.cols.is_empty() {
             crate::loading::load_columns(self, objs, &load.cols).await?;
         }
-        crate::loading::run_steps(self, objs, &load.steps).await
+        if load.raise_all {
+            crate::loading::run_level(self, objs, &load).await
+        } else {
+            crate::loading::run_steps(self, objs, &load.steps).await
+        }
     }
 
     /// Rows of `q` through the identity map, no autoflush (loaders and the unit of work).
@@ -188,6 +176,16 @@ impl AsyncSession {
             .downcast::<object::Cell<M>>()
             .ok()
             .map(Obj)
+    }
+
+    /// As [`AsyncSession::identify`], for a row holding the deferred columns `cols`.
+    pub(crate) fn identify_cols<M: Model>(
+        &mut self,
+        row: &Row,
+        offset: usize,
+        cols: Option<crate::loading::Columns>,
+    ) -> Result<Obj<M>> {
+        identify_into::<M>(&mut self.identity, &self.registry, row, offset, false, cols)
     }
 
     /// The object for a row (columns from `offset`), through the identity map.

@@ -47,6 +47,13 @@ pub trait Typed: Statement {
     {
         None
     }
+
+    /// The deferred columns the statement's column options put in its rows (`None`: the
+    /// output's default columns).
+    #[doc(hidden)]
+    fn columns(&self) -> Option<crate::loading::Columns> {
+        None
+    }
 }
 
 /// Something that compiles to SQL text plus bound values: raw SQL ([`Raw`]) or a statement

@@ -468,8 +468,6 @@ impl<S: Selectable> Select<S> {
         }
     }
 
-    /// Whether LIMIT, OFFSET or DISTINCT shape the rows (a joined collection would change
-    /// what they count).
     /// Selects these columns of the model (by index) instead of its default list.
     pub(crate) fn set_columns(
         &mut self,
@@ -484,6 +482,8 @@ impl<S: Selectable> Select<S> {
         self.error.get_or_insert(e);
     }
 
+    /// Whether LIMIT, OFFSET or DISTINCT shape the rows (a joined collection would change
+    /// what they count).
     pub(crate) fn limits_rows(&self) -> bool {
         self.limit.is_some() || self.offset.is_some() || !matches!(self.distinct, Distinct::No)
     }

@@ -46,6 +46,8 @@ pin_project! {
         params: usize,
         started: Instant,
         rows: u64,
+        // Deferred columns chosen by the statement's column options.
+        cols: Option<crate::loading::Columns>,
         _t: PhantomData<fn() -> T>,
     }
 }
@@ -91,6 +93,7 @@ impl Connection {
             params: binds.len(),
             started,
             rows: 0,
+            cols: q.columns(),
             _t: PhantomData,
         })
     }
@@ -125,7 +128,7 @@ impl<T: FromRow> Stream for RowStream<T> {
         match ready!(this.inner.as_mut().poll_next(cx)) {
             Some(Ok(row)) => {
                 *this.rows += 1;
-                Poll::Ready(Some(T::from_row(&Row(row))))
+                Poll::Ready(Some(crate::row::decode_row(&Row(row), *this.cols)))
             }
             Some(Err(e)) => {
                 let err = Error::from_driver(e).with_statement(this.sql);
@@ -175,6 +178,7 @@ enum State<T> {
 pub struct BatchStream<T> {
     state: State<T>,
     batch: usize,
+    cols: Option<crate::loading::Columns>,
 }
 
 impl<T> std::fmt::Debug for BatchStream<T> {
@@ -203,6 +207,7 @@ impl<T: FromRow + Send + 'static> BatchStream<T> {
         Ok(BatchStream {
             state: State::Idle(Box::new(conn)),
             batch,
+            cols: q.columns(),
         })
     }
 }
@@ -212,6 +217,7 @@ impl<T: FromRow + Send + 'static> Stream for BatchStream<T> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let batch = self.batch;
+        let cols = self.cols;
         loop {
             match std::mem::replace(&mut self.state, State::Done) {
                 State::Idle(conn) => {
@@ -220,7 +226,7 @@ impl<T: FromRow + Send + 'static> Stream for BatchStream<T> {
                         "FETCH FORWARD {batch} FROM {CURSOR}"
                     )));
                     self.state = State::Fetching(Box::pin(async move {
-                        let r = conn.query_as::<T>(&fetch).await;
+                        let r = conn.query_cols::<T>(&fetch, cols).await;
                         (conn, r)
                     }));
                 }

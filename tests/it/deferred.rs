@@ -44,6 +44,8 @@ struct Doc {
     name: String,
     body: Deferred<String>,
     meta: Deferred<Option<String>>,
+    #[aludel(server_default = "'fresh'")]
+    note: Deferred<String>,
 }
 
 async fn setup() -> TestDb {
@@ -407,6 +409,8 @@ async fn new_objects_insert_their_deferred_values_and_keep_them_in_memory() {
         name: "x".into(),
         body: Deferred::new("body text".into()),
         meta: Deferred::new(Some("m".into())),
+        // the server fills it: the value here is not sent, and not kept
+        note: Deferred::new("ignored".into()),
     });
     s.add(&d).unwrap();
     let mark = db.recorder().len();
@@ -419,6 +423,11 @@ async fn new_objects_insert_their_deferred_values_and_keep_them_in_memory() {
     );
     // RETURNING reads the default columns; the deferred values the flush wrote are kept
     assert_eq!(d.read().unwrap().body.get().unwrap(), "body text");
+    assert!(!d.read().unwrap().note.is_loaded());
+    s.load(std::slice::from_ref(&d), undefer(Doc::note))
+        .await
+        .unwrap();
+    assert_eq!(d.read().unwrap().note.get().unwrap(), "fresh");
     s.commit().await.unwrap();
     assert_eq!(
         scalar(&db, "SELECT body || '/' || meta FROM docs WHERE id = 7").await,
@@ -488,4 +497,86 @@ async fn relationship_loads_read_their_columns_around_deferred_ones() {
             if i % 2 == 0 { "left" } else { "right" }
         );
     }
+}
+
+// covers: LOAD-12, LOAD-11
+#[tokio::test]
+async fn column_options_apply_to_related_objects_under_then() {
+    let db = setup().await;
+    seed(&db, 4).await;
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let shelves = s
+        .scalars(
+            &select(Shelf::ALL)
+                .order_by(Shelf::id.asc())
+                .options(selectin(Shelf::books).then(undefer(Book::summary))),
+        )
+        .await
+        .unwrap();
+    let q = stmts(&db, mark);
+    assert_eq!(q.len(), 2, "{q:#?}");
+    assert!(
+        q[1].starts_with(
+            "SELECT \"books\".\"id\", \"books\".\"summary\", \"books\".\"title\", \"books\".\"shelf_id\" FROM"
+        ),
+        "{}",
+        q[1]
+    );
+    let books = shelves[1].read().unwrap().books.get().unwrap();
+    assert_eq!(books.len(), 2);
+    let b = books[0].read().unwrap();
+    assert_eq!(b.summary.get().unwrap(), "summary 1");
+    assert_eq!(b.title, "t1");
+    assert!(!b.cover.is_loaded());
+    // a joined option with column options for its target loads by selectin instead
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let shelves = s
+        .scalars(
+            &select(Shelf::ALL)
+                .order_by(Shelf::id.asc())
+                .options(joined(Shelf::books).then(undefer_group::<Book>("media"))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stmts(&db, mark).len(), 2);
+    let books = shelves[0].read().unwrap().books.get().unwrap();
+    assert_eq!(
+        books[1].read().unwrap().cover.get().unwrap().as_deref(),
+        Some(&[2u8; 4][..])
+    );
+}
+
+// covers: LOAD-12, STR-01
+#[tokio::test]
+async fn column_options_decode_the_same_outside_the_identity_map() {
+    use futures_util::StreamExt;
+    let db = setup().await;
+    seed(&db, 3).await;
+    let q = select(Book::ALL)
+        .order_by(Book::id.asc())
+        .options(undefer(Book::summary));
+    let mut s = db.engine().session();
+    // untracked values: the summary sits before the title in the row
+    let rows = s.execute(&q).await.unwrap();
+    assert_eq!(rows[2].title, "t2");
+    assert_eq!(rows[2].summary.get().unwrap(), "summary 2");
+    let one = s.first(&q).await.unwrap().unwrap();
+    assert_eq!(one.title, "t0");
+    let mut stream = db.engine().stream(&q).await.unwrap();
+    let mut n = 0;
+    while let Some(b) = stream.next().await {
+        let b = b.unwrap();
+        assert_eq!(b.summary.get().unwrap(), &format!("summary {n}"));
+        assert_eq!(b.title, format!("t{n}"));
+        n += 1;
+    }
+    assert_eq!(n, 3);
+    // bulk_update sends every column: a row without its deferred values is refused first
+    let mark = db.recorder().len();
+    let plain = s.execute(&select(Book::ALL)).await.unwrap();
+    let e = s.bulk_update(&plain).await.unwrap_err();
+    assert!(e.to_string().contains("Deferred"), "{e}");
+    assert_eq!(stmts(&db, mark).len(), 1, "only the SELECT ran");
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use aludel::testing::TestDb;
-use aludel::{Engine, Obj, joined, noload, raise, select, selectin};
+use aludel::{Engine, Many, Obj, One, joined, noload, raise, raiseload_all, select, selectin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
@@ -588,4 +588,131 @@ async fn selectin_works_for_composite_key_parents() {
         [4],
         "book 5 sits on a shelf that does not exist"
     );
+}
+
+// covers: LOAD-11, LOAD-06
+#[tokio::test]
+async fn raiseload_all_marks_every_relationship_no_option_names() {
+    let db = setup().await;
+    seed(&db, 3, 2, 1).await;
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let authors = s
+        .scalars(
+            &select(Author::ALL)
+                .order_by(Author::id.asc())
+                .options(selectin(Author::posts).and(raiseload_all())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stmts(&db, mark).len(), 2);
+    let mark = db.recorder().len();
+    let a = authors[0].read().unwrap();
+    assert_eq!(a.posts.len().unwrap(), 2);
+    for e in [
+        a.profile.get().unwrap_err(),
+        a.following.len().unwrap_err(),
+        a.followers.len().unwrap_err(),
+    ] {
+        assert!(
+            e.is_not_loaded() && e.to_string().contains("lazy=\"raise\""),
+            "{e}"
+        );
+    }
+    // the wildcard is scoped to the authors: the posts' own relationships are only not loaded
+    let posts = a.posts.get().unwrap();
+    let e = posts[0].read().unwrap().comments.len().unwrap_err();
+    assert!(e.is_not_loaded() && !e.to_string().contains("raise"), "{e}");
+    assert_eq!(db.recorder().len(), mark);
+
+    // under `then`, it applies to the next level; slots filled by back_populates stay loaded
+    let mut s = db.engine().session();
+    let authors = s
+        .scalars(
+            &select(Author::ALL)
+                .order_by(Author::id.asc())
+                .options(selectin(Author::posts).then(raiseload_all())),
+        )
+        .await
+        .unwrap();
+    let a = authors[0].read().unwrap();
+    let p = a.posts.get().unwrap()[0].clone();
+    let p = p.read().unwrap();
+    assert!(
+        p.comments
+            .len()
+            .unwrap_err()
+            .to_string()
+            .contains("lazy=\"raise\"")
+    );
+    assert!(
+        p.tags
+            .len()
+            .unwrap_err()
+            .to_string()
+            .contains("lazy=\"raise\"")
+    );
+    assert!(Obj::ptr_eq(&p.author.get().unwrap().unwrap(), &authors[0]));
+    // and an author's relationships are untouched by it
+    assert!(!a.profile.get().unwrap_err().to_string().contains("raise"));
+}
+
+// covers: REL-06, LOAD-02, LOAD-11
+#[tokio::test]
+async fn declared_selectin_defaults_apply_at_every_level_and_stop_at_loaded_slots() {
+    let db = setup().await;
+    let mut s = db.engine().session();
+    fn node(name: String) -> Obj<TreeNode> {
+        Obj::new(TreeNode {
+            id: 0,
+            parent_id: None,
+            name,
+            parent: One::new(),
+            children: Many::new(),
+        })
+    }
+    // depth 4: 1 + 2 + 4 + 8 nodes
+    let root = node("root".into());
+    let mut level = vec![root.clone()];
+    for depth in 1..4 {
+        let mut next = Vec::new();
+        for (i, parent) in level.iter().enumerate() {
+            for j in 0..2 {
+                let child = node(format!("n{depth}-{i}-{j}"));
+                TreeNode::children.add(parent, &child).unwrap();
+                next.push(child);
+            }
+        }
+        level = next;
+    }
+    s.add(&root).unwrap();
+    s.commit().await.unwrap();
+
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let roots = s
+        .scalars(&select(TreeNode::ALL).filter(TreeNode::parent_id.is_null()))
+        .await
+        .unwrap();
+    // the roots, then one statement per level below (the leaves' empty children included);
+    // the parents are known from back_populates and never queried
+    let q = stmts(&db, mark);
+    assert_eq!(q.len(), 5, "{q:#?}");
+    assert!(
+        q[1..].iter().all(|q| q.contains("\"parent_id\" = ANY($1)")),
+        "{q:#?}"
+    );
+    let mut count = 0;
+    let mut stack = roots.clone();
+    while let Some(n) = stack.pop() {
+        count += 1;
+        let n = n.read().unwrap();
+        for c in n.children.get().unwrap() {
+            assert_eq!(c.read().unwrap().parent_id, Some(n.id));
+            stack.push(c);
+        }
+    }
+    assert_eq!(count, 15);
+    let root = roots[0].read().unwrap();
+    assert!(root.parent.get().unwrap().is_none());
 }

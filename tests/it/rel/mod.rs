@@ -129,6 +129,21 @@ pub(crate) struct Category {
     pub(crate) children: Many<Category>,
 }
 
+/// A tree whose relationships load by default (`lazy = "selectin"`), at every level.
+#[derive(Model, Debug, Clone)]
+#[aludel(table = "tree_nodes")]
+pub(crate) struct TreeNode {
+    #[aludel(primary_key, identity)]
+    pub(crate) id: i64,
+    #[aludel(references = "TreeNode::id")]
+    pub(crate) parent_id: Option<i64>,
+    pub(crate) name: String,
+    #[aludel(many_to_one(fk = parent_id, back_populates = children, lazy = "selectin"))]
+    pub(crate) parent: One<TreeNode>,
+    #[aludel(one_to_many(fk = TreeNode::parent_id, back_populates = parent, order_by = "id", lazy = "selectin"))]
+    pub(crate) children: Many<TreeNode>,
+}
+
 /// Two relationships to the same table.
 #[derive(Model, Debug, Clone)]
 #[aludel(table = "messages")]
@@ -229,6 +244,7 @@ pub(crate) async fn setup() -> TestDb {
             Message::TABLE,
             Course::TABLE,
             Enrollment::TABLE,
+            TreeNode::TABLE,
         ],
         CreateOptions::default(),
     )
