@@ -57,7 +57,8 @@ pub use crate::engine::{
 pub use crate::error::{Error, PoolTimeout, Result};
 pub use crate::loading::{
     Cascade, ColumnOpt, Deferred, Lazy, Load, LoadOpt, Loading, Many, One, Rel, RelKind, WriteOnly,
-    defer, joined, load_only, noload, raise, raiseload_all, selectin, undefer, undefer_group,
+    contains_eager, defer, joined, load_only, noload, raise, raiseload_all, selectin, undefer,
+    undefer_group,
 };
 pub use crate::row::{FromRow, Row};
 pub use crate::schema::{

@@ -22,7 +22,9 @@ pub(crate) use self::deferred::{ColumnPlan, load_columns};
 pub(crate) use self::rel::cols_or_pk;
 pub use self::rel::{Cascade, Lazy, Rel, RelDef, RelKind, Secondary, Slot};
 pub use self::slots::{Many, One, WriteOnly};
-pub use self::strategy::{Load, LoadOpt, joined, noload, raise, raiseload_all, selectin};
+pub use self::strategy::{
+    Load, LoadOpt, contains_eager, joined, noload, raise, raiseload_all, selectin,
+};
 pub(crate) use self::strategy::{
     Step, Strategy, default_steps, key_condition, raise_declared, run_level, run_steps,
 };
@@ -100,7 +102,8 @@ impl<M: Model> Select<All<M>> {
             offset = plan.indexes.len();
         }
         for (i, step) in load.steps.iter().enumerate() {
-            if step.strategy() == Strategy::Joined && step.join_into(&mut query) {
+            let joins = matches!(step.strategy(), Strategy::Joined | Strategy::ContainsEager);
+            if joins && step.join_into(&mut query) {
                 joined.push((i, offset));
                 offset += step.joined_columns();
             }

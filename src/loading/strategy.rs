@@ -32,6 +32,8 @@ pub(crate) enum Strategy {
     Joined,
     Raise,
     NoLoad,
+    /// Read from the statement's own join (`contains_eager`).
+    ContainsEager,
 }
 
 /// One loading option: a relationship, a strategy, optional criteria and ordering, and the
@@ -47,6 +49,8 @@ pub struct LoadOpt<P: Model, C: Model> {
     /// A relationship's own default (`lazy = …`, or a wildcard): applies only to parents
     /// whose slot is not loaded yet, so cycles of defaults end.
     pub(crate) default: bool,
+    /// `contains_eager`: the name the target goes by in the statement (alias or table).
+    pub(crate) source: Option<&'static str>,
 }
 
 impl<P: Model, C: Model> std::fmt::Debug for LoadOpt<P, C> {
@@ -68,6 +72,7 @@ fn opt<P: Model, C: Model>(rel: Rel<P, C>, strategy: Strategy) -> LoadOpt<P, C> 
         then: Load::default(),
         chunk: CHUNK,
         default: false,
+        source: None,
     }
 }
 
@@ -114,6 +119,35 @@ pub fn joined<P: Model, C: Model>(rel: Rel<P, C>) -> LoadOpt<P, C> {
     opt(rel, Strategy::Joined)
 }
 
+/// Fills the relationship from the statement's own join instead of loading it (SQLAlchemy's
+/// `contains_eager`): the related table's columns are added to the select list, read from
+/// the table (or [`LoadOpt::from_alias`]) the query joins. What the join and the WHERE clause
+/// keep is what the collection holds, so a filtered join is a filtered eager load:
+///
+/// ```no_run
+/// # use aludel::{contains_eager, select, Model, Many};
+/// # #[derive(Model, Clone, Debug)] #[aludel(table = "users")]
+/// # struct User { #[aludel(primary_key)] id: i64,
+/// #   #[aludel(one_to_many(fk = Post::user_id))] posts: Many<Post> }
+/// # #[derive(Model, Clone, Debug)] #[aludel(table = "posts")]
+/// # struct Post { #[aludel(primary_key)] id: i64, #[aludel(references = "User::id")] user_id: i64,
+/// #   published: bool }
+/// # async fn demo(s: &mut aludel::AsyncSession) -> aludel::Result<()> {
+/// // users with their published posts only, in one statement
+/// let users = s
+///     .scalars(
+///         &select(User::ALL)
+///             .join_related::<Post>()
+///             .filter(Post::published.eq(true))
+///             .options(contains_eager(User::posts)),
+///     )
+///     .await?;
+/// # let _ = users; Ok(()) }
+/// ```
+pub fn contains_eager<P: Model, C: Model>(rel: Rel<P, C>) -> LoadOpt<P, C> {
+    opt(rel, Strategy::ContainsEager)
+}
+
 /// Marks the relationship so reading it is an error that says it is not available due to
 /// `lazy="raise"`; nothing is loaded (for tests that prove no extra SQL runs).
 pub fn raise<P: Model, C: Model>(rel: Rel<P, C>) -> LoadOpt<P, C> {
@@ -126,6 +160,12 @@ pub fn noload<P: Model, C: Model>(rel: Rel<P, C>) -> LoadOpt<P, C> {
 }
 
 impl<P: Model, C: Model> LoadOpt<P, C> {
+    /// For [`contains_eager`]: the statement joins the related table under this alias.
+    pub fn from_alias(mut self, alias: &crate::sql::Alias<C>) -> Self {
+        self.source = Some(alias.name);
+        self
+    }
+
     /// Loads only the related rows matching `cond` (SQLAlchemy's `rel.and_(…)`).
     pub fn filter(mut self, cond: Expr<bool>) -> Self {
         self.filter = Some(match self.filter.take() {
@@ -571,6 +611,10 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
 
     fn join_into(&self, q: &mut Select<All<P>>) -> bool {
         let def = self.rel.def();
+        if self.strategy == Strategy::ContainsEager {
+            q.add_columns_of(self.source.unwrap_or(C::TABLE.name), C::TABLE.columns);
+            return true;
+        }
         let collection = matches!(def.kind, RelKind::OneToMany | RelKind::ManyToMany);
         if def.kind == RelKind::ManyToMany
             || (collection && q.limits_rows())
@@ -641,6 +685,8 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
         Box::pin(async move {
             let def = self.rel.def();
             let mut per_parent: HashMap<usize, Vec<Obj<C>>> = HashMap::new();
+            // (parent, child) pairs seen: a joined collection repeats neither.
+            let mut pairs = std::collections::HashSet::new();
             let mut order = Vec::new();
             let pk = row_positions(C::TABLE, &cols_or_pk(None, C::TABLE))?;
             for (parent, row) in parents.iter().zip(rows) {
@@ -655,17 +701,15 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
                     continue;
                 }
                 let child = s.identify::<C>(&Row(row.clone()), offset)?;
-                if !list.iter().any(|c| Obj::ptr_eq(c, &child)) {
+                if pairs.insert((
+                    Arc::as_ptr(&parent.0) as usize,
+                    Arc::as_ptr(&child.0) as usize,
+                )) {
                     list.push(child.clone());
                 }
                 order.push(child);
             }
-            let mut unique_parents: Vec<Obj<P>> = Vec::new();
-            for p in parents {
-                if !unique_parents.iter().any(|q| Obj::ptr_eq(q, p)) {
-                    unique_parents.push(p.clone());
-                }
-            }
+            let unique_parents = crate::session::unique(parents.to_vec());
             let mut groups: HashMap<Key, Vec<Obj<C>>> = HashMap::new();
             let mut keys = Vec::with_capacity(unique_parents.len());
             for (i, p) in unique_parents.iter().enumerate() {
@@ -806,6 +850,13 @@ pub(crate) async fn run_steps<P: Model>(
             continue;
         }
         match step.strategy() {
+            Strategy::ContainsEager => {
+                return Err(Error::invalid(format!(
+                    "contains_eager(`{}`) reads the statement's own join: give it to \
+                     select(..).options(), at the first level",
+                    step.rel_path()
+                )));
+            }
             Strategy::Raise | Strategy::NoLoad => step.mark(&own),
             Strategy::Selectin | Strategy::Joined => {
                 let p = step.statements(s, &own)?;

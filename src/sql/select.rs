@@ -468,6 +468,16 @@ impl<S: Selectable> Select<S> {
         }
     }
 
+    /// Selects the default columns of a table the statement already joins, after the
+    /// selection (`contains_eager`).
+    pub(crate) fn add_columns_of(
+        &mut self,
+        name: &'static str,
+        columns: &'static [crate::schema::ColumnDef],
+    ) {
+        self.extra.push((name, columns));
+    }
+
     /// Selects these columns of the model (by index) instead of its default list.
     pub(crate) fn set_columns(
         &mut self,

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use aludel::testing::TestDb;
-use aludel::{Engine, Many, Obj, One, joined, noload, raise, raiseload_all, select, selectin};
+use aludel::{
+    Engine, Many, Obj, One, contains_eager, joined, noload, raise, raiseload_all, select, selectin,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
@@ -715,4 +717,74 @@ async fn declared_selectin_defaults_apply_at_every_level_and_stop_at_loaded_slot
     assert_eq!(count, 15);
     let root = roots[0].read().unwrap();
     assert!(root.parent.get().unwrap().is_none());
+}
+
+// covers: LOAD-10, LOAD-03
+#[tokio::test]
+async fn contains_eager_fills_a_relationship_from_the_statements_own_join() {
+    let db = setup().await;
+    // posts alternate published / not; authors 1..=4 with 4 posts each
+    seed(&db, 4, 4, 1).await;
+    let mut s = db.engine().session();
+    let mark = db.recorder().len();
+    let authors = s
+        .scalars(
+            &select(Author::ALL)
+                .join_related::<Post>()
+                .filter(Post::published.eq(true))
+                .order_by(Author::id.asc())
+                .order_by(Post::id.asc())
+                .options(contains_eager(Author::posts).then(selectin(Post::comments))),
+        )
+        .await
+        .unwrap();
+    let q = stmts(&db, mark);
+    assert_eq!(q.len(), 2, "{q:#?}");
+    // one join (the user's), the posts' columns read from it
+    assert_eq!(q[0].matches("JOIN").count(), 1, "{}", q[0]);
+    assert!(q[0].contains("\"posts\".\"title\""), "{}", q[0]);
+    assert_eq!(authors.len(), 4, "parents de-duplicated");
+    for a in &authors {
+        let posts = a.read().unwrap().posts.get().unwrap();
+        // a filtered eager load: only the rows the statement kept
+        assert_eq!(posts.len(), 2);
+        for p in &posts {
+            let p = p.read().unwrap();
+            assert!(p.published);
+            assert_eq!(p.comments.len().unwrap(), 1);
+        }
+    }
+
+    // through an alias, with an outer join: authors without a matching post get an empty
+    // collection
+    let mut s = db.engine().session();
+    let p = Post::alias("p");
+    let authors = s
+        .scalars(
+            &select(Author::ALL)
+                .left_join_alias(
+                    &p,
+                    Post::author_id
+                        .of(&p)
+                        .expr()
+                        .eq(Author::id.expr())
+                        .and(Post::title.of(&p).eq("p1-2".to_string())),
+                )
+                .order_by(Author::id.asc())
+                .options(contains_eager(Author::posts).from_alias(&p)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(authors.len(), 4);
+    let first = authors[0].read().unwrap().posts.get().unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].read().unwrap().title, "p1-2");
+    assert_eq!(authors[1].read().unwrap().posts.len().unwrap(), 0);
+
+    // it reads the statement's own join: refused anywhere else
+    let e = s
+        .load(&authors, contains_eager(Author::posts))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("contains_eager"), "{e}");
 }
