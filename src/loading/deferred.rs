@@ -390,12 +390,12 @@ pub(crate) async fn load_columns<M: Model>(
         )));
         q.set_columns(t.columns, idx.clone());
         let (sql, binds) = q.compile()?;
-        stmts.push((super::strategy::to_arc(sql), binds.into_owned()));
+        stmts.push((super::exec::to_arc(sql), binds.into_owned()));
     }
     let results = s.run_pipelined(&stmts).await?;
     let key_pos: Vec<usize> = (0..pk.len()).collect();
     for row in results.iter().flatten() {
-        let Some(key) = super::strategy::row_key(row, &key_pos) else {
+        let Some(key) = super::exec::row_key(row, &key_pos) else {
             continue;
         };
         let Some(found) = by_key.remove(&key) else {

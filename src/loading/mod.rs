@@ -8,6 +8,7 @@
 //! ([`AsyncSession::load`](crate::AsyncSession::load): one query for all of them).
 
 mod deferred;
+mod exec;
 mod rel;
 mod slots;
 mod strategy;
@@ -19,14 +20,15 @@ pub use self::deferred::{
     ColumnOpt, Columns, Deferred, defer, deferred_bind, load_only, undefer, undefer_group,
 };
 pub(crate) use self::deferred::{ColumnPlan, load_columns};
+pub(crate) use self::exec::{
+    Step, default_steps, key_condition, raise_declared, run_level, run_steps,
+};
 pub(crate) use self::rel::cols_or_pk;
 pub use self::rel::{Cascade, Lazy, Rel, RelDef, RelKind, Secondary, Slot};
 pub use self::slots::{Many, One, WriteOnly};
+pub(crate) use self::strategy::Strategy;
 pub use self::strategy::{
     Load, LoadOpt, contains_eager, joined, noload, raise, raiseload_all, selectin,
-};
-pub(crate) use self::strategy::{
-    Step, Strategy, default_steps, key_condition, raise_declared, run_level, run_steps,
 };
 
 use crate::error::{Error, Result};

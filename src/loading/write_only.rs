@@ -163,7 +163,7 @@ impl<P: Model, C: Model> Rel<P, C> {
             }
             None => (C::TABLE.name, cols_or_pk(def.remote, C::TABLE)),
         };
-        let cond = super::strategy::key_condition(table, &cols, &keys);
+        let cond = super::key_condition(table, &cols, &keys);
         let mut q = select(All::<C>::new()).filter(Expr::from_node(cond));
         for (col, desc) in def.order_by {
             let e = Expr::<()>::from_node(Node::Column { table, name: col });
