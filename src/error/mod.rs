@@ -274,6 +274,19 @@ impl Error {
         self.code().is_some_and(|c| c.code().starts_with("23"))
     }
 
+    /// The server rejected a value (SQLSTATE class 22, data exception): invalid text for the
+    /// type, a NUL byte in text, a string too long for its column, a number out of range, a
+    /// division by zero. The input is at fault, not the server: a web service answers 4xx.
+    pub fn is_data_error(&self) -> bool {
+        self.code().is_some_and(|c| c.code().starts_with("22"))
+    }
+
+    /// A server limit was exceeded (SQLSTATE class 54, program limit exceeded): a row or index
+    /// entry too large, too many columns or arguments, a statement too complex.
+    pub fn is_program_limit_exceeded(&self) -> bool {
+        self.code().is_some_and(|c| c.code().starts_with("54"))
+    }
+
     /// A serializable transaction could not be serialized (SQLSTATE 40001).
     pub fn is_serialization_failure(&self) -> bool {
         self.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)

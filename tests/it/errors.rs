@@ -355,3 +355,45 @@ async fn transaction_control_must_use_the_api_and_data_errors_hide_their_input()
         "the record keeps it"
     );
 }
+
+// covers: ERR-04
+#[tokio::test]
+async fn data_errors_and_program_limits_have_predicates() {
+    let db = TestDb::new().await.unwrap();
+    let e = db.engine();
+    let mut c = e.connect().await.unwrap();
+    c.batch_execute("CREATE TABLE short_text (v varchar(3)); CREATE TABLE wide (v text); CREATE INDEX wide_v ON wide (v);")
+        .await
+        .unwrap();
+    drop(c);
+    let too_long = e
+        .execute(&sql("INSERT INTO short_text VALUES ($1)").bind("abcd"))
+        .await
+        .unwrap_err();
+    assert!(too_long.is_data_error(), "{too_long}");
+    assert_eq!(
+        too_long.code(),
+        Some(&SqlState::STRING_DATA_RIGHT_TRUNCATION)
+    );
+    assert!(!too_long.is_program_limit_exceeded() && !too_long.is_integrity_error());
+    let bad_int = e
+        .execute(&sql("SELECT $1::text::int").bind("x1"))
+        .await
+        .unwrap_err();
+    assert!(bad_int.is_data_error(), "{bad_int}");
+    // A btree entry larger than a third of a page: class 54.
+    // Pseudo-random text, so compression cannot shrink it under the limit.
+    let mut x: u32 = 12345;
+    let huge: String = (0..20_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            char::from(b'!' + ((x >> 16) % 90) as u8)
+        })
+        .collect();
+    let index_row = e
+        .execute(&sql("INSERT INTO wide VALUES ($1)").bind(huge))
+        .await
+        .unwrap_err();
+    assert!(index_row.is_program_limit_exceeded(), "{index_row}");
+    assert!(!index_row.is_data_error());
+}
