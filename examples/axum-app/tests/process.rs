@@ -178,12 +178,25 @@ fn the_throwaway_cluster_is_removed_when_the_app_is_killed_or_hung_up() {
             "SIG{signal} ({exit}): {} is still there",
             dir.display()
         );
-        // No postgres of that cluster is left running either.
-        let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
-        let procs = String::from_utf8_lossy(&ps.stdout);
-        assert!(
-            !procs.contains(&dir.display().to_string()),
-            "SIGKILL left a server: {procs}"
-        );
+        // No server of that cluster is left running either (the watchdog shell itself may
+        // still be finishing: it names the folder too).
+        let dir_text = dir.display().to_string();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+            let procs = String::from_utf8_lossy(&ps.stdout).into_owned();
+            let servers: Vec<&str> = procs
+                .lines()
+                .filter(|l| l.contains(&dir_text) && !l.starts_with("sh "))
+                .collect();
+            if servers.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SIG{signal} left a server: {servers:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
