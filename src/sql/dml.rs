@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::marker::PhantomData;
 
+use super::columnar::{Columnar, NotColumnar};
 use super::expr::{Column, Expr, IntoExpr, Node};
 use super::select::Selectable;
 use super::writer::Writer;
@@ -119,18 +120,39 @@ enum Conflict {
     },
 }
 
-/// An `INSERT` of one or more rows of `M` (one multi-row statement), returning `R`.
+/// An `INSERT` of one or more rows of `M` (one statement), returning `R`.
+///
+/// The rows travel as one array parameter per column (`INSERT … SELECT … FROM unnest($1,
+/// $2, …) WITH ORDINALITY … ORDER BY …`): the SQL text is the same for 1 row and for a
+/// million, the bind count does not grow with the rows, and `RETURNING` yields rows in input
+/// order. A column type without an array form makes it `VALUES (…), (…)`, one bind per value.
 #[derive(Clone, Debug)]
 pub struct Insert<M, R = ()> {
-    rows: Vec<Vec<Bind>>,
+    body: Body,
     conflict: Conflict,
     /// `ON CONFLICT (…) WHERE pred`: picks a partial unique index as the arbiter.
     arbiter_where: Option<Node>,
     returning: Option<Writer2>,
-    /// A row's `Deferred` column with no value (reported when the statement compiles).
-    unloaded: Option<&'static str>,
+    /// Why the statement cannot be sent (reported when it compiles, before any SQL).
+    invalid: Option<String>,
     _m: PhantomData<fn() -> (M, R)>,
 }
+
+/// The rows of an [`Insert`].
+#[derive(Clone, Debug)]
+enum Body {
+    /// No rows.
+    Empty,
+    /// One row of a table whose columns are all filled by the server: `DEFAULT VALUES`.
+    Defaults { rows: usize },
+    /// One array per column.
+    Columns(Columnar),
+    /// One bind per value (a column type without an array form).
+    Values(Vec<Vec<Bind>>),
+}
+
+/// Bind parameters one statement can carry (the protocol counts them in 16 bits).
+const MAX_BINDS: usize = 65_535;
 
 /// A rendered `RETURNING` list (kept as text: it has no binds).
 #[derive(Clone, Debug)]
@@ -142,16 +164,29 @@ fn returning_sql<S: Selectable>(sel: &S) -> Writer2 {
     Writer2(w.sql)
 }
 
-/// `INSERT INTO m (…) VALUES (…)` for one model value.
+/// `INSERT INTO m (…)` of one model value (the same statement shape as [`insert_many`]).
 pub fn insert<M: Model>(row: &M) -> Insert<M> {
     insert_many(std::slice::from_ref(row))
 }
 
-/// One multi-row `INSERT … VALUES (…), (…)` for many model values.
+/// One `INSERT` of many model values, any number of them: the columns go as arrays
+/// (`… SELECT … FROM unnest($1, $2, …) WITH ORDINALITY …`, one bind per column, three for an
+/// array-typed column), so the SQL text is the same for every row count and `RETURNING`
+/// yields rows in input order.
+///
+/// ```
+/// # #[derive(aludel::Model)] #[aludel(table = "users")]
+/// # struct User { #[aludel(primary_key, identity)] id: i32, name: String, age: Option<i32> }
+/// let rows = [User { id: 0, name: "ann".into(), age: None }, User { id: 0, name: "bo".into(), age: Some(7) }];
+/// assert_eq!(
+///     aludel::insert_many(&rows).to_sql().unwrap(),
+///     r#"INSERT INTO "users" ("name", "age") SELECT "u"."c1", "u"."c2" FROM unnest($1, $2) WITH ORDINALITY AS "u"("c1", "c2", "n") ORDER BY "u"."n""#
+/// );
+/// ```
 pub fn insert_many<'a, M: Model>(rows: impl IntoIterator<Item = &'a M>) -> Insert<M> {
     let t = M::TABLE;
     let mut unloaded = None;
-    let rows = rows
+    let rows: Vec<Vec<Bind>> = rows
         .into_iter()
         .map(|r| {
             if t.has_deferred && unloaded.is_none() {
@@ -167,12 +202,50 @@ pub fn insert_many<'a, M: Model>(rows: impl IntoIterator<Item = &'a M>) -> Inser
             v
         })
         .collect();
+    let mut invalid = unloaded.map(|c| {
+        format!(
+            "a `{}` row to insert has Deferred column `{c}` not loaded; give it a value \
+             (Deferred::new)",
+            t.name
+        )
+    });
+    let ncols = t.insert_columns().count();
+    let body = if rows.is_empty() {
+        Body::Empty
+    } else if ncols == 0 {
+        Body::Defaults { rows: rows.len() }
+    } else {
+        match Columnar::build(&rows, ncols) {
+            Ok(c) => Body::Columns(c),
+            Err(NotColumnar::Encode(e)) => {
+                invalid.get_or_insert_with(|| {
+                    format!("a `{}` row to insert could not be encoded: {e}", t.name)
+                });
+                Body::Empty
+            }
+            Err(NotColumnar::Unsupported) => {
+                if rows.len() * ncols > MAX_BINDS {
+                    invalid.get_or_insert_with(|| {
+                        format!(
+                            "{} rows of `{}` need {} bind parameters (at most {MAX_BINDS}) and a \
+                             column type has no array form to send them as one parameter per \
+                             column; insert them in smaller batches inside one transaction",
+                            rows.len(),
+                            t.name,
+                            rows.len() * ncols
+                        )
+                    });
+                }
+                Body::Values(rows)
+            }
+        }
+    };
     Insert {
-        rows,
+        body,
         conflict: Conflict::None,
         arbiter_where: None,
         returning: None,
-        unloaded,
+        invalid,
         _m: PhantomData,
     }
 }
@@ -181,11 +254,11 @@ impl<M: Model, R> Insert<M, R> {
     /// `RETURNING sel`: the statement now yields `sel`'s output per inserted row.
     pub fn returning<S: Selectable>(self, sel: S) -> Insert<M, S::Output> {
         Insert {
-            rows: self.rows,
+            body: self.body,
             conflict: self.conflict,
             arbiter_where: self.arbiter_where,
             returning: Some(returning_sql(&sel)),
-            unloaded: self.unloaded,
+            invalid: self.invalid,
             _m: PhantomData,
         }
     }
@@ -229,38 +302,37 @@ impl<M: Model, R> Insert<M, R> {
     }
 
     fn render(&self, w: &mut Writer) -> Result<()> {
-        if self.rows.is_empty() {
-            return Err(Error::invalid("an INSERT needs at least one row"));
+        if let Some(msg) = &self.invalid {
+            return Err(Error::invalid(msg.clone()));
         }
         let t = M::TABLE;
-        if let Some(c) = self.unloaded {
-            return Err(Error::invalid(format!(
-                "a `{}` row to insert has Deferred column `{c}` not loaded; give it a value \
-                 (Deferred::new)",
-                t.name
-            )));
-        }
         w.push("INSERT INTO ");
         w.ident(t.name);
-        let cols: Vec<&'static str> = t.insert_columns().map(|c| c.name).collect();
-        if cols.is_empty() {
-            w.push(" DEFAULT VALUES");
-            if self.rows.len() > 1 {
-                return Err(Error::invalid(
-                    "a multi-row INSERT needs at least one client-supplied column",
-                ));
-            }
-        } else {
-            w.push(" (");
-            w.comma_list(&cols, |w, c| w.ident(c));
-            w.push(") VALUES ");
-            for (i, row) in self.rows.iter().enumerate() {
-                if i > 0 {
-                    w.push(", ");
+        match &self.body {
+            Body::Empty => return Err(Error::invalid("an INSERT needs at least one row")),
+            Body::Defaults { rows } => {
+                if *rows > 1 {
+                    return Err(Error::invalid(
+                        "a multi-row INSERT needs at least one client-supplied column",
+                    ));
                 }
-                w.push("(");
-                w.comma_list(row, |w, b| w.bind(b.clone()));
-                w.push(")");
+                w.push(" DEFAULT VALUES");
+            }
+            Body::Columns(cols) => {
+                render_column_list(w, t);
+                cols.render(w);
+            }
+            Body::Values(rows) => {
+                render_column_list(w, t);
+                w.push(" VALUES ");
+                for (i, row) in rows.iter().enumerate() {
+                    if i > 0 {
+                        w.push(", ");
+                    }
+                    w.push("(");
+                    w.comma_list(row, |w, b| w.bind(b.clone()));
+                    w.push(")");
+                }
             }
         }
         match &self.conflict {
@@ -288,6 +360,20 @@ impl<M: Model, R> Insert<M, R> {
         render_returning(w, self.returning.as_ref());
         Ok(())
     }
+}
+
+/// ` ("a", "b", …)`: the columns an INSERT supplies.
+fn render_column_list(w: &mut Writer, t: &crate::schema::TableDef) {
+    w.push(" (");
+    let mut first = true;
+    for c in t.insert_columns() {
+        if !first {
+            w.push(", ");
+        }
+        first = false;
+        w.ident(c.name);
+    }
+    w.push(")");
 }
 
 /// An `UPDATE` of `M`'s table, returning `R`.

@@ -1,5 +1,6 @@
 //! SQL statements: raw SQL with bound values, and the values themselves.
 
+mod columnar;
 mod dml;
 mod expr;
 mod func;

@@ -81,6 +81,11 @@ impl Bind {
         }
     }
 
+    /// A value of an internal `ToSql` type sent as `ty` (arrays the builder assembles).
+    pub(crate) fn from_parts(value: Arc<dyn ToSql + Send + Sync>, ty: Type) -> Self {
+        Bind { value, ty }
+    }
+
     /// The SQL type this value is sent as.
     pub fn sql_type(&self) -> &Type {
         &self.ty

@@ -4,10 +4,16 @@ use std::io;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A private PostgreSQL server for this process, stopped and deleted on drop.
+///
+/// It is also stopped and deleted when the process dies without dropping it (SIGKILL, an
+/// unhandled SIGHUP, `process::exit`, a panic that aborts): `start` spawns a small watchdog
+/// shell (in its own process group, ignoring INT/TERM/HUP) that blocks reading a pipe whose
+/// only write end this value holds. The kernel closes that end when the process ends, however
+/// it ends; the watchdog then stops the server and removes its folder.
 ///
 /// Uses the server binaries found through `PG_BIN`, `pg_config --bindir`, or the newest
 /// `/usr/lib/postgresql/<version>/bin`. When run as root (PostgreSQL refuses to), the
@@ -25,6 +31,9 @@ pub struct TempCluster {
     port: u16,
     as_postgres: bool,
     stopped: bool,
+    /// The write end of the watchdog's pipe: closing it (drop, or process death) ends the
+    /// watchdog, which then stops and deletes the cluster if that is still needed.
+    watchdog: Option<ChildStdin>,
 }
 
 impl TempCluster {
@@ -47,6 +56,7 @@ impl TempCluster {
             port,
             as_postgres,
             stopped: true,
+            watchdog: None,
         };
         let data = cluster.data_dir();
         let mut initdb = cluster.command("initdb");
@@ -75,9 +85,32 @@ impl TempCluster {
             .arg("-l")
             .arg(log)
             .args(["-w", "-t", "60", "start"]);
+        // The watchdog first: from here on the folder is removed however this process ends.
+        cluster.watchdog = cluster.spawn_watchdog();
         run(&mut start)?;
         cluster.stopped = false;
         Ok(cluster)
+    }
+
+    /// Spawns the watchdog that stops and deletes the cluster once its stdin pipe closes
+    /// (`None` when no shell could be started: then only `Drop` cleans up).
+    fn spawn_watchdog(&self) -> Option<ChildStdin> {
+        let script = format!(
+            "trap '' INT TERM HUP; while read -r _; do :; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
+            stop = self.stop_command_line(),
+            dir = self.dir.display()
+        );
+        // Its own process group: a Ctrl-C or a CI job kill aimed at this process's group must
+        // not take the watchdog down before it has stopped the cluster.
+        Command::new("sh")
+            .args(["-c", &script])
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()
+            .and_then(|mut child| child.stdin.take())
     }
 
     /// `postgres://postgres@127.0.0.1:<port>/postgres`.
@@ -90,18 +123,27 @@ impl TempCluster {
         self.port
     }
 
-    /// Leaves the cluster running until this process exits, then stops and deletes it (a
-    /// small watchdog process polls this process's pid). For process-wide fixtures, whose
-    /// statics are never dropped.
+    /// Leaves the cluster running until this process exits, then stops and deletes it (the
+    /// watchdog's pipe stays open until then). For process-wide fixtures, whose statics are
+    /// never dropped.
     pub fn keep_until_process_exits(mut self) {
+        let Some(pipe) = self.watchdog.take() else {
+            return self.poll_until_process_exits();
+        };
+        // The pipe's write end lives as long as the process; the watchdog owns the cluster.
+        std::mem::forget(pipe);
+        self.stopped = true;
+        self.dir = PathBuf::new();
+    }
+
+    /// The fallback without a watchdog pipe: a shell that polls this process's pid.
+    fn poll_until_process_exits(mut self) {
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}; rm -rf '{dir}'",
             pid = std::process::id(),
             stop = self.stop_command_line(),
             dir = self.dir.display()
         );
-        // Its own process group: a Ctrl-C or a CI job kill aimed at the test process must not
-        // take the watchdog down before it has stopped the cluster.
         let spawned = Command::new("sh")
             .args(["-c", &format!("trap '' INT TERM HUP; {script}")])
             .process_group(0)
@@ -114,6 +156,11 @@ impl TempCluster {
             self.stopped = true;
             self.dir = PathBuf::new();
         }
+    }
+
+    /// The folder holding the cluster (data, socket, log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn data_dir(&self) -> PathBuf {

@@ -38,12 +38,24 @@ pub mod axum;
 /// | error | status |
 /// |---|---|
 /// | unique violation ([`Error::is_unique_violation`]) | 409 |
+/// | foreign-key violation ([`Error::is_foreign_key_violation`]) | 409 |
+/// | check violation ([`Error::is_check_violation`]) | 422 |
+/// | data error, SQLSTATE class 22 ([`Error::is_data_error`]): NUL byte, text too long, invalid text for the type, out of range | 422 |
+/// | program limit, SQLSTATE class 54 ([`Error::is_program_limit_exceeded`]): a value too large for an index, too many arguments | 413 |
 /// | no row ([`Error::is_not_found`], [`Error::is_row_gone`]) | 404 |
 /// | pool timeout ([`Error::is_pool_timeout`]) | 503 |
 /// | statement timeout or cancel ([`Error::is_query_canceled`], SQLSTATE 57014) | 504 |
 /// | everything else | 500 |
 ///
-/// Statement timeouts map by SQLSTATE, not by message, so the mapping holds whatever the
+/// Data errors and program limits are caused by what the client sent (a server does not
+/// fail on its own input), so they answer 4xx: 422 for a value the server rejected, 413
+/// (*content too large*) for a value past a server limit. A foreign-key violation on a write
+/// means the request refers to a row that does not exist (or deletes one still referenced):
+/// a conflict with the database's current state, 409 like a unique violation. A check
+/// violation is a value the schema's rules reject: 422. Applications that validate before
+/// writing never reach these; the mapping keeps the ones that slip through out of 5xx.
+///
+/// Everything is mapped by SQLSTATE, not by message, so the mapping holds whatever the
 /// server's `lc_messages`.
 ///
 /// ```
@@ -53,8 +65,12 @@ pub mod axum;
 /// # }
 /// ```
 pub fn status_for(err: &Error) -> u16 {
-    if err.is_unique_violation() {
+    if err.is_unique_violation() || err.is_foreign_key_violation() {
         409
+    } else if err.is_data_error() || err.is_check_violation() {
+        422
+    } else if err.is_program_limit_exceeded() {
+        413
     } else if err.is_not_found() || err.is_row_gone() {
         404
     } else if err.is_pool_timeout() {
@@ -67,8 +83,8 @@ pub fn status_for(err: &Error) -> u16 {
 }
 
 /// A short, fixed description of an [`Error`] for a response body, matching [`status_for`]:
-/// `"conflict"`, `"not found"`, `"service unavailable"`, `"timeout"` or `"internal error"`.
-/// It never contains SQL text, constraint names or values.
+/// `"conflict"`, `"invalid data"`, `"too large"`, `"not found"`, `"service unavailable"`,
+/// `"timeout"` or `"internal error"`. It never contains SQL text, constraint names or values.
 pub fn error_category(err: &Error) -> &'static str {
     category_for_status(status_for(err))
 }
@@ -76,6 +92,8 @@ pub fn error_category(err: &Error) -> &'static str {
 fn category_for_status(status: u16) -> &'static str {
     match status {
         409 => "conflict",
+        422 => "invalid data",
+        413 => "too large",
         404 => "not found",
         503 => "service unavailable",
         504 => "timeout",

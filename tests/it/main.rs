@@ -8,6 +8,8 @@
 mod deferred;
 mod engine;
 mod errors;
+#[cfg(feature = "json")]
+mod insert_many;
 mod lazy_begin;
 mod models;
 mod pool;

@@ -453,7 +453,7 @@ async fn insert_update_delete_with_returning() {
     );
     assert_eq!(
         insert(&post).to_sql().unwrap(),
-        r#"INSERT INTO "posts" ("user_id", "title", "body") VALUES ($1, $2, $3)"#
+        r#"INSERT INTO "posts" ("user_id", "title", "body") SELECT "u"."c1", "u"."c2", "u"."c3" FROM unnest($1, $2, $3) WITH ORDINALITY AS "u"("c1", "c2", "c3", "n") ORDER BY "u"."n""#
     );
 
     let updated: Vec<(i32, i64)> = e

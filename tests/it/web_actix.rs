@@ -116,6 +116,13 @@ async fn leaks(mut db: DbSession, name: String) -> Result<HttpResponse, aludel::
     Ok(HttpResponse::Created().finish())
 }
 
+/// Inserts a note for the item whose id is the body (text cast to int on the server).
+async fn note(mut db: DbSession, item: String) -> Result<HttpResponse, aludel::Error> {
+    db.execute_dml(&sql("INSERT INTO notes (item_id) VALUES ($1::text::int)").bind(item))
+        .await?;
+    Ok(HttpResponse::Created().finish())
+}
+
 macro_rules! app {
     ($factory:expr) => {{
         let factory: SessionFactory = $factory;
@@ -124,6 +131,7 @@ macro_rules! app {
                 .app_data(web::Data::new(factory.clone()))
                 .wrap(TransactionMiddleware::new(factory))
                 .route("/ok", web::post().to(ok))
+                .route("/note", web::post().to(note))
                 .route("/client-error", web::post().to(client_error))
                 .route("/server-error", web::post().to(server_error))
                 .route("/redirect", web::post().to(redirect))
@@ -333,7 +341,7 @@ async fn errors_map_to_statuses_without_sql_in_the_body() {
     let timeout = c.execute(&sql("SELECT pg_sleep(5)")).await.unwrap_err();
     c.rollback().await.unwrap();
     let other = c
-        .execute(&sql("SELECT 1 / (id - id) FROM items WHERE name = $1").bind("secret-value"))
+        .execute(&sql("SELECT no_such_column FROM items WHERE name = $1").bind("secret-value"))
         .await
         .unwrap_err();
 
@@ -359,4 +367,57 @@ async fn errors_map_to_statuses_without_sql_in_the_body() {
             assert!(!body.contains(leak), "{body}");
         }
     }
+}
+
+/// A text of `n` characters that does not compress (an index entry keeps it whole).
+fn incompressible(n: usize) -> String {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 90) as u8)
+        })
+        .collect()
+}
+
+/// Bad data that reaches the server through a handler is the client's fault: a NUL byte
+/// (22021) and text that is not a number (22P02) are 422, a value too large for the unique
+/// index (54000) is 413, a foreign key to a missing row (23503) is 409. Nothing is
+/// committed, no transaction stays open, and the bodies carry neither SQL nor the values.
+// covers: DI-02, DI-03
+#[tokio::test]
+async fn bad_data_from_the_client_is_4xx_not_500() {
+    let db = setup().await;
+    db.engine()
+        .execute(&sql(
+            "CREATE TABLE notes (id serial PRIMARY KEY, item_id int NOT NULL REFERENCES items)",
+        ))
+        .await
+        .unwrap();
+    let app = app!(db.engine().session_builder());
+    let cases = [
+        ("/ok", "nul\0byte".to_owned(), 422, "invalid data", "22021"),
+        ("/note", "12abc".to_owned(), 422, "invalid data", "22P02"),
+        ("/ok", incompressible(4_000), 413, "too large", "54000"),
+        ("/note", "987654".to_owned(), 409, "conflict", "23503"),
+    ];
+    for (uri, value, status, category, sqlstate) in cases {
+        let res = test::call_service(&app, post(uri, &value).to_request()).await;
+        assert_eq!(res.status().as_u16(), status, "{uri} ({sqlstate})");
+        assert_eq!(
+            body_of(res).await,
+            format!(r#"{{"error":"{category}"}}"#),
+            "{sqlstate}"
+        );
+        assert_no_open_transactions(&db, db.engine()).await;
+    }
+    assert_eq!(committed(&db).await, Vec::<String>::new());
+    let mut admin = db.admin().await.unwrap();
+    let notes: i64 = admin
+        .query_one(&sql("SELECT count(*) FROM notes"))
+        .await
+        .unwrap();
+    assert_eq!(notes, 0);
 }

@@ -3,13 +3,20 @@
 //! [`MaybeUser`] (token optional).
 //!
 //! The token's subject is the user's id, not the username: a token stays valid when the
-//! user renames themselves.
+//! user renames themselves. A token whose user no longer exists is a 401 like any invalid
+//! token: the extractors look the user up in the request's session (a primary-key `get`,
+//! which later `get`s of the same user in the handler answer from the identity map).
+//!
+//! Password hashing is bounded: argon2id holds ~19 MiB per hash, so hashes run on a fixed
+//! pool of threads with memory of their own ([`crate::hashing`]); other requests wait for a
+//! thread without holding a database connection.
 
 use std::sync::Arc;
 
-use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use aludel::SessionFactory;
+use aludel::web::axum::DbSession;
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -17,6 +24,7 @@ use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::models::User;
 
 /// How long a token stays valid.
 const TOKEN_LIFETIME_SECS: i64 = 60 * 60 * 24 * 30;
@@ -51,6 +59,13 @@ impl Jwt {
         }
     }
 
+    /// Keys from 32 random bytes: tokens verify only in this process.
+    pub fn random() -> Self {
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        Jwt::new(&secret)
+    }
+
     /// A token for `user_id`.
     pub fn issue(&self, user_id: i64) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
@@ -71,32 +86,16 @@ impl Jwt {
     }
 }
 
-/// Hashes a password with argon2id and a random salt (on a blocking thread: it takes tens of
-/// milliseconds by design).
+/// Hashes a password with argon2id and a random salt, on one of the bounded hashing threads
+/// (see [`crate::hashing`]): it takes tens of milliseconds and 19 MiB by design.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| ApiError::Internal(format!("hashing a password: {e}")))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?
+    crate::hashing::hash(password).await
 }
 
-/// Whether `password` matches the stored PHC string.
+/// Whether `password` matches the stored PHC string (on a hashing thread, like
+/// [`hash_password`]).
 pub async fn verify_password(password: String, stored: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let Ok(parsed) = PasswordHash::new(&stored) else {
-            return false;
-        };
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("verification task: {e}")))
+    crate::hashing::verify(password, stored).await
 }
 
 /// The token of a request: `Authorization: Token <jwt>` (`Bearer` is accepted too).
@@ -117,17 +116,34 @@ impl<S> FromRequestParts<S> for AuthUser
 where
     S: Send + Sync,
     Jwt: FromRef<S>,
+    SessionFactory: FromRef<S>,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = token(parts).ok_or(ApiError::MissingToken)?;
-        Jwt::from_ref(state).verify(token).map(AuthUser)
+        let id = Jwt::from_ref(state).verify(token)?;
+        existing_user(parts, state, id).await.map(AuthUser)
+    }
+}
+
+/// `id` when that user still exists (looked up in the request's session), else 401.
+async fn existing_user<S>(parts: &mut Parts, state: &S, id: i64) -> Result<i64, ApiError>
+where
+    S: Send + Sync,
+    SessionFactory: FromRef<S>,
+{
+    let mut db = DbSession::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    match db.get::<User>(id).await? {
+        Some(_) => Ok(id),
+        None => Err(ApiError::InvalidToken),
     }
 }
 
 /// The viewer's id when a valid token came with the request. A missing token is an anonymous
-/// viewer; an invalid one is still a 401.
+/// viewer; an invalid one (or one whose user is gone) is still a 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaybeUser(pub Option<i64>);
 
@@ -135,15 +151,19 @@ impl<S> FromRequestParts<S> for MaybeUser
 where
     S: Send + Sync,
     Jwt: FromRef<S>,
+    SessionFactory: FromRef<S>,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match token(parts) {
             None => Ok(MaybeUser(None)),
-            Some(token) => Jwt::from_ref(state)
-                .verify(token)
-                .map(|id| MaybeUser(Some(id))),
+            Some(token) => {
+                let id = Jwt::from_ref(state).verify(token)?;
+                existing_user(parts, state, id)
+                    .await
+                    .map(|id| MaybeUser(Some(id)))
+            }
         }
     }
 }

@@ -23,7 +23,16 @@ pub enum ApiError {
     Taken(&'static str),
     /// 422 with one message per field.
     Validation(Vec<(&'static str, String)>),
-    /// A database error: aludel's mapping (409, 404, 503, 504, 500) without SQL in the body.
+    /// 400 `<part>: <message>`: a request the server cannot read (a path that is not UTF-8).
+    BadRequest(&'static str, &'static str),
+    /// 405 `method: not allowed`.
+    MethodNotAllowed,
+    /// 413 `body: is too large`.
+    TooLarge,
+    /// 415 `body: must be JSON (Content-Type: application/json)`.
+    UnsupportedMediaType,
+    /// A database error: aludel's mapping (409, 422, 413, 404, 503, 504, 500) without SQL in
+    /// the body.
     Db(aludel::Error),
     /// 500: an internal failure (hashing, token signing).
     Internal(String),
@@ -65,6 +74,16 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(what) => (StatusCode::FORBIDDEN, body(what, "forbidden")),
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, body(what, "not found")),
             ApiError::Taken(field) => (StatusCode::CONFLICT, body(field, "has already been taken")),
+            ApiError::BadRequest(part, message) => (StatusCode::BAD_REQUEST, body(part, message)),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                body("method", "not allowed"),
+            ),
+            ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, body("body", "is too large")),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                body("body", "must be JSON (Content-Type: application/json)"),
+            ),
             ApiError::Validation(fields) => {
                 let mut errors = serde_json::Map::new();
                 for (field, message) in fields {

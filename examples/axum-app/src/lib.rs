@@ -10,18 +10,20 @@
 
 pub mod auth;
 pub mod error;
+pub mod hashing;
 pub mod json;
 pub mod models;
 pub mod queries;
 pub mod routes;
+pub mod validate;
 pub mod views;
 
 use aludel::web::axum::TransactionLayer;
 use aludel::{Engine, SessionFactory};
 use axum::Router;
-use axum::extract::FromRef;
+use axum::extract::{DefaultBodyLimit, FromRef};
 
-use crate::auth::Jwt;
+pub use crate::auth::Jwt;
 
 /// What handlers share: the engine, the session factory and the token keys.
 #[derive(Debug, Clone)]
@@ -37,10 +39,15 @@ pub struct AppState {
 impl AppState {
     /// State over `engine`, signing tokens with `jwt_secret`.
     pub fn new(engine: Engine, jwt_secret: &[u8]) -> Self {
+        AppState::with_jwt(engine, Jwt::new(jwt_secret))
+    }
+
+    /// State over `engine`, signing tokens with `jwt` (e.g. [`Jwt::random`]).
+    pub fn with_jwt(engine: Engine, jwt: Jwt) -> Self {
         AppState {
             sessions: engine.session_builder(),
             engine,
-            jwt: Jwt::new(jwt_secret),
+            jwt,
         }
     }
 }
@@ -63,12 +70,15 @@ impl FromRef<AppState> for Engine {
     }
 }
 
-/// The whole API under `/api`, one transaction per request.
+/// The whole API under `/api`, one transaction per request. Request bodies over
+/// [`validate::REQUEST_BODY_MAX`] answer 413; unknown routes 404 and known routes with
+/// another method 405, both in the API's error shape.
 pub fn app(state: AppState) -> Router {
     let layer = TransactionLayer::new(state.sessions.clone());
     Router::new()
         .nest("/api", routes::router())
         .fallback(|| async { error::ApiError::NotFound("route") })
         .layer(layer)
+        .layer(DefaultBodyLimit::max(validate::REQUEST_BODY_MAX))
         .with_state(state)
 }

@@ -2,79 +2,212 @@
 //!
 //! Environment:
 //! - `DATABASE_URL`: PostgreSQL to use. Unset: `127.0.0.1:5432` when something listens
-//!   there, else a throwaway cluster started for this process (and stopped with it).
+//!   there, else a throwaway cluster started for this process (and removed with it, even
+//!   when the process is killed). `CONDUIT_TEMP_DB=1` asks for the throwaway cluster always.
 //! - `HOST` (default `127.0.0.1`) and `PORT` (default `3000`).
-//! - `JWT_SECRET`: token signing secret; a fixed development default otherwise (warned about).
+//! - `JWT_SECRET`: token signing secret. Unset: a random secret for this process (tokens
+//!   stop verifying when it restarts; the log says so).
 //! - `RUST_LOG`: log filter such as `info` or `conduit=debug,aludel=info` (default `info`).
+//!
+//! Start-up failures print one readable line (what failed, with the database URL's password
+//! masked, and what to set) and exit with status 1.
 //!
 //!     cargo run -p axum-app --release
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use aludel::Engine;
 use aludel::testing::{DEFAULT_DATABASE_URL, TempCluster};
-use conduit::{AppState, app, models};
+use conduit::{AppState, Jwt, app, models};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-const DEV_JWT_SECRET: &str = "conduit-development-secret-change-me";
+/// Shortest `JWT_SECRET` accepted: HS256 wants at least 256 bits of key.
+const MIN_SECRET_LEN: usize = 32;
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn main() -> ExitCode {
     init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
 
-    let (url, cluster) = database()?;
+/// Prints a start-up failure: a person reads it, so no `Debug` of error values.
+#[allow(clippy::print_stderr)]
+fn fail(message: &str) -> ExitCode {
+    tracing::error!("{message}");
+    eprintln!("conduit: {message}");
+    ExitCode::FAILURE
+}
+
+async fn run() -> Result<(), String> {
+    let addr = listen_address()?;
+    let jwt = jwt()?;
+    let (url, source, cluster) = database()?;
+    let shown = mask_password(&url);
     let engine = Engine::builder(&url)
         .max_size(16)
         .application_name("conduit")
-        .build()?;
-    let mut conn = engine.connect().await?;
-    models::create_schema(&mut conn).await?;
+        .build()
+        .map_err(|e| format!("DATABASE_URL={shown} is not a usable database URL: {e}"))?;
+    let mut conn = engine.connect().await.map_err(|e| {
+        format!(
+            "cannot connect to PostgreSQL at {shown} ({source}): {e}. Set DATABASE_URL to a \
+             reachable server (postgres://user:password@host:port/database), or unset it to use \
+             127.0.0.1:5432 or a throwaway cluster"
+        )
+    })?;
+    let (version, db, user): (String, String, String) = conn
+        .query_one(&aludel::sql(
+            "SELECT current_setting('server_version'), current_database(), current_user::text",
+        ))
+        .await
+        .map_err(|e| format!("PostgreSQL at {shown} answered with an error: {e}"))?;
+    models::create_schema(&mut conn)
+        .await
+        .map_err(|e| format!("creating the schema in {shown} failed: {e}"))?;
     drop(conn);
+    tracing::info!(
+        "database: PostgreSQL {version}, database \"{db}\" as \"{user}\" at {shown} ({source})"
+    );
 
-    let secret = std::env::var("JWT_SECRET").unwrap_or_else(|_| {
-        tracing::warn!("JWT_SECRET is unset: signing tokens with a development default");
-        DEV_JWT_SECRET.to_owned()
-    });
-    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
-    let port: u16 = match std::env::var("PORT") {
-        Ok(p) => p.parse().map_err(|e| format!("PORT={p}: {e}"))?,
-        Err(_) => 3000,
-    };
-    let addr: SocketAddr = format!("{host}:{port}")
-        .parse()
-        .map_err(|e| format!("HOST={host}: {e}"))?;
-
-    let router = app(AppState::new(engine.clone(), secret.as_bytes()));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!("listening on http://{addr}/api");
-    axum::serve(listener, router)
+    let router = app(AppState::with_jwt(engine.clone(), jwt));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| bind_error(addr, &e))?;
+    tracing::info!("server: axum (HTTP/1.1) serving the RealWorld API on http://{addr}/api");
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
-        .await?;
+        .await;
 
     tracing::info!("shutting down: closing the connection pool");
     engine.close();
     drop(cluster); // stops and deletes a throwaway cluster, if one was started
-    Ok(())
+    served.map_err(|e| format!("the server stopped: {e}"))
 }
 
-/// The database URL, and the throwaway cluster behind it when one had to be started.
-fn database() -> Result<(String, Option<TempCluster>), Box<dyn std::error::Error + Send + Sync>> {
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        return Ok((url, None));
+/// `HOST:PORT`, with errors that say which variable is wrong.
+fn listen_address() -> Result<SocketAddr, String> {
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) => p
+            .parse()
+            .map_err(|_| format!("PORT={p} is not a port number (0-65535)"))?,
+        Err(_) => 3000,
+    };
+    let ip: std::net::IpAddr = host.parse().map_err(|_| {
+        format!("HOST={host} is not an IP address (e.g. 127.0.0.1, 0.0.0.0 or ::1)")
+    })?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn bind_error(addr: SocketAddr, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let why = match e.kind() {
+        ErrorKind::AddrInUse => format!(
+            "port {} is already in use by another process; set PORT to a free port",
+            addr.port()
+        ),
+        ErrorKind::AddrNotAvailable => format!(
+            "{} is not an address of this machine; set HOST to one (127.0.0.1, 0.0.0.0)",
+            addr.ip()
+        ),
+        ErrorKind::PermissionDenied => format!(
+            "no permission to bind port {} (ports below 1024 need privileges); set PORT",
+            addr.port()
+        ),
+        _ => e.to_string(),
+    };
+    format!("cannot listen on {addr}: {why}")
+}
+
+/// The token keys: `JWT_SECRET`, or a random secret for this process.
+fn jwt() -> Result<Jwt, String> {
+    match std::env::var("JWT_SECRET") {
+        Ok(s) if s.len() >= MIN_SECRET_LEN => Ok(Jwt::new(s.as_bytes())),
+        Ok(s) => Err(format!(
+            "JWT_SECRET is {} bytes long; use at least {MIN_SECRET_LEN} random bytes \
+             (e.g. `openssl rand -hex 32`)",
+            s.len()
+        )),
+        Err(_) => {
+            tracing::warn!(
+                "JWT_SECRET is unset: signing tokens with a random secret made for this process; \
+                 tokens stop working when it restarts (set JWT_SECRET to keep them)"
+            );
+            Ok(Jwt::random())
+        }
     }
-    let local = SocketAddr::from(([127, 0, 0, 1], 5432));
-    if std::net::TcpStream::connect_timeout(&local, Duration::from_secs(1)).is_ok() {
-        return Ok((DEFAULT_DATABASE_URL.to_owned(), None));
+}
+
+/// The database URL, where it came from, and the throwaway cluster behind it when one had
+/// to be started.
+fn database() -> Result<(String, &'static str, Option<TempCluster>), String> {
+    let forced = std::env::var("CONDUIT_TEMP_DB").is_ok_and(|v| v == "1");
+    if !forced {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            return Ok((url, "from DATABASE_URL", None));
+        }
+        let local = SocketAddr::from(([127, 0, 0, 1], 5432));
+        if std::net::TcpStream::connect_timeout(&local, Duration::from_secs(1)).is_ok() {
+            return Ok((
+                DEFAULT_DATABASE_URL.to_owned(),
+                "DATABASE_URL unset; the server on 127.0.0.1:5432",
+                None,
+            ));
+        }
     }
     let cluster = TempCluster::start().map_err(|e| {
-        format!("no DATABASE_URL, nothing on 127.0.0.1:5432, and no throwaway cluster: {e}")
+        format!(
+            "no DATABASE_URL, nothing on 127.0.0.1:5432, and no throwaway cluster could be \
+             started: {e}. Set DATABASE_URL to a PostgreSQL server"
+        )
     })?;
     let url = cluster.url();
-    tracing::warn!(%url, "no DATABASE_URL and nothing on 127.0.0.1:5432: started a throwaway PostgreSQL cluster (deleted at exit)");
-    Ok((url, Some(cluster)))
+    tracing::warn!(
+        dir = %cluster.dir().display(),
+        "started a throwaway PostgreSQL cluster; it is deleted when this process exits"
+    );
+    Ok((url, "a throwaway cluster for this process", Some(cluster)))
+}
+
+/// `url` with its password replaced by `***`: in URL form (`postgres://user:pw@host`) and in
+/// key/value form (`password=pw`).
+fn mask_password(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@') {
+            if let Some(colon) = out[rest..rest + at].find(':') {
+                out.replace_range(rest + colon + 1..rest + at, "***");
+            }
+        }
+    }
+    let mut masked = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find("password=") {
+        let value = i + "password=".len();
+        masked.push_str(&rest[..value]);
+        masked.push_str("***");
+        let tail = &rest[value..];
+        let end = if let Some(quoted) = tail.strip_prefix('\'') {
+            quoted.find('\'').map_or(tail.len(), |j| j + 2)
+        } else {
+            tail.find([' ', '&']).unwrap_or(tail.len())
+        };
+        rest = &tail[end..];
+    }
+    masked.push_str(rest);
+    masked
 }
 
 fn init_tracing() {
@@ -88,27 +221,48 @@ fn init_tracing() {
         .init();
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+/// Resolves on SIGINT (Ctrl-C), SIGTERM or SIGHUP: each drains in-flight requests, closes
+/// the pool and removes a throwaway cluster.
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let wait = |kind: SignalKind, name: &'static str| async move {
+        match signal(kind) {
             Ok(mut s) => {
                 s.recv().await;
+                name
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+                tracing::error!(error = %e, "cannot listen for {name}");
+                std::future::pending::<&'static str>().await
             }
         }
     };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = term => tracing::info!("SIGTERM received"),
+    let name = tokio::select! {
+        n = wait(SignalKind::interrupt(), "SIGINT") => n,
+        n = wait(SignalKind::terminate(), "SIGTERM") => n,
+        n = wait(SignalKind::hangup(), "SIGHUP") => n,
+    };
+    tracing::info!("{name} received");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_password;
+
+    #[test]
+    fn passwords_are_masked_in_both_url_forms() {
+        assert_eq!(
+            mask_password("postgres://app:s3cr3t@db:5432/x?sslmode=require"),
+            "postgres://app:***@db:5432/x?sslmode=require"
+        );
+        assert_eq!(mask_password("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(
+            mask_password("host=db user=app password='a b' dbname=x"),
+            "host=db user=app password=*** dbname=x"
+        );
+        assert_eq!(
+            mask_password("postgres://db/x?user=app&password=pw&x=1"),
+            "postgres://db/x?user=app&password=***&x=1"
+        );
     }
 }

@@ -7,8 +7,10 @@
 use aludel::{Connection, CreateOptions, Many, Model, One, TableDef, create_all};
 use chrono::{DateTime, Utc};
 
-/// A registered user. `username` and `email` are unique: their constraints
-/// (`users_username_key`, `users_email_key`) tell a duplicate username from a duplicate email.
+/// A registered user. `username` and `email` are unique, in any case: their constraints
+/// (`users_username_key`, `users_email_key`) and the indexes on `lower(…)`
+/// (`users_username_lower_key`, `users_email_lower_key`) tell a duplicate username from a
+/// duplicate email.
 #[derive(Model, Debug, Clone)]
 #[aludel(table = "users")]
 pub struct User {
@@ -157,8 +159,19 @@ pub const TABLES: &[&TableDef] = &[
 pub const USERS_USERNAME_KEY: &str = "users_username_key";
 /// The unique constraint `create_all` names for `users.email`.
 pub const USERS_EMAIL_KEY: &str = "users_email_key";
+/// The unique index on `lower(username)`: usernames are unique in any case.
+pub const USERS_USERNAME_LOWER_KEY: &str = "users_username_lower_key";
+/// The unique index on `lower(email)`: emails are unique in any case, and login finds them
+/// in any case.
+pub const USERS_EMAIL_LOWER_KEY: &str = "users_email_lower_key";
 
-/// Creates the schema when missing (idempotent; one transaction).
+/// Creates the schema when missing (idempotent), then the case-insensitive unique indexes
+/// (expression indexes, which model declarations do not describe).
 pub async fn create_schema(conn: &mut Connection) -> aludel::Result<()> {
-    create_all(conn, TABLES, CreateOptions::default()).await
+    create_all(conn, TABLES, CreateOptions::default()).await?;
+    conn.batch_execute(
+        "CREATE UNIQUE INDEX IF NOT EXISTS users_username_lower_key ON users (lower(username));
+         CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower_key ON users (lower(email));",
+    )
+    .await
 }

@@ -4,7 +4,6 @@ use aludel::web::axum::DbSession;
 use aludel::{AsyncSession, Many, Obj, One, delete, exists, insert, insert_many, select};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use axum::Json;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::Deserialize;
@@ -12,14 +11,19 @@ use serde_json::{Value, json};
 
 use crate::auth::{AuthUser, MaybeUser};
 use crate::error::{ApiError, ApiResult};
-use crate::json::{ApiJson, ApiQuery, present};
+use crate::json::{ApiJson, ApiPath, ApiQuery, present};
 use crate::models::{Article, ArticleTag, Favorite, Tag};
 use crate::queries::{ArticleFilter, ArticleRow, article_by_slug, list_articles, load_articles};
+use crate::validate::{
+    BODY_MAX, Checks, DESCRIPTION_MAX, SLUG_MAX, TAG_MAX, TITLE_MAX, USERNAME_MAX, path_segment,
+};
 use crate::views::ArticleView;
 
 /// Page size when the request names none, and the most a request may ask for.
 const DEFAULT_LIMIT: i64 = 20;
 const MAX_LIMIT: i64 = 100;
+/// Longest `limit`/`offset` text (an i64 has 19 digits).
+const NUMBER_MAX: usize = 24;
 
 /// Query parameters of the list endpoints. Read as text so that a malformed number falls
 /// back to the default instead of failing the request.
@@ -33,6 +37,17 @@ pub(super) struct ListParams {
 }
 
 impl ListParams {
+    /// NUL and lengths of every parameter (the names at most as long as a stored name).
+    fn check(&self) -> ApiResult<()> {
+        let mut c = Checks::new();
+        c.text("tag", self.tag.as_deref(), TAG_MAX);
+        c.text("author", self.author.as_deref(), USERNAME_MAX);
+        c.text("favorited", self.favorited.as_deref(), USERNAME_MAX);
+        c.text("limit", self.limit.as_deref(), NUMBER_MAX);
+        c.text("offset", self.offset.as_deref(), NUMBER_MAX);
+        c.finish()
+    }
+
     fn page(&self) -> (i64, i64) {
         let num = |v: &Option<String>| v.as_deref().and_then(|s| s.trim().parse::<i64>().ok());
         let limit = num(&self.limit)
@@ -85,6 +100,7 @@ pub(super) async fn list(
     mut db: DbSession,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Value>> {
+    params.check()?;
     let (limit, offset) = params.page();
     let filter = ArticleFilter {
         tag: params.tag,
@@ -102,6 +118,7 @@ pub(super) async fn feed(
     mut db: DbSession,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Value>> {
+    params.check()?;
     let (limit, offset) = params.page();
     let filter = ArticleFilter {
         followed_by: Some(me),
@@ -115,8 +132,9 @@ pub(super) async fn feed(
 pub(super) async fn get_article(
     MaybeUser(viewer): MaybeUser,
     mut db: DbSession,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
+    path_segment(&slug, SLUG_MAX, "article")?;
     let article = article_by_slug(&mut db, &slug, viewer)
         .await?
         .ok_or(ApiError::NotFound("article"))?;
@@ -130,20 +148,14 @@ pub(super) async fn create(
     ApiJson(body): ApiJson<Wrapped<NewArticle>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let new = body.article;
-    let mut errors = Vec::new();
-    let mut field = |v: Option<String>, name: &'static str| match v {
-        Some(v) if !v.trim().is_empty() => v,
-        _ => {
-            errors.push((name, "can't be blank".to_owned()));
-            String::new()
-        }
-    };
-    let title = field(new.title, "title");
-    let description = field(new.description, "description");
-    let body_text = field(new.body, "body");
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+    let mut checks = Checks::new();
+    let title = checks.required("title", new.title, TITLE_MAX);
+    let description = checks.required("description", new.description, DESCRIPTION_MAX);
+    let body_text = checks.required("body", new.body, BODY_MAX);
+    if let Some(tags) = &new.tag_list {
+        checks.tags(tags);
     }
+    checks.finish()?;
     let now = Utc::now(); // placeholders for server defaults
     let mut draft = Article {
         id: 0,
@@ -187,6 +199,7 @@ pub(super) async fn create(
 
 /// The article with this slug as a session object (tracked: writes to it are flushed), or 404.
 async fn article_obj(db: &mut AsyncSession, slug: String) -> ApiResult<Obj<Article>> {
+    path_segment(&slug, SLUG_MAX, "article")?;
     db.scalars(&select(Article::ALL).filter(Article::slug.eq(slug)))
         .await?
         .pop()
@@ -206,29 +219,31 @@ async fn own_article(db: &mut AsyncSession, slug: String, me: i64) -> ApiResult<
 pub(super) async fn update(
     AuthUser(me): AuthUser,
     mut db: DbSession,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
     ApiJson(body): ApiJson<Wrapped<ArticleChanges>>,
 ) -> ApiResult<Json<Value>> {
     let article = own_article(&mut db, slug, me).await?;
     let changes = body.article;
-    let mut errors = Vec::new();
-    for (name, value) in [
-        ("title", &changes.title),
-        ("description", &changes.description),
-        ("body", &changes.body),
+    let mut checks = Checks::new();
+    for (name, value, max) in [
+        ("title", &changes.title, TITLE_MAX),
+        ("description", &changes.description, DESCRIPTION_MAX),
+        ("body", &changes.body, BODY_MAX),
     ] {
-        if let Some(v) = value {
-            if v.as_deref().is_none_or(|v| v.trim().is_empty()) {
-                errors.push((name, "can't be blank".to_owned()));
+        match value {
+            Some(v) if v.as_deref().is_none_or(|v| v.trim().is_empty()) => {
+                checks.push(name, "can't be blank");
             }
+            Some(v) => checks.text(name, v.as_deref(), max),
+            None => {}
         }
     }
-    if matches!(changes.tag_list, Some(None)) {
-        errors.push(("tagList", "can't be null".to_owned()));
+    match &changes.tag_list {
+        Some(None) => checks.push("tagList", "can't be null"),
+        Some(Some(tags)) => checks.tags(tags),
+        None => {}
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    checks.finish()?;
 
     let id = article.read()?.id;
     let new_slug = match &changes.title {
@@ -271,7 +286,7 @@ pub(super) async fn update(
 pub(super) async fn remove(
     AuthUser(me): AuthUser,
     mut db: DbSession,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let article = own_article(&mut db, slug, me).await?;
     db.delete(&article)?;
@@ -281,6 +296,7 @@ pub(super) async fn remove(
 
 /// The id of the article with this slug, or 404.
 async fn article_id(db: &mut AsyncSession, slug: String) -> ApiResult<i64> {
+    path_segment(&slug, SLUG_MAX, "article")?;
     db.one_or_none(&select(Article::id).filter(Article::slug.eq(slug)))
         .await?
         .ok_or(ApiError::NotFound("article"))
@@ -290,7 +306,7 @@ async fn article_id(db: &mut AsyncSession, slug: String) -> ApiResult<i64> {
 pub(super) async fn favorite(
     AuthUser(me): AuthUser,
     mut db: DbSession,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let id = article_id(&mut db, slug.clone()).await?;
     let fav = Favorite {
@@ -309,7 +325,7 @@ pub(super) async fn favorite(
 pub(super) async fn unfavorite(
     AuthUser(me): AuthUser,
     mut db: DbSession,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let id = article_id(&mut db, slug.clone()).await?;
     db.execute_dml(

@@ -3,7 +3,6 @@
 use aludel::web::axum::DbSession;
 use aludel::{AsyncSession, Obj, One, select};
 use axum::Json;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::Deserialize;
@@ -11,9 +10,10 @@ use serde_json::{Value, json};
 
 use crate::auth::{AuthUser, MaybeUser};
 use crate::error::{ApiError, ApiResult};
-use crate::json::{ApiJson, timestamp};
+use crate::json::{ApiJson, ApiPath, timestamp};
 use crate::models::{Article, Comment};
 use crate::queries::profiles;
+use crate::validate::{COMMENT_MAX, Checks, SLUG_MAX, path_segment};
 use crate::views::{CommentView, Profile};
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +37,7 @@ fn view(c: Comment, author: Profile) -> CommentView {
 }
 
 async fn article_id(db: &mut AsyncSession, slug: String) -> ApiResult<i64> {
+    path_segment(&slug, SLUG_MAX, "article")?;
     db.one_or_none(&select(Article::id).filter(Article::slug.eq(slug)))
         .await?
         .ok_or(ApiError::NotFound("article"))
@@ -47,7 +48,7 @@ async fn article_id(db: &mut AsyncSession, slug: String) -> ApiResult<i64> {
 pub(super) async fn list(
     MaybeUser(viewer): MaybeUser,
     mut db: DbSession,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let article = article_id(&mut db, slug).await?;
     let comments = db
@@ -76,14 +77,13 @@ pub(super) async fn list(
 pub(super) async fn create(
     AuthUser(me): AuthUser,
     mut db: DbSession,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
     ApiJson(body): ApiJson<Wrapped>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let article = article_id(&mut db, slug).await?;
-    let text = match body.comment.body {
-        Some(b) if !b.trim().is_empty() => b,
-        _ => return Err(ApiError::blank("body")),
-    };
+    let mut checks = Checks::new();
+    let text = checks.required("body", body.comment.body, COMMENT_MAX);
+    checks.finish()?;
     let now = Utc::now(); // placeholders for server defaults
     let comment = Obj::new(Comment {
         id: 0,
@@ -112,7 +112,7 @@ pub(super) async fn create(
 pub(super) async fn remove(
     AuthUser(me): AuthUser,
     mut db: DbSession,
-    Path((slug, id)): Path<(String, String)>,
+    ApiPath((slug, id)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let article = article_id(&mut db, slug).await?;
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound("comment"))?;

@@ -18,7 +18,7 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::models::{ArticleTag, Tag};
 
 /// The routes below `/api`.
@@ -51,6 +51,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/articles/{slug}/comments/{id}", delete(comments::remove))
         .route("/tags", get(tags))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }
 
 /// `GET /api/tags`: every tag some article uses, alphabetical.

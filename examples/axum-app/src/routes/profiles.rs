@@ -3,20 +3,22 @@
 use aludel::web::axum::DbSession;
 use aludel::{delete, insert};
 use axum::Json;
-use axum::extract::Path;
 use serde_json::{Value, json};
 
 use crate::auth::{AuthUser, MaybeUser};
 use crate::error::{ApiError, ApiResult};
+use crate::json::ApiPath;
 use crate::models::Follow;
 use crate::queries::profile_by_username;
+use crate::validate::{USERNAME_MAX, path_segment};
 
 /// `GET /api/profiles/{username}`.
 pub(super) async fn get_profile(
     MaybeUser(viewer): MaybeUser,
     mut db: DbSession,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
+    path_segment(&username, USERNAME_MAX, "profile")?;
     let (_, profile) = profile_by_username(&mut db, &username, viewer)
         .await?
         .ok_or(ApiError::NotFound("profile"))?;
@@ -28,8 +30,9 @@ pub(super) async fn get_profile(
 pub(super) async fn follow(
     AuthUser(me): AuthUser,
     mut db: DbSession,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
+    path_segment(&username, USERNAME_MAX, "profile")?;
     let (id, mut profile) = profile_by_username(&mut db, &username, Some(me))
         .await?
         .ok_or(ApiError::NotFound("profile"))?;
@@ -49,8 +52,9 @@ pub(super) async fn follow(
 pub(super) async fn unfollow(
     AuthUser(me): AuthUser,
     mut db: DbSession,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
+    path_segment(&username, USERNAME_MAX, "profile")?;
     let (id, mut profile) = profile_by_username(&mut db, &username, Some(me))
         .await?
         .ok_or(ApiError::NotFound("profile"))?;

@@ -5,7 +5,7 @@
 //! changed columns (the partial UPDATE with a dynamic column set, without building one).
 
 use aludel::web::axum::DbSession;
-use aludel::{Obj, select};
+use aludel::{Expr, Obj, func, select, value};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,7 +17,10 @@ use crate::AppState;
 use crate::auth::{AuthUser, hash_password, verify_password};
 use crate::error::{ApiError, ApiResult};
 use crate::json::{ApiJson, present};
-use crate::models::{USERS_EMAIL_KEY, USERS_USERNAME_KEY, User};
+use crate::models::{
+    USERS_EMAIL_KEY, USERS_EMAIL_LOWER_KEY, USERS_USERNAME_KEY, USERS_USERNAME_LOWER_KEY, User,
+};
+use crate::validate::{BIO_MAX, Checks, EMAIL_MAX, IMAGE_MAX, PASSWORD_MAX, USERNAME_MAX};
 use crate::views::UserView;
 
 /// Passwords shorter than this are refused on update (NIST 800-63B minimum).
@@ -55,21 +58,6 @@ pub(super) struct UpdateUser {
     image: Option<Option<String>>,
 }
 
-/// A required text field: present and not blank.
-fn required(
-    value: Option<String>,
-    field: &'static str,
-    errors: &mut Vec<(&'static str, String)>,
-) -> String {
-    match value {
-        Some(v) if !v.trim().is_empty() => v,
-        _ => {
-            errors.push((field, "can't be blank".to_owned()));
-            String::new()
-        }
-    }
-}
-
 fn user_response(state: &AppState, user: &User) -> ApiResult<Json<Value>> {
     let view = UserView {
         email: user.email.clone(),
@@ -81,13 +69,22 @@ fn user_response(state: &AppState, user: &User) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "user": view })))
 }
 
-/// A unique violation on `users` names its constraint: 409 on the right field.
+/// A unique violation on `users` names its constraint: 409 on the right field (the
+/// case-sensitive constraint or the case-insensitive index).
 fn taken_or(e: aludel::Error) -> ApiError {
+    if !e.is_unique_violation() {
+        return ApiError::Db(e);
+    }
     match e.constraint() {
-        Some(USERS_USERNAME_KEY) if e.is_unique_violation() => ApiError::Taken("username"),
-        Some(USERS_EMAIL_KEY) if e.is_unique_violation() => ApiError::Taken("email"),
+        Some(USERS_USERNAME_KEY | USERS_USERNAME_LOWER_KEY) => ApiError::Taken("username"),
+        Some(USERS_EMAIL_KEY | USERS_EMAIL_LOWER_KEY) => ApiError::Taken("email"),
         _ => ApiError::Db(e),
     }
+}
+
+/// `lower(column)`, for the case-insensitive lookups the unique indexes on `lower(…)` serve.
+fn lower(e: Expr<String>) -> Expr<String> {
+    func("lower", vec![e.into()])
 }
 
 /// `POST /api/users`: 201 with the new user and a token.
@@ -96,13 +93,11 @@ pub(super) async fn register(
     mut db: DbSession,
     ApiJson(body): ApiJson<Wrapped<Register>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let mut errors = Vec::new();
-    let username = required(body.user.username, "username", &mut errors);
-    let email = required(body.user.email, "email", &mut errors);
-    let password = required(body.user.password, "password", &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    let mut checks = Checks::new();
+    let username = checks.required("username", body.user.username, USERNAME_MAX);
+    let email = checks.required("email", body.user.email, EMAIL_MAX);
+    let password = checks.required("password", body.user.password, PASSWORD_MAX);
+    checks.finish()?;
     let now = Utc::now(); // placeholders: server defaults fill them, RETURNING brings them back
     let user = Obj::new(User {
         id: 0,
@@ -121,22 +116,24 @@ pub(super) async fn register(
 }
 
 /// `POST /api/users/login`: 401 `credentials: invalid` for an unknown email or a wrong
-/// password alike.
+/// password alike. The email matches in any case (`lower(email) = lower($1)`).
 pub(super) async fn login(
     State(state): State<AppState>,
     mut db: DbSession,
     ApiJson(body): ApiJson<Wrapped<Login>>,
 ) -> ApiResult<Json<Value>> {
-    let mut errors = Vec::new();
-    let email = required(body.user.email, "email", &mut errors);
-    let password = required(body.user.password, "password", &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    let mut checks = Checks::new();
+    let email = checks.required("email", body.user.email, EMAIL_MAX);
+    let password = checks.required("password", body.user.password, PASSWORD_MAX);
+    checks.finish()?;
     let user = db
-        .one_or_none(&select(User::ALL).filter(User::email.eq(email)))
+        .one_or_none(&select(User::ALL).filter(lower(User::email.expr()).eq(lower(value(email)))))
         .await?
         .ok_or(ApiError::InvalidCredentials)?;
+    // Give the connection back before waiting for a hashing permit: a burst of logins must
+    // not hold the pool while it queues for the CPU (the read sent no BEGIN; nothing to
+    // commit).
+    db.commit().await?;
     if !verify_password(password, user.password_hash.clone()).await? {
         return Err(ApiError::InvalidCredentials);
     }
@@ -163,28 +160,48 @@ pub(super) async fn update(
     ApiJson(body): ApiJson<Wrapped<UpdateUser>>,
 ) -> ApiResult<Json<Value>> {
     let changes = body.user;
-    let mut errors = Vec::new();
-    for (field, value) in [("username", &changes.username), ("email", &changes.email)] {
-        if let Some(v) = value {
-            if v.as_deref().is_none_or(|v| v.trim().is_empty()) {
-                errors.push((field, "can't be blank".to_owned()));
+    let mut checks = Checks::new();
+    for (field, value, max) in [
+        ("username", &changes.username, USERNAME_MAX),
+        ("email", &changes.email, EMAIL_MAX),
+    ] {
+        match value {
+            Some(v) if v.as_deref().is_none_or(|v| v.trim().is_empty()) => {
+                checks.push(field, "can't be blank");
             }
+            Some(v) => checks.text(field, v.as_deref(), max),
+            None => {}
         }
     }
-    let mut new_hash = None;
+    checks.text(
+        "bio",
+        changes.bio.as_ref().and_then(Option::as_deref),
+        BIO_MAX,
+    );
+    checks.text(
+        "image",
+        changes.image.as_ref().and_then(Option::as_deref),
+        IMAGE_MAX,
+    );
+    let mut new_password = None;
     match &changes.password {
         None => {}
-        Some(None) => errors.push(("password", "can't be blank".to_owned())),
-        Some(Some(p)) if p.is_empty() => errors.push(("password", "can't be blank".to_owned())),
-        Some(Some(p)) if p.chars().count() < MIN_PASSWORD_LEN => errors.push((
+        Some(None) => checks.push("password", "can't be blank"),
+        Some(Some(p)) if p.is_empty() => checks.push("password", "can't be blank"),
+        Some(Some(p)) if p.chars().count() < MIN_PASSWORD_LEN => checks.push(
             "password",
             format!("is too short (minimum is {MIN_PASSWORD_LEN} characters)"),
-        )),
-        Some(Some(p)) => new_hash = Some(hash_password(p.clone()).await?),
+        ),
+        Some(Some(p)) => {
+            checks.text("password", Some(p), PASSWORD_MAX);
+            new_password = Some(p.clone());
+        }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    checks.finish()?;
+    let new_hash = match new_password {
+        Some(p) => Some(hash_password(p).await?),
+        None => None,
+    };
 
     let user = db.get::<User>(me).await?.ok_or(ApiError::InvalidToken)?;
     {
