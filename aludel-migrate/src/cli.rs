@@ -61,6 +61,7 @@ pub struct Cli {
     url: Option<String>,
     engine: Option<Engine>,
     version_table: String,
+    ignore: Vec<String>,
 }
 
 /// What a command line asks for.
@@ -82,6 +83,7 @@ impl Cli {
             url: None,
             engine: None,
             version_table: "aludel_migrations".to_owned(),
+            ignore: Vec::new(),
         }
     }
 
@@ -97,6 +99,21 @@ impl Cli {
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self
+    }
+
+    /// Tables the models do not own (created by another tool or service): `check` and
+    /// autogenerate leave them alone instead of planning to drop them. The version table is
+    /// always left alone.
+    #[must_use]
+    pub fn ignore_tables(mut self, tables: &[&str]) -> Self {
+        self.ignore.extend(tables.iter().map(|t| (*t).to_owned()));
+        self
+    }
+
+    fn ignored(&self) -> Vec<&str> {
+        std::iter::once(self.version_table.as_str())
+            .chain(self.ignore.iter().map(String::as_str))
+            .collect()
     }
 
     /// Uses this engine instead of connecting to a URL (the service's own configuration).
@@ -249,7 +266,7 @@ impl Cli {
         out: &mut dyn Write,
     ) -> Result<bool> {
         let mut say = |s: String| writeln!(out, "{s}").map_err(|e| Error::io("<stdout>", e));
-        let ignore = [self.version_table.as_str()];
+        let ignore = self.ignored();
         match args.command.as_str() {
             "upgrade" => {
                 let target = args.positional.first().map_or("head", String::as_str);
@@ -348,7 +365,7 @@ impl Cli {
                 ));
             }
             let mut conn = engine.connect().await?;
-            let cmp = compare(&mut conn, &self.tables, &[self.version_table.as_str()]).await?;
+            let cmp = compare(&mut conn, &self.tables, &self.ignored()).await?;
             if cmp.is_clean() {
                 writeln!(out, "no changes detected: nothing written")
                     .map_err(|e| Error::io("<stdout>", e))?;

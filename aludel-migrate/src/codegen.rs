@@ -352,6 +352,51 @@ fn relations(
             let _ = writeln!(out, "    pub {name}: Many<{}>,", names.of(&child.name));
         }
     }
+    for link in &schema.tables {
+        let Some([(mine, a), (theirs, b)]) = link_table(schema, link) else {
+            continue;
+        };
+        for ((local, here), (remote, there)) in [((mine, a), (theirs, b)), ((theirs, b), (mine, a))]
+        {
+            if here.name != t.name {
+                continue;
+            }
+            let plain = field_name(&there.name);
+            let base = if fields.contains(&plain) {
+                field_name(&format!("{}_{}", singular(&link.name), there.name))
+            } else {
+                plain
+            };
+            let name = unique(base, fields);
+            uses.insert("Many");
+            let _ = writeln!(
+                out,
+                "    /// The `{}` rows linked through `{}`.",
+                there.name, link.name
+            );
+            let ln = names.of(&link.name);
+            let _ = writeln!(
+                out,
+                "    #[aludel(many_to_many(secondary = {ln}, local = {ln}::{}, remote = {ln}::{}))]",
+                field_name(local),
+                field_name(remote)
+            );
+            let _ = writeln!(out, "    pub {name}: Many<{}>,", names.of(&there.name));
+        }
+    }
+}
+
+/// A pure link table: two columns, both the primary key, each a foreign key to the primary
+/// key of a different table (many-to-many between those two).
+fn link_table<'a>(schema: &'a Schema, t: &'a Table) -> Option<[(&'a str, &'a Table); 2]> {
+    let fks = simple_fks(schema, t);
+    let pk = t.primary_key()?;
+    match fks.as_slice() {
+        [a, b] if t.columns.len() == 2 && pk.columns.len() == 2 && a.1.name != b.1.name => {
+            Some([*a, *b])
+        }
+        _ => None,
+    }
 }
 
 /// `(column, referenced table)` for each single-column foreign key of `t` to the whole

@@ -25,6 +25,8 @@ async fn upgrade_current_history_downgrade_from_the_command_line() {
     let cli = Cli::new(&[]).engine(db.engine().clone()).dir(FIXTURES);
     let (_, out) = run(&cli, &["current"]).await;
     assert_eq!(out, "base\n");
+    let (clean, out) = run(&cli, &["check"]).await;
+    assert!(clean, "no models, no tables: {out}");
     let (_, out) = run(&cli, &["upgrade", "0002"]).await;
     assert_eq!(
         out,
@@ -39,6 +41,14 @@ async fn upgrade_current_history_downgrade_from_the_command_line() {
     );
     let (_, out) = run(&cli, &["upgrade"]).await;
     assert_eq!(out, "applied 0003_index_titles_concurrently\n");
+    let (clean, out) = run(&cli, &["check"]).await;
+    assert!(
+        !clean && out.contains("drop table \"notes\""),
+        "tables no model declares: {out}"
+    );
+    let owned_elsewhere = cli.clone().ignore_tables(&["notes", "applied_log"]);
+    let (clean, out) = run(&owned_elsewhere, &["check"]).await;
+    assert!(clean, "ignored tables are left alone: {out}");
     let (_, out) = run(&cli, &["current"]).await;
     assert_eq!(out, "0003_index_titles_concurrently (head)\n");
     let (_, out) = run(&cli, &["downgrade", "base"]).await;

@@ -44,7 +44,13 @@ async fn generated_models_compile_and_check_clean_against_the_database() {
         .unwrap();
     assert!(cmp.is_clean(), "{}", aludel_migrate::render_plan(&cmp.up));
     assert_eq!(cmp.target, cmp.live);
-    // The inferred relationships are real relationships: a many-to-one and its reverse.
+    // The inferred relationships are real: many-to-one, one-to-many, many-to-many through
+    // the link tables.
     use crate::codegen_conduit::{Article, User};
-    let _ = (Article::author, User::articles, User::follows_by_follower);
+    let _ = (
+        Article::author,
+        Article::tags,
+        User::articles,
+        User::favorite_articles,
+    );
 }

@@ -72,6 +72,12 @@ pub struct Article {
     /// The `favorites` rows whose `article_id` points here.
     #[aludel(one_to_many(fk = Favorite::article_id))]
     pub favorites: Many<Favorite>,
+    /// The `tags` rows linked through `article_tags`.
+    #[aludel(many_to_many(secondary = ArticleTag, local = ArticleTag::article_id, remote = ArticleTag::tag_id))]
+    pub tags: Many<Tag>,
+    /// The `users` rows linked through `favorites`.
+    #[aludel(many_to_many(secondary = Favorite, local = Favorite::article_id, remote = Favorite::user_id))]
+    pub users: Many<User>,
 }
 
 /// The table `comments`.
@@ -152,6 +158,9 @@ pub struct Tag {
     /// The `article_tags` rows whose `tag_id` points here.
     #[aludel(one_to_many(fk = ArticleTag::tag_id))]
     pub article_tags: Many<ArticleTag>,
+    /// The `articles` rows linked through `article_tags`.
+    #[aludel(many_to_many(secondary = ArticleTag, local = ArticleTag::tag_id, remote = ArticleTag::article_id))]
+    pub articles: Many<Article>,
 }
 
 /// The table `users`.
@@ -194,6 +203,9 @@ pub struct User {
     /// The `follows` rows whose `follower_id` points here.
     #[aludel(one_to_many(fk = Follow::follower_id))]
     pub follows_by_follower: Many<Follow>,
+    /// The `articles` rows linked through `favorites`.
+    #[aludel(many_to_many(secondary = Favorite, local = Favorite::user_id, remote = Favorite::article_id))]
+    pub favorite_articles: Many<Article>,
 }
 
 /// Every table, for `create_all` and `aludel_migrate::cli`.
