@@ -154,6 +154,14 @@ fn model(
             rust_str(expr)
         ));
     }
+    for c in t.constraints_of(ConstraintKind::ForeignKey) {
+        if c.columns.len() > 1 {
+            notes.push(format!(
+                "multi-column foreign key {}: {}",
+                c.name, c.definition
+            ));
+        }
+    }
     for c in t.constraints_of(ConstraintKind::Exclusion) {
         notes.push(format!("exclusion constraint {}: {}", c.name, c.definition));
     }

@@ -27,7 +27,7 @@
 
 mod auto;
 mod cli;
-pub mod codegen;
+mod codegen;
 mod diff;
 mod error;
 mod reflect;

@@ -290,9 +290,8 @@ impl Migrator {
 
     /// The version table's rows, in the chain's order.
     pub async fn applied(&self, engine: &Engine) -> Result<Vec<Applied>> {
-        let mut conn = engine.connect().await?;
-        self.ensure_table(&mut conn).await?;
-        self.read_applied(&mut conn).await
+        self.locked(engine, async |conn, this| this.read_applied(conn).await)
+            .await
     }
 
     /// The SQL `upgrade` would run from `from` (`None`: base) to `target`, without running

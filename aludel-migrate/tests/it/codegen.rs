@@ -54,3 +54,41 @@ async fn generated_models_compile_and_check_clean_against_the_database() {
         User::favorite_articles,
     );
 }
+
+// covers: REF-01
+#[tokio::test]
+async fn codegen_says_what_the_derive_cannot_declare() {
+    let db = crate::db_with(
+        "CREATE TABLE parents (a int, b int, PRIMARY KEY (a, b), note varchar(40));
+         COMMENT ON TABLE parents IS 'composite key';
+         CREATE TABLE kids (
+             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+             a int, b int,
+             tags text[] NOT NULL DEFAULT '{}',
+             doc jsonb,
+             at timestamptz,
+             twice int GENERATED ALWAYS AS (a * 2) STORED,
+             \"type\" text,
+             FOREIGN KEY (a, b) REFERENCES parents (a, b) ON UPDATE CASCADE
+         );
+         CREATE INDEX kids_recent ON kids (at DESC) WHERE at IS NOT NULL;
+         CREATE TABLE log (line text);",
+    )
+    .await;
+    let mut conn = db.engine().connect().await.unwrap();
+    let code = codegen(&reflect(&mut conn, None).await.unwrap());
+    for expected in [
+        "// codegen: not declared by the derive: table comment: \"composite key\"",
+        "// codegen: not declared by the derive: multi-column foreign key kids_a_b_fkey",
+        "// codegen: not declared by the derive: index kids_recent: INDEX USING btree (at DESC) WHERE (at IS NOT NULL)",
+        "// codegen: GENERATED ALWAYS in the database",
+        "// codegen: not declared by the derive: GENERATED ALWAYS AS ((a * 2)) STORED",
+        "// codegen: table `log` has no primary key",
+        "#[aludel(sql_type = \"character varying(40)\")]\n    pub note: Option<String>,",
+        "#[aludel(server_default = \"'{}'::text[]\")]\n    pub tags: Vec<String>,",
+        "pub doc: Option<serde_json::Value>,",
+        "#[aludel(column = \"type\")]\n    pub type_: Option<String>,",
+    ] {
+        assert!(code.contains(expected), "missing {expected:?} in:\n{code}");
+    }
+}
