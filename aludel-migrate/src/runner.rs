@@ -184,6 +184,18 @@ pub struct Migrator {
     table: String,
 }
 
+/// `SELECT <function>(class, key)` for the migration lock: `$1` the class, `$2` the version
+/// table's name, keyed with the current schema.
+macro_rules! lock_sql {
+    ($function:literal) => {
+        concat!(
+            "SELECT ",
+            $function,
+            "($1, hashtext(current_schema() || '.' || $2))"
+        )
+    };
+}
+
 /// The first key of the migration lock (`pg_advisory_lock(ADVISORY_LOCK_CLASS,
 /// hashtext(current_schema() || '.' || version_table))`), to find it in `pg_locks`.
 pub const ADVISORY_LOCK_CLASS: i32 = 0x616c_6d67; // "almg"
@@ -505,7 +517,7 @@ impl Migrator {
         let mut pause = std::time::Duration::from_millis(25);
         let mut waited = false;
         loop {
-            let q = sql("SELECT pg_try_advisory_lock($1, hashtext(current_schema() || '.' || $2))")
+            let q = sql(lock_sql!("pg_try_advisory_lock"))
                 .bind(ADVISORY_LOCK_CLASS)
                 .bind(self.table.clone());
             if conn.query_one::<bool>(&q).await? {
@@ -537,7 +549,7 @@ impl Migrator {
         if conn.in_transaction() {
             let _ = conn.rollback().await;
         }
-        let unlock = sql("SELECT pg_advisory_unlock($1, hashtext(current_schema() || '.' || $2))")
+        let unlock = sql(lock_sql!("pg_advisory_unlock"))
             .bind(ADVISORY_LOCK_CLASS)
             .bind(self.table.clone());
         if conn.execute(&unlock).await.is_err() {
