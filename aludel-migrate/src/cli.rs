@@ -5,6 +5,7 @@
 //! revision -m MSG [--autogenerate]   write a new migration (diffed from the models)
 //! upgrade [TARGET] [--sql]           apply up to TARGET (default head); --sql prints instead
 //! downgrade TARGET [--sql]           revert to TARGET (-1, a revision, base)
+//! stamp TARGET                       record as applied without running (a create_all database)
 //! current                            the database's revision
 //! history                            the chain, applied ones marked
 //! check                              exit 1 when models and database differ
@@ -29,6 +30,7 @@ commands:
   revision -m MSG [--autogenerate]   write a new migration (--autogenerate: diffed from the models)
   upgrade [[FROM:]TARGET] [--sql]    apply migrations up to TARGET (default head); --sql prints the SQL
   downgrade [FROM:]TARGET [--sql]    revert to TARGET: -1, -N, a revision or base
+  stamp TARGET                       record revisions up to TARGET as applied without running them
   current                            show the database's revision
   history                            list the migrations, marking the applied ones
   check                              exit 1 when the models and the database differ
@@ -213,6 +215,7 @@ impl Cli {
             "revision",
             "upgrade",
             "downgrade",
+            "stamp",
             "current",
             "history",
             "check",
@@ -282,6 +285,14 @@ impl Cli {
                 for r in migrator.downgrade(engine, &args.positional[0]).await? {
                     say(format!("reverted {r}"))?;
                 }
+            }
+            "stamp" => {
+                let done = migrator.stamp(engine, &args.positional[0]).await?;
+                let at = done.last().map_or("base", String::as_str);
+                say(format!(
+                    "stamped {at} ({} revision(s) recorded)",
+                    done.len()
+                ))?;
             }
             "current" => {
                 let cur = migrator.current(engine).await?;

@@ -277,6 +277,43 @@ impl Migrator {
         .await
     }
 
+    /// Records the revisions up to `target` as applied without running them (Alembic's
+    /// `stamp`): for a database whose schema already matches, such as one made by
+    /// `create_all` before the project had migrations. `"base"` empties the version table.
+    /// Returns the revisions now recorded.
+    pub async fn stamp(&self, engine: &Engine, target: &str) -> Result<Vec<String>> {
+        let to = self.migrations.resolve(target)?;
+        self.locked(engine, async |conn, this| {
+            let upto = to.map_or(0, |t| t + 1);
+            conn.begin().await?;
+            conn.execute(&Raw::audited(AssertSqlSafe(format!(
+                "DELETE FROM {}",
+                quote_ident(&this.table)
+            ))))
+            .await?;
+            let mut done = Vec::new();
+            for m in this.migrations.chain.iter().take(upto) {
+                conn.execute(&this.record(m)).await?;
+                done.push(m.revision.clone());
+            }
+            conn.commit().await?;
+            Ok(done)
+        })
+        .await
+    }
+
+    /// The version-table row of an applied migration.
+    fn record(&self, m: &Migration) -> Raw {
+        Raw::audited(AssertSqlSafe(format!(
+            "INSERT INTO {} (revision, parent, message, checksum) VALUES ($1, $2, $3, $4)",
+            quote_ident(&self.table)
+        )))
+        .bind(m.revision.clone())
+        .bind(m.parent.clone())
+        .bind(m.message.clone())
+        .bind(m.checksum())
+    }
+
     fn downgrade_target(&self, current: Option<usize>, target: &str) -> Result<Option<usize>> {
         if let Some(n) = target.strip_prefix('-') {
             let n: usize = n.parse().map_err(|_| {
@@ -459,14 +496,7 @@ impl Migrator {
             m.down_statements()
         };
         let record = if up {
-            Raw::audited(AssertSqlSafe(format!(
-                "INSERT INTO {} (revision, parent, message, checksum) VALUES ($1, $2, $3, $4)",
-                quote_ident(&self.table)
-            )))
-            .bind(m.revision.clone())
-            .bind(m.parent.clone())
-            .bind(m.message.clone())
-            .bind(m.checksum())
+            self.record(m)
         } else {
             Raw::audited(AssertSqlSafe(format!(
                 "DELETE FROM {} WHERE revision = $1",
