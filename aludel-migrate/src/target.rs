@@ -1,0 +1,67 @@
+//! The models' side of a comparison: the tables `create_all` would make, made for real in a
+//! scratch schema inside a transaction that is rolled back, then reflected. Both sides of the
+//! diff are then spelled by the server itself (`'x'::text`, `CHECK ((n > 0))`,
+//! `character varying(80)`), so comparing them is comparing text.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aludel::{
+    AssertSqlSafe, Connection, CreateOptions, Raw, TableDef, create_all, quote_ident, sql,
+};
+
+use crate::error::Result;
+use crate::reflect::reflect;
+use crate::schema::Schema;
+
+static SCRATCH: AtomicU64 = AtomicU64::new(0);
+
+/// The schema the models describe, as the server would reflect it after `create_all`.
+///
+/// Creates the tables in a scratch schema (first on the `search_path`, so the models' enum
+/// types resolve to the scratch copies) inside a transaction, reflects it, and rolls back:
+/// nothing remains. Needs the `CREATE` privilege on the database. The connection must not be
+/// in a transaction.
+pub async fn target_schema(conn: &mut Connection, tables: &[&'static TableDef]) -> Result<Schema> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let scratch = format!(
+        "aludel_scratch_{}_{}_{}",
+        std::process::id(),
+        SCRATCH.fetch_add(1, Ordering::Relaxed),
+        nanos % 1_000_000
+    );
+    conn.begin().await?;
+    let result = build_and_reflect(conn, tables, &scratch).await;
+    conn.rollback().await?;
+    result
+}
+
+async fn build_and_reflect(
+    conn: &mut Connection,
+    tables: &[&'static TableDef],
+    scratch: &str,
+) -> Result<Schema> {
+    // The name is ours (letters, digits, underscores) and quoted.
+    conn.execute(&Raw::audited(AssertSqlSafe(format!(
+        "CREATE SCHEMA {}",
+        quote_ident(scratch)
+    ))))
+    .await?;
+    conn.execute(
+        &sql(
+            "SELECT set_config('search_path', $1 || ', ' || current_setting('search_path'), true)",
+        )
+        .bind(quote_ident(scratch)),
+    )
+    .await?;
+    create_all(
+        conn,
+        tables,
+        CreateOptions {
+            if_not_exists: false,
+        },
+    )
+    .await?;
+    reflect(conn, Some(scratch)).await
+}
