@@ -3,7 +3,7 @@
 use std::sync::Weak;
 
 use super::object::identity_key;
-use super::{AsyncSession, Obj, ObjectState, pk_binds};
+use super::{AsyncSession, Obj, pk_binds};
 use crate::error::{Error, Result};
 use crate::schema::Model;
 
@@ -63,6 +63,8 @@ impl AsyncSession {
             let value = M::from_row(row)?;
             let key = (M::TABLE.name, identity_key(&pk_binds(&value)));
             if let Some(obj) = self.identity.get(&key).and_then(Weak::upgrade) {
+                // A savepoint rollback expires it again.
+                self.journal.updated(&obj);
                 obj.load(row)?;
             }
         }
@@ -78,10 +80,8 @@ impl AsyncSession {
         for row in &rows {
             let value = M::from_row(row)?;
             let key = (M::TABLE.name, identity_key(&pk_binds(&value)));
-            if let Some(obj) = self.identity.remove(&key).and_then(|w| w.upgrade()) {
-                obj.set_state(ObjectState::Deleted);
-                obj.mark_deleted_in_tx(true);
-                self.tx_deleted.push(obj);
+            if let Some(obj) = self.identity.get(&key).and_then(Weak::upgrade) {
+                self.journal_delete(&obj);
             }
         }
         Ok(rows.len() as u64)

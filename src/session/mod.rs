@@ -5,6 +5,7 @@
 
 mod bulk;
 mod flush;
+mod journal;
 mod nested;
 pub(crate) mod object;
 mod read;
@@ -20,6 +21,7 @@ pub use self::object::{Obj, ObjMut, ObjRef, ObjectState, SessionEvent};
 pub use self::repository::{KeysetPage, ListOptions, Page, Repository};
 pub use self::scoped::{scoped_session, with_scoped_session};
 
+use self::journal::{Entry, Journal};
 use self::object::{AnyObj, Registry};
 use crate::engine::{Connection, Engine, Savepoint, TxOptions};
 use crate::error::{Error, Result};
@@ -197,13 +199,14 @@ pub struct AsyncSession {
     new: Vec<Arc<dyn AnyObj>>,
     /// Objects marked for deletion.
     deleted: Vec<Arc<dyn AnyObj>>,
-    /// Inserted by a flush of the current transaction (rollback makes them transient).
-    tx_inserted: Vec<Arc<dyn AnyObj>>,
-    /// Deleted by a flush of the current transaction (commit detaches, rollback restores).
-    tx_deleted: Vec<Arc<dyn AnyObj>>,
-    /// A flush failed, or was cancelled midway: only `rollback` is allowed.
+    /// What the current transaction did to objects (rollback undoes it, newest first).
+    journal: Journal,
+    /// A flush or transaction-control statement failed, or its future was dropped midway:
+    /// only `rollback` is allowed.
     pending_rollback: bool,
-    /// Open savepoints, innermost last, with what was flushed inside each.
+    /// A COMMIT was sent and its answer never read: the transaction's outcome is unknown.
+    in_doubt: bool,
+    /// Open savepoints, innermost last, each with where its journal entries begin.
     savepoints: Vec<SavepointMark>,
     /// Joined to a caller's transaction: the session's own "transaction" is this savepoint.
     joined: bool,
@@ -212,9 +215,7 @@ pub struct AsyncSession {
 
 struct SavepointMark {
     sp: Savepoint,
-    inserted: Vec<Arc<dyn AnyObj>>,
-    deleted: Vec<Arc<dyn AnyObj>>,
-    updated: Vec<Arc<dyn AnyObj>>,
+    start: usize,
 }
 
 /// A savepoint opened by [`AsyncSession::begin_nested`]; end it with
@@ -248,9 +249,9 @@ impl AsyncSession {
             identity: IdentityMap::default(),
             new: Vec::new(),
             deleted: Vec::new(),
-            tx_inserted: Vec::new(),
-            tx_deleted: Vec::new(),
+            journal: Journal::default(),
             pending_rollback: false,
+            in_doubt: false,
             savepoints: Vec::new(),
             joined: false,
             join_sp: None,
@@ -327,19 +328,28 @@ impl AsyncSession {
         self.conn.as_mut().ok_or_else(Error::connection_lost)
     }
 
-    /// Adds a transient object (INSERT at the next flush) or re-attaches a detached one.
+    /// Adds a transient object (INSERT at the next flush) or re-attaches a detached one; the
+    /// changes made to it while detached are written at the next flush (SES-04). Adding an
+    /// object marked for deletion and not flushed yet cancels the deletion.
     ///
     /// # Errors
     /// An invalid-request error when another object with the same identity is already in the
-    /// session.
+    /// session, when the object belongs to another session (expunge it there first), or when
+    /// a flush of this transaction already deleted it.
     pub fn add<M: Model>(&mut self, obj: &Obj<M>) -> Result<()> {
-        match obj.state() {
+        let erased = obj.erased();
+        if erased.has_live_session() && !erased.session_is(&self.registry) {
+            return Err(Error::invalid(format!(
+                "this `{}` object belongs to another session; expunge it there first",
+                M::TABLE.name
+            )));
+        }
+        match erased.effective_state() {
             ObjectState::Transient => {
-                self.add_erased(obj.erased());
+                self.add_erased(erased);
                 Ok(())
             }
             ObjectState::Detached => {
-                let erased = obj.erased();
                 let key = (M::TABLE.name, erased.key());
                 if let Some(other) = self.identity.get(&key).and_then(Weak::upgrade) {
                     if !Arc::ptr_eq(&other, &erased) {
@@ -348,9 +358,25 @@ impl AsyncSession {
                         ));
                     }
                 }
+                erased.mark_deleted_in_tx(false);
                 erased.attach(&self.registry);
                 erased.set_state(ObjectState::Persistent);
+                if erased.has_history() {
+                    self.registry.written_push(erased.clone());
+                }
                 self.identity.insert(key, Arc::downgrade(&erased));
+                Ok(())
+            }
+            ObjectState::Deleted => {
+                let before = self.deleted.len();
+                self.deleted.retain(|o| !Arc::ptr_eq(o, &erased));
+                if self.deleted.len() == before {
+                    return Err(Error::invalid(format!(
+                        "this `{}` object was deleted by a flush of this transaction",
+                        M::TABLE.name
+                    )));
+                }
+                erased.set_state(ObjectState::Persistent);
                 Ok(())
             }
             _ => Ok(()),
@@ -402,7 +428,10 @@ impl AsyncSession {
     /// session refuses work with a pending-rollback error until [`AsyncSession::rollback`].
     ///
     /// # Cancel safety
-    /// A flush dropped midway leaves the session needing `rollback()`, like a failed one.
+    /// A flush dropped midway leaves the session needing `rollback()`, like a failed one;
+    /// every object the flush touched is recorded in the transaction's journal before its
+    /// statement is sent, so the rollback makes the flush's new objects transient again
+    /// (re-addable), restores the deleted ones and expires the written ones.
     pub async fn flush(&mut self) -> Result<()> {
         if self.pending_rollback {
             return Err(Error::pending_rollback());
@@ -422,6 +451,9 @@ impl AsyncSession {
         match result {
             Ok(()) => {
                 self.pending_rollback = false;
+                if self.savepoints.is_empty() {
+                    self.journal.compact();
+                }
                 self.registry.emit(&SessionEvent::AfterFlush);
                 Ok(())
             }
@@ -439,67 +471,71 @@ impl AsyncSession {
         }
     }
 
+    /// Marks `obj` deleted by this transaction, in the journal first.
+    fn journal_delete(&mut self, obj: &Arc<dyn AnyObj>) {
+        self.journal.push(Entry::Deleted(obj.clone()));
+        obj.set_state(ObjectState::Deleted);
+        obj.mark_deleted_in_tx(true);
+        self.forget(obj);
+    }
+
+    /// Removes `obj` from the identity map if the map holds this very object.
+    fn forget(&mut self, obj: &Arc<dyn AnyObj>) {
+        let key = (obj.table().name, obj.key());
+        if self
+            .identity
+            .get(&key)
+            .and_then(Weak::upgrade)
+            .is_some_and(|o| Arc::ptr_eq(&o, obj))
+        {
+            self.identity.remove(&key);
+        }
+    }
+
     async fn flush_inner(&mut self) -> Result<()> {
+        // Every change to objects is journaled before the statement making it is awaited.
         let plan = relations::prepare(self).await?;
-        let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
         // Replaced one-to-one targets leave before their replacements are inserted.
         let mut early_deleted = Vec::new();
         let mut early_cleared = Vec::new();
         for (obj, cols, delete) in &plan.replaced {
             if *delete {
-                obj.set_state(ObjectState::Deleted);
+                self.journal_delete(obj);
                 early_deleted.push(obj.clone());
             } else {
+                self.journal.updated(obj);
                 for i in cols {
                     obj.clone().set_column_raw(*i, None, true)?;
                 }
                 early_cleared.push(obj.clone());
             }
         }
+        let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
         flush::update_all(conn, early_cleared).await?;
         flush::delete_all(conn, &early_deleted).await?;
-        for obj in &early_deleted {
-            self.identity.remove(&(obj.table().name, obj.key()));
-            obj.mark_deleted_in_tx(true);
-        }
-        if let Some(mark) = self.savepoints.last_mut() {
-            mark.deleted.extend(early_deleted.iter().cloned());
-        }
-        self.tx_deleted.extend(early_deleted);
         let pending = std::mem::take(&mut self.new);
-        let inserted = match flush::insert_all(conn, &pending, &plan).await {
-            Ok(done) => done,
-            Err(e) => {
-                self.new = pending;
-                return Err(e);
-            }
-        };
+        self.journal.inserted(pending.iter().cloned());
+        let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
+        let inserted = flush::insert_all(conn, &pending, &plan).await?;
         for obj in &inserted {
             self.identity
                 .insert((obj.table().name, obj.key()), Arc::downgrade(obj));
         }
-        if let Some(mark) = self.savepoints.last_mut() {
-            mark.inserted.extend(inserted.iter().cloned());
-        }
-        self.tx_inserted.extend(inserted);
         plan.sync_persistent()?;
         let written = self.registry.take_written();
-        let updated = flush::update_all(conn, written).await?;
-        if let Some(mark) = self.savepoints.last_mut() {
-            mark.updated.extend(updated);
+        for obj in &written {
+            self.journal.updated(obj);
         }
+        let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
+        flush::update_all(conn, written).await?;
         plan.write_links(conn).await?;
         plan.before_delete(conn).await?;
         let deleted = std::mem::take(&mut self.deleted);
-        flush::delete_all(conn, &deleted).await?;
-        if let Some(mark) = self.savepoints.last_mut() {
-            mark.deleted.extend(deleted.iter().cloned());
-        }
         for obj in &deleted {
-            self.identity.remove(&(obj.table().name, obj.key()));
-            obj.mark_deleted_in_tx(true);
+            self.journal_delete(obj);
         }
-        self.tx_deleted.extend(deleted);
+        let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
+        flush::delete_all(conn, &deleted).await?;
         Ok(())
     }
 
@@ -513,23 +549,38 @@ impl AsyncSession {
 
     /// Flushes, commits and gives the connection back. With `expire_on_commit` every object
     /// in the session is expired: reading it is a typed error until it is refreshed.
+    ///
+    /// # Cancel safety
+    /// Dropped during its flush: as a dropped [`AsyncSession::flush`]. Dropped after COMMIT
+    /// was sent, the outcome is unknown (the connection is discarded): the session needs
+    /// `rollback()`, which detaches and expires every object of the transaction instead of
+    /// guessing; load them again to see what the database holds.
     pub async fn commit(&mut self) -> Result<()> {
         self.flush().await?;
         if self.joined {
             if let (Some(sp), Some(conn)) = (self.join_sp.take(), self.conn.as_mut()) {
+                self.pending_rollback = true;
                 conn.release_savepoint(sp).await?;
+                self.pending_rollback = false;
             }
         } else if let Some(mut conn) = self.conn.take() {
-            if let Err(e) = conn.commit().await {
+            self.pending_rollback = true;
+            self.in_doubt = true;
+            let r = conn.commit().await;
+            self.pending_rollback = false;
+            if let Err(e) = r {
+                // Lost with COMMIT unanswered: the transaction may or may not have committed.
+                self.in_doubt = e.is_connection_lost();
                 self.after_rollback();
                 return Err(e);
             }
+            self.in_doubt = false;
         }
-        for obj in self.tx_deleted.drain(..) {
+        for obj in self.journal.deleted() {
             obj.mark_deleted_in_tx(false);
             obj.detach();
         }
-        self.tx_inserted.clear();
+        self.journal.clear();
         if self.config.expire_on_commit {
             self.expire_all();
         }
@@ -540,39 +591,90 @@ impl AsyncSession {
     /// Rolls back and gives the connection back. Objects inserted in this transaction become
     /// transient again, objects deleted in it persistent again, and every object is expired
     /// whatever `expire_on_commit` says (EXP-05).
+    ///
+    /// # Cancel safety
+    /// The objects are reset before the ROLLBACK is sent; a dropped rollback leaves the
+    /// connection to its drop, which rolls back or discards it.
     pub async fn rollback(&mut self) -> Result<()> {
         if self.joined {
-            let result = match (self.join_sp.take(), self.conn.as_mut()) {
+            let sp = self.join_sp.take();
+            self.after_rollback();
+            return match (sp, self.conn.as_mut()) {
                 (Some(sp), Some(conn)) => conn.rollback_to_savepoint(sp).await,
                 _ => Ok(()),
             };
-            self.after_rollback();
-            return result;
         }
-        let had_work = self.conn.is_some() || !self.new.is_empty() || self.pending_rollback;
-        let result = match self.conn.take() {
-            Some(mut conn) => conn.rollback().await,
-            None => Ok(()),
-        };
+        let had_work = self.conn.is_some()
+            || !self.new.is_empty()
+            || self.pending_rollback
+            || self.journal.len() > 0;
+        let conn = self.conn.take();
         if had_work {
             self.after_rollback();
         }
-        result
+        match conn {
+            Some(mut conn) => conn.rollback().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Undoes journal entries (newest first). `in_doubt`: the transaction may have committed,
+    /// so nothing is restored and everything it touched is detached and expired.
+    fn undo(&mut self, entries: Vec<Entry>, in_doubt: bool) {
+        // Inserted and deleted in the undone span: straight back to transient.
+        let inserted: std::collections::HashSet<*const (), foldhash::fast::RandomState> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Inserted(o) => Some(Arc::as_ptr(o) as *const ()),
+                _ => None,
+            })
+            .collect();
+        for e in entries {
+            match e {
+                Entry::Inserted(obj) => {
+                    if !obj.session_is(&self.registry) {
+                        continue;
+                    }
+                    self.forget(&obj);
+                    if in_doubt {
+                        obj.expire();
+                        obj.detach();
+                    } else {
+                        obj.make_transient();
+                    }
+                }
+                Entry::Deleted(obj) => {
+                    obj.mark_deleted_in_tx(false);
+                    if !obj.session_is(&self.registry)
+                        || inserted.contains(&(Arc::as_ptr(&obj) as *const ()))
+                    {
+                        continue;
+                    }
+                    if in_doubt {
+                        obj.expire();
+                        obj.detach();
+                    } else {
+                        obj.set_state(ObjectState::Persistent);
+                        self.identity
+                            .insert((obj.table().name, obj.key()), Arc::downgrade(&obj));
+                    }
+                }
+                Entry::Updated(w) => {
+                    if let Some(obj) = w.upgrade() {
+                        obj.expire();
+                    }
+                }
+                Entry::History(restore) => restore(),
+            }
+        }
     }
 
     fn after_rollback(&mut self) {
+        let in_doubt = std::mem::take(&mut self.in_doubt);
         self.pending_rollback = false;
         self.savepoints.clear();
-        for obj in self.tx_inserted.drain(..) {
-            self.identity.remove(&(obj.table().name, obj.key()));
-            obj.make_transient();
-        }
-        for obj in self.tx_deleted.drain(..) {
-            obj.mark_deleted_in_tx(false);
-            obj.set_state(ObjectState::Persistent);
-            self.identity
-                .insert((obj.table().name, obj.key()), Arc::downgrade(&obj));
-        }
+        let entries = self.journal.take_from(0);
+        self.undo(entries, in_doubt);
         for obj in self.deleted.drain(..) {
             obj.set_state(ObjectState::Persistent);
         }
@@ -580,8 +682,15 @@ impl AsyncSession {
         for obj in self.new.drain(..) {
             obj.make_transient();
         }
-        let _ = self.registry.take_written();
+        for obj in self.registry.take_written() {
+            if obj.session_is(&self.registry) {
+                obj.expire();
+            }
+        }
         self.expire_all();
+        if in_doubt {
+            self.expunge_all();
+        }
         self.registry.emit(&SessionEvent::AfterRollback);
     }
 

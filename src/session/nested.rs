@@ -1,7 +1,5 @@
 //! Nested transactions (savepoints) of a session, with SQLAlchemy 2.0's expiry rules.
 
-use std::sync::Arc;
-
 use super::{AsyncSession, NestedTransaction, ObjectState, SavepointMark};
 use crate::error::{Error, Result};
 
@@ -24,13 +22,16 @@ impl AsyncSession {
     /// ```
     pub async fn begin_nested(&mut self) -> Result<NestedTransaction> {
         self.flush().await?;
-        let conn = self.connection().await?;
+        self.connection().await?;
+        let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
+        // Poisoned while SAVEPOINT is in flight: dropped midway, the server may hold a
+        // savepoint the session does not know of.
+        self.pending_rollback = true;
         let sp = conn.savepoint().await?;
+        self.pending_rollback = false;
         self.savepoints.push(SavepointMark {
             sp,
-            inserted: Vec::new(),
-            deleted: Vec::new(),
-            updated: Vec::new(),
+            start: self.journal.len(),
         });
         Ok(NestedTransaction {
             depth: self.savepoints.len(),
@@ -48,18 +49,22 @@ impl AsyncSession {
 
     /// Flushes and releases the savepoint; its work stays in the enclosing transaction and
     /// nothing is expired.
+    ///
+    /// # Cancel safety
+    /// Dropped during RELEASE, the session needs `rollback()` (of the whole transaction).
     pub async fn commit_nested(&mut self, nested: NestedTransaction) -> Result<()> {
         self.check_nested(&nested)?;
         self.flush().await?;
         let Some(mark) = self.savepoints.pop() else {
             return Err(Error::invalid("no open nested transaction"));
         };
+        // The savepoint's journal entries now belong to the enclosing transaction.
         let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
+        self.pending_rollback = true;
         conn.release_savepoint(mark.sp).await?;
-        if let Some(outer) = self.savepoints.last_mut() {
-            outer.inserted.extend(mark.inserted);
-            outer.deleted.extend(mark.deleted);
-            outer.updated.extend(mark.updated);
+        self.pending_rollback = false;
+        if self.savepoints.is_empty() {
+            self.journal.compact();
         }
         Ok(())
     }
@@ -67,33 +72,24 @@ impl AsyncSession {
     /// Rolls back to the savepoint: what was inserted inside becomes transient, what was
     /// deleted inside persistent, what was changed inside expired (EXP-06); objects changed
     /// before the savepoint keep their state. Also recovers a session whose flush failed
-    /// inside the savepoint.
+    /// (or was dropped) inside the savepoint.
+    ///
+    /// # Cancel safety
+    /// Objects are reset before the statement is sent; dropped midway, the session needs
+    /// `rollback()` (of the whole transaction).
     pub async fn rollback_nested(&mut self, nested: NestedTransaction) -> Result<()> {
         self.check_nested(&nested)?;
         let Some(mark) = self.savepoints.pop() else {
             return Err(Error::invalid("no open nested transaction"));
         };
-        let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
-        conn.rollback_to_savepoint(mark.sp).await?;
-        self.pending_rollback = false;
-        for obj in mark.inserted {
-            self.identity.remove(&(obj.table().name, obj.key()));
-            self.tx_inserted.retain(|o| !Arc::ptr_eq(o, &obj));
-            obj.make_transient();
-        }
-        for obj in mark.deleted {
-            obj.mark_deleted_in_tx(false);
-            self.tx_deleted.retain(|o| !Arc::ptr_eq(o, &obj));
-            obj.set_state(ObjectState::Persistent);
-            self.identity
-                .insert((obj.table().name, obj.key()), Arc::downgrade(&obj));
-        }
-        for obj in mark.updated {
-            obj.expire();
-        }
+        self.pending_rollback = true;
+        let entries = self.journal.take_from(mark.start);
+        self.undo(entries, false);
         // Changes made inside and never flushed are discarded with the savepoint.
         for obj in self.registry.take_written() {
-            obj.expire();
+            if obj.session_is(&self.registry) {
+                obj.expire();
+            }
         }
         for obj in self.new.drain(..) {
             obj.make_transient();
@@ -101,6 +97,9 @@ impl AsyncSession {
         for obj in self.deleted.drain(..) {
             obj.set_state(ObjectState::Persistent);
         }
+        let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
+        conn.rollback_to_savepoint(mark.sp).await?;
+        self.pending_rollback = false;
         Ok(())
     }
 

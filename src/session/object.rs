@@ -75,6 +75,10 @@ impl Registry {
         }
     }
 
+    pub(crate) fn written_push(&self, obj: Arc<dyn AnyObj>) {
+        lock(&self.written).push(obj);
+    }
+
     pub(crate) fn take_written(&self) -> Vec<Arc<dyn AnyObj>> {
         std::mem::take(&mut *lock(&self.written))
     }
@@ -232,7 +236,10 @@ impl<M: Model> Obj<M> {
         if inner.expired {
             return Err(expired_error::<M>(&inner));
         }
-        if inner.state == ObjectState::Persistent && inner.snapshot.is_none() {
+        // A detached object keeps its history too: adding it to a session writes it (SES-04).
+        if matches!(inner.state, ObjectState::Persistent | ObjectState::Detached)
+            && inner.snapshot.is_none()
+        {
             inner.snapshot = Some(snap_all(&inner.value));
             if let Some(registry) = inner.session.as_ref().and_then(Weak::upgrade) {
                 lock(&registry.written).push(self.0.clone() as Arc<dyn AnyObj>);
@@ -249,9 +256,10 @@ impl<M: Model> Obj<M> {
         self.read().map(|r| (*r).clone())
     }
 
-    /// The object's state.
+    /// The object's state. An object whose session was dropped reports `Detached` (or
+    /// `Transient` if it was only pending): it belongs to no session any more.
     pub fn state(&self) -> ObjectState {
-        rlock(&self.0.inner).state
+        effective_state(&rlock(&self.0.inner))
     }
 
     /// True when the values were expired and must be refreshed before reading.
@@ -303,6 +311,16 @@ fn replace_columns<M: Model>(inner: &mut Inner<M>, mut value: M) {
         old: &mut inner.value,
     });
     inner.value = value;
+}
+
+/// The state, corrected for a session that no longer exists.
+fn effective_state<M>(inner: &Inner<M>) -> ObjectState {
+    let alive = inner.session.as_ref().is_some_and(|w| w.strong_count() > 0);
+    match inner.state {
+        ObjectState::Pending if !alive => ObjectState::Transient,
+        ObjectState::Persistent | ObjectState::Deleted if !alive => ObjectState::Detached,
+        s => s,
+    }
 }
 
 fn expired_error<M: Model>(inner: &Inner<M>) -> Error {
@@ -496,6 +514,14 @@ pub(crate) trait AnyObj: Send + Sync {
     /// Back to transient: reports the transition, then forgets the session.
     fn make_transient(&self);
     fn mark_deleted_in_tx(&self, on: bool) -> bool;
+    /// The state, `Detached`/`Transient` when the owning session is gone.
+    fn effective_state(&self) -> ObjectState;
+    /// Whether the object is attached to the session owning `registry`.
+    fn session_is(&self, registry: &Arc<Registry>) -> bool;
+    /// Whether the object belongs to a session that still exists.
+    fn has_live_session(&self) -> bool;
+    /// Whether changes since the last flush are recorded (a snapshot exists).
+    fn has_history(&self) -> bool;
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
@@ -622,7 +648,7 @@ impl<M: Model> AnyObj for Cell<M> {
         let (from, registry) = {
             let mut inner = wlock(&self.inner);
             let from = std::mem::replace(&mut inner.state, ObjectState::Detached);
-            inner.snapshot = None;
+            // The change history stays with the object: a later `add` writes it (SES-04).
             (from, inner.session.take())
         };
         if from != ObjectState::Detached {
@@ -643,6 +669,24 @@ impl<M: Model> AnyObj for Cell<M> {
     }
     fn mark_deleted_in_tx(&self, on: bool) -> bool {
         std::mem::replace(&mut wlock(&self.inner).deleted_in_tx, on)
+    }
+    fn effective_state(&self) -> ObjectState {
+        effective_state(&rlock(&self.inner))
+    }
+    fn session_is(&self, registry: &Arc<Registry>) -> bool {
+        rlock(&self.inner)
+            .session
+            .as_ref()
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(registry)))
+    }
+    fn has_live_session(&self) -> bool {
+        rlock(&self.inner)
+            .session
+            .as_ref()
+            .is_some_and(|w| w.strong_count() > 0)
+    }
+    fn has_history(&self) -> bool {
+        rlock(&self.inner).snapshot.is_some()
     }
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self

@@ -40,6 +40,8 @@ pub(crate) enum RelWork {
         cols: Vec<usize>,
         delete: bool,
     },
+    /// Puts back the history taken from a slot if the flush is rolled back (journaled).
+    Undo(super::journal::Undo),
     /// Insert or delete one link row.
     Link {
         table: &'static TableDef,
@@ -81,6 +83,20 @@ struct WorkVisitor<'a, M: Model> {
 }
 
 impl<M: Model> WorkVisitor<'_, M> {
+    /// Journals how to undo taking history from one slot: `restore` when the object went
+    /// back to transient (a re-add cascades again), else the slot is expired (not loaded),
+    /// as SQLAlchemy expires relationships on rollback.
+    fn undo(&mut self, f: impl FnOnce(&mut M, bool) + Send + Sync + 'static) {
+        let weak = Arc::downgrade(&self.obj.0);
+        self.out.push(RelWork::Undo(Box::new(move || {
+            if let Some(cell) = weak.upgrade() {
+                let obj = Obj(cell);
+                let restore = obj.state() == ObjectState::Transient;
+                obj.with_value_mut(|v| f(v, restore));
+            }
+        })));
+    }
+
     fn collection<C: Model>(
         &mut self,
         rel: Rel<M, C>,
@@ -152,6 +168,18 @@ impl<M: Model> WorkVisitor<'_, M> {
                     let s = f(v);
                     (std::mem::take(&mut s.added), std::mem::take(&mut s.removed))
                 });
+                if !added.is_empty() || !removed.is_empty() {
+                    let (a, r, f, path) = (added.clone(), removed.clone(), *f, def.path);
+                    self.undo(move |v, restore| {
+                        let s = f(v);
+                        if restore {
+                            s.added.extend(a);
+                            s.removed.extend(r);
+                        } else {
+                            s.set_unloaded(path, false);
+                        }
+                    });
+                }
                 self.collection(rel, added, removed)
             }
             Slot::WriteOnly(f) => {
@@ -163,6 +191,17 @@ impl<M: Model> WorkVisitor<'_, M> {
                         std::mem::take(&mut s.assigned),
                     )
                 });
+                if !added.is_empty() || !removed.is_empty() || assigned {
+                    let (a, r, f) = (added.clone(), removed.clone(), *f);
+                    self.undo(move |v, restore| {
+                        if restore {
+                            let s = f(v);
+                            s.added.extend(a);
+                            s.removed.extend(r);
+                            s.assigned |= assigned;
+                        }
+                    });
+                }
                 if assigned && !self.is_new {
                     return Err(Error::invalid(format!(
                         "collection `{}` does not support implicit iteration; collection \
@@ -183,6 +222,20 @@ impl<M: Model> WorkVisitor<'_, M> {
                 });
                 if !changed {
                     return Ok(());
+                }
+                {
+                    let (old, f, path) = (replaced.clone(), *f, def.path);
+                    self.undo(move |v, restore| {
+                        let s = f(v);
+                        if restore {
+                            s.changed = true;
+                            if s.replaced.is_none() {
+                                s.replaced = old;
+                            }
+                        } else {
+                            s.set_unloaded(path, false);
+                        }
+                    });
                 }
                 let me = self.obj.erased();
                 let local = rel.local_idx()?;
@@ -409,6 +462,7 @@ pub(crate) async fn prepare(s: &mut AsyncSession) -> Result<Plan> {
                 } => plan.syncs.push((to, to_cols, from, from_cols)),
                 RelWork::ClearKey { obj, cols } => plan.clears.push((obj, cols)),
                 link @ RelWork::Link { .. } => plan.links.push(link),
+                RelWork::Undo(u) => s.journal.push(super::journal::Entry::History(u)),
                 RelWork::Replaced { obj, cols, delete } => {
                     if obj.state() == ObjectState::Persistent {
                         plan.replaced.push((obj, cols, delete));
@@ -460,6 +514,8 @@ pub(crate) async fn prepare(s: &mut AsyncSession) -> Result<Plan> {
                 _ if rule.passive => {}
                 _ => {
                     for c in &rule.loaded {
+                        // Nulled in memory only: a savepoint rollback expires it again.
+                        s.journal.updated(c);
                         for i in &rule.child_idx {
                             c.clone().set_column_raw(*i, None, false)?;
                         }

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod cancel_flush;
 mod deferred;
 mod engine;
 mod errors;
