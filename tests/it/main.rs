@@ -7,6 +7,7 @@
 
 mod cancel_flush;
 mod deferred;
+mod detached;
 mod engine;
 mod errors;
 #[cfg(feature = "json")]
