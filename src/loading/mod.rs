@@ -10,7 +10,7 @@
 mod deferred;
 mod exec;
 mod rel;
-mod slots;
+pub(crate) mod slots;
 mod strategy;
 mod write_only;
 

@@ -8,26 +8,6 @@ use crate::error::{Error, Result};
 use crate::schema::Model;
 
 impl AsyncSession {
-    /// Copies `value`'s columns onto the session's object with the same primary key (loading
-    /// it with one SELECT when it is not in the identity map) and returns that object; changed
-    /// columns are written at the next flush. When no row has that key, `value` becomes a new
-    /// pending object (INSERT at flush). SQLAlchemy's `merge`.
-    pub async fn merge<M: Model>(&mut self, value: M) -> Result<Obj<M>> {
-        let pk = pk_binds(&value);
-        let existing = self.get_impl::<M>(pk, false).await?;
-        match existing {
-            Some(obj) => {
-                *obj.write()? = value;
-                Ok(obj)
-            }
-            None => {
-                let obj = Obj::new(value);
-                self.add(&obj)?;
-                Ok(obj)
-            }
-        }
-    }
-
     /// Inserts many rows in multi-row statements (≤ 1,000 rows, ≤ 32,767 binds each) without
     /// tracking them. Returns the number of rows inserted.
     pub async fn bulk_insert<M: Model>(&mut self, rows: &[M]) -> Result<u64> {

@@ -6,6 +6,7 @@
 mod bulk;
 mod flush;
 mod journal;
+mod merge;
 mod nested;
 pub(crate) mod object;
 mod read;

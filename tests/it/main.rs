@@ -13,6 +13,7 @@ mod errors;
 #[cfg(feature = "json")]
 mod insert_many;
 mod lazy_begin;
+mod merge_cascade;
 mod models;
 mod pool;
 mod raw;
