@@ -267,6 +267,7 @@ impl Connection {
         let Some(first) = sets.first() else {
             return Ok(0);
         };
+        check_param_count(first.len())?;
         let counts = match (&self.backend, self.shared.exec.mode) {
             (Backend::Pooled(Some(obj)), StatementMode::Cached) => {
                 let types: Vec<Type> = first.iter().map(|b| b.sql_type().clone()).collect();
@@ -738,6 +739,7 @@ impl Connection {
     }
 
     async fn start_now(&self, sql: &str, binds: &[Bind]) -> Result<RowStream> {
+        check_param_count(binds.len())?;
         let params = binds.iter().map(Bind::as_to_sql);
         let stream = match (&self.backend, self.shared.exec.mode) {
             (Backend::Pooled(Some(obj)), StatementMode::Cached) => {
@@ -838,6 +840,18 @@ impl Connection {
             }
         }
     }
+}
+
+/// The extended protocol counts parameters in 16 bits: refuse more before the driver does,
+/// with a message that says so. Nothing is sent; the connection stays usable.
+fn check_param_count(n: usize) -> Result<()> {
+    if n > usize::from(u16::MAX) {
+        return Err(Error::encode(
+            crate::error::EncodeReason::TooLarge,
+            format!("{n} bind parameters; PostgreSQL's protocol carries at most 65,535"),
+        ));
+    }
+    Ok(())
 }
 
 /// Every execution of a batch has answered by now; the first error wins.

@@ -140,7 +140,11 @@ impl Engine {
                     waited: started.elapsed(),
                 }))
             }
-            Err(PoolError::Timeout(_)) => Err(Error::connection_lost()),
+            // Creating (or health-checking) a connection took too long: no statement of
+            // ours ran, so this is a connect error, never a lost connection.
+            Err(PoolError::Timeout(_)) => {
+                Err(Error::connect_timeout(shared.settings.create_timeout))
+            }
             Err(PoolError::Backend(e)) => Err(Error::connect(e)),
             Err(PoolError::Closed) => Err(Error::closed()),
             Err(e) => Err(Error::config(format!("pool error: {e}"))),
@@ -152,7 +156,7 @@ impl Engine {
         let (client, connection) = match self.shared.settings.create_timeout {
             Some(t) => tokio::time::timeout(t, connect)
                 .await
-                .map_err(|_| Error::connection_lost())?,
+                .map_err(|_| Error::connect_timeout(Some(t)))?,
             None => connect.await,
         }
         .map_err(Error::connect)?;

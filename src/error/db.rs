@@ -6,29 +6,93 @@ use tokio_postgres::error::{DbError, SqlState};
 
 use super::Kind;
 
-/// Server errors after which the connection is unusable: connection exceptions (class 08)
-/// and the backend being terminated or the server shutting down (57P01…57P03).
-pub(super) fn is_connection_error(e: &tokio_postgres::Error) -> bool {
-    match e.code() {
-        Some(code) => {
-            code.code().starts_with("08")
-                || *code == SqlState::ADMIN_SHUTDOWN
-                || *code == SqlState::CRASH_SHUTDOWN
-                || *code == SqlState::CANNOT_CONNECT_NOW
-        }
-        None => is_io_error(e),
-    }
+/// What a driver error means for the connection it happened on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Class {
+    /// The connection is gone or cannot be trusted.
+    Lost,
+    /// The server answered with an error; the connection is fine.
+    Db,
+    /// The request could not be encoded, so nothing was sent: the connection is fine.
+    Encode(EncodeReason),
+    /// Anything else (an unexpected message, a decoding failure).
+    Other,
 }
 
-fn is_io_error(e: &tokio_postgres::Error) -> bool {
+/// Why a statement could not be encoded for sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EncodeReason {
+    /// More parameters than the protocol's 65,535, or a value or message too large to send.
+    TooLarge,
+    /// A NUL byte in text the protocol sends as a C string (the SQL text itself).
+    Nul,
+    /// A value could not be written as the SQL type it was bound as.
+    Type,
+}
+
+/// Classifies a driver error. tokio-postgres keeps its error kind private; its public signals
+/// are `is_closed()`, the server record (`as_db_error`), its `Display` (one fixed text per
+/// kind) and the source chain. Encoding happens into a buffer before anything is written to
+/// the socket (`Client::with_buf`), so an encoding failure leaves the connection as it was.
+pub(super) fn classify(e: &tokio_postgres::Error) -> Class {
+    if e.is_closed() {
+        return Class::Lost;
+    }
+    if let Some(code) = e.code() {
+        let lost = code.code().starts_with("08")
+            || *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW;
+        return if lost { Class::Lost } else { Class::Db };
+    }
+    let text = e.to_string();
+    let cause = io_cause(e);
+    let too_large = |io: &std::io::Error| {
+        let m = io.to_string();
+        m.contains("too large") || m.contains("overflow")
+    };
+    // `Kind::Encode`: a frontend message could not be written (a count past i16, a length
+    // past i32, a NUL in a C string).
+    if text.starts_with("error encoding message") {
+        return Class::Encode(match cause {
+            Some(io) if is_nul(io) => EncodeReason::Nul,
+            Some(io) if too_large(io) => EncodeReason::TooLarge,
+            _ => EncodeReason::Type,
+        });
+    }
+    // `Kind::ToSql`: a value refused the type it was bound as.
+    if text.starts_with("error serializing parameter") {
+        return Class::Encode(EncodeReason::Type);
+    }
+    // `Kind::Parameters`: the statement expects another number of parameters.
+    if text.starts_with("expected ") && text.contains(" parameters but got ") {
+        return Class::Encode(EncodeReason::Type);
+    }
+    // `query_typed` reports a NUL in the SQL text as a parse error while encoding.
+    if text.starts_with("error parsing response") && cause.is_some_and(is_nul) {
+        return Class::Encode(EncodeReason::Nul);
+    }
+    if cause.is_some() {
+        // An I/O error, or a server message that could not be parsed: the protocol state is
+        // unknown.
+        return Class::Lost;
+    }
+    Class::Other
+}
+
+fn is_nul(io: &std::io::Error) -> bool {
+    io.kind() == std::io::ErrorKind::InvalidInput && io.to_string().contains("embedded null")
+}
+
+fn io_cause(e: &tokio_postgres::Error) -> Option<&std::io::Error> {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        if s.is::<std::io::Error>() {
-            return true;
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Some(io);
         }
         source = s.source();
     }
-    false
+    None
 }
 
 /// `ERROR 23505: duplicate key value violates unique constraint "users_email_key"`, plus the
@@ -101,6 +165,8 @@ impl fmt::Debug for KindDebug<'_> {
             Kind::Db(_) => "Db",
             Kind::ConnectionLost(_) => "ConnectionLost",
             Kind::Connect(_) => "Connect",
+            Kind::ConnectTimeout(_) => "ConnectTimeout",
+            Kind::Encode { .. } => "Encode",
             Kind::Driver(_) => "Driver",
             Kind::PoolTimeout(_) => "PoolTimeout",
             Kind::Closed => "Closed",

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio_postgres::error::{DbError, SqlState};
 
+pub(crate) use self::db::EncodeReason;
 pub use self::pool::PoolTimeout;
 
 /// The result type of every fallible aludel operation.
@@ -48,6 +49,16 @@ pub(crate) enum Kind {
     ConnectionLost(Option<tokio_postgres::Error>),
     /// Opening a connection failed.
     Connect(tokio_postgres::Error),
+    /// Opening a connection took longer than the connect timeout.
+    ConnectTimeout(Option<Duration>),
+    /// The statement could not be encoded for sending; nothing reached the server and the
+    /// connection is kept.
+    Encode {
+        reason: EncodeReason,
+        /// The driver's error, or `None` when aludel refused before calling the driver.
+        source: Option<tokio_postgres::Error>,
+        message: Cow<'static, str>,
+    },
     /// Any other driver-level failure (encoding a parameter, protocol error).
     Driver(tokio_postgres::Error),
     /// Waiting for a pooled connection timed out.
@@ -98,19 +109,41 @@ impl Error {
         }))
     }
 
-    /// Classifies a driver error: connection failures, server errors, everything else.
+    /// Classifies a driver error: connection failures, server errors, statements that could
+    /// not be encoded (nothing was sent), everything else.
     pub(crate) fn from_driver(e: tokio_postgres::Error) -> Self {
-        if e.is_closed() || db::is_connection_error(&e) {
-            return Error::new(Kind::ConnectionLost(Some(e)));
+        match db::classify(&e) {
+            db::Class::Lost => Error::new(Kind::ConnectionLost(Some(e))),
+            db::Class::Db => Error::new(Kind::Db(e)),
+            db::Class::Encode(reason) => Error::new(Kind::Encode {
+                reason,
+                source: Some(e),
+                message: Cow::Borrowed(match reason {
+                    EncodeReason::TooLarge => "a value or the parameter count is too large to send",
+                    EncodeReason::Nul => "the SQL text contains a NUL byte",
+                    EncodeReason::Type => "a value cannot be sent as its bound SQL type",
+                }),
+            }),
+            db::Class::Other => Error::new(Kind::Driver(e)),
         }
-        if e.as_db_error().is_some() {
-            return Error::new(Kind::Db(e));
-        }
-        Error::new(Kind::Driver(e))
+    }
+
+    /// A statement aludel refuses to send because the protocol could not carry it.
+    pub(crate) fn encode(reason: EncodeReason, message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(Kind::Encode {
+            reason,
+            source: None,
+            message: message.into(),
+        })
     }
 
     pub(crate) fn connect(e: tokio_postgres::Error) -> Self {
         Error::new(Kind::Connect(e))
+    }
+
+    /// Opening a connection did not finish within `after` (the connect timeout).
+    pub(crate) fn connect_timeout(after: Option<Duration>) -> Self {
+        Error::new(Kind::ConnectTimeout(after))
     }
 
     pub(crate) fn config(msg: impl Into<Cow<'static, str>>) -> Self {
@@ -336,9 +369,48 @@ impl Error {
         matches!(self.0.kind, Kind::ConnectionLost(_))
     }
 
-    /// A new connection could not be opened.
+    /// A new connection could not be opened: refused, failed authentication, or did not
+    /// finish within the connect timeout (see [`Error::is_connect_timeout`]). Never
+    /// [`Error::is_connection_lost`]: no connection existed yet.
     pub fn is_connect(&self) -> bool {
-        matches!(self.0.kind, Kind::Connect(_))
+        matches!(self.0.kind, Kind::Connect(_) | Kind::ConnectTimeout(_))
+    }
+
+    /// Opening a connection took longer than the engine's connect timeout.
+    pub fn is_connect_timeout(&self) -> bool {
+        matches!(self.0.kind, Kind::ConnectTimeout(_))
+    }
+
+    /// The statement could not be encoded for sending, so it never reached the server: more
+    /// than 65,535 bind parameters, a NUL byte in the SQL text, a value too large for the
+    /// protocol, or a value that cannot be written as the SQL type it was bound as.
+    ///
+    /// Retrying cannot help (the same statement fails the same way); the connection is
+    /// healthy and is kept, and an open transaction is not aborted by it.
+    ///
+    /// ```no_run
+    /// # async fn demo(conn: &mut aludel::Connection) -> aludel::Result<()> {
+    /// use aludel::sql;
+    /// if let Err(err) = conn.execute(&sql("SELECT 1 /* \0 */")).await {
+    ///     assert!(err.is_encode() && !err.is_connection_lost());
+    /// }
+    /// conn.execute(&sql("SELECT 1")).await?; // the same connection goes on
+    /// # Ok(()) }
+    /// ```
+    pub fn is_encode(&self) -> bool {
+        matches!(self.0.kind, Kind::Encode { .. })
+    }
+
+    /// An encode error because something was too large to send (parameter count past 65,535,
+    /// a value or message past the protocol's length limit): the input's size is at fault.
+    pub(crate) fn is_encode_too_large(&self) -> bool {
+        matches!(
+            self.0.kind,
+            Kind::Encode {
+                reason: EncodeReason::TooLarge,
+                ..
+            }
+        )
     }
 
     /// Waiting for a pooled connection timed out; see [`Error::pool_timeout`].
@@ -440,6 +512,22 @@ impl fmt::Display for Error {
                 f.write_str("could not connect: ")?;
                 db::fmt_driver_error(e, self.0.show_values, f)?;
             }
+            Kind::ConnectTimeout(Some(t)) => write!(
+                f,
+                "could not connect: timed out after {} ms",
+                millis(*t)
+            )?,
+            Kind::ConnectTimeout(None) => f.write_str("could not connect: timed out")?,
+            Kind::Encode {
+                message, source, ..
+            } => {
+                write!(f, "statement not sent: {message}")?;
+                if let Some(e) = source {
+                    f.write_str(" (")?;
+                    db::fmt_driver_error(e, self.0.show_values, f)?;
+                    f.write_str(")")?;
+                }
+            }
             Kind::Driver(e) => db::fmt_driver_error(e, self.0.show_values, f)?,
             Kind::PoolTimeout(t) => fmt::Display::fmt(t, f)?,
             Kind::Closed => f.write_str("the engine is closed")?,
@@ -532,7 +620,11 @@ impl std::error::Error for Error {
                     Some(e)
                 }
             }
-            Kind::Decode { source, .. } => Some(source),
+            Kind::Decode { source, .. }
+            | Kind::Encode {
+                source: Some(source),
+                ..
+            } => Some(source),
             _ => None,
         }
     }

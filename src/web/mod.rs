@@ -42,6 +42,7 @@ pub mod axum;
 /// | check violation ([`Error::is_check_violation`]) | 422 |
 /// | data error, SQLSTATE class 22 ([`Error::is_data_error`]): NUL byte, text too long, invalid text for the type, out of range | 422 |
 /// | program limit, SQLSTATE class 54 ([`Error::is_program_limit_exceeded`]): a value too large for an index, too many arguments | 413 |
+/// | too large to send ([`Error::is_encode`]: more than 65,535 parameters, a value past the protocol's limit) | 413 |
 /// | no row ([`Error::is_not_found`], [`Error::is_row_gone`]) | 404 |
 /// | pool timeout ([`Error::is_pool_timeout`]) | 503 |
 /// | statement timeout or cancel ([`Error::is_query_canceled`], SQLSTATE 57014) | 504 |
@@ -69,7 +70,7 @@ pub fn status_for(err: &Error) -> u16 {
         409
     } else if err.is_data_error() || err.is_check_violation() {
         422
-    } else if err.is_program_limit_exceeded() {
+    } else if err.is_program_limit_exceeded() || err.is_encode_too_large() {
         413
     } else if err.is_not_found() || err.is_row_gone() {
         404

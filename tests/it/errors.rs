@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use aludel::testing::TestDb;
 use aludel::tokio_postgres::error::SqlState;
-use aludel::{IsolationLevel, TxOptions, sql};
+use aludel::{IsolationLevel, StatementMode, TxOptions, sql};
 
 async fn schema(db: &TestDb) {
     let mut c = db.engine().connect().await.unwrap();
@@ -396,4 +396,121 @@ async fn data_errors_and_program_limits_have_predicates() {
         .unwrap_err();
     assert!(index_row.is_program_limit_exceeded(), "{index_row}");
     assert!(!index_row.is_data_error());
+}
+
+/// A value that says it is sent as int4 but can only write itself as text: encoding fails
+/// in the driver, before anything is sent.
+#[derive(Debug)]
+struct TextClaimingInt(String);
+
+impl aludel::tokio_postgres::types::ToSql for TextClaimingInt {
+    fn to_sql(
+        &self,
+        ty: &aludel::tokio_postgres::types::Type,
+        out: &mut aludel::tokio_postgres::types::private::BytesMut,
+    ) -> Result<aludel::tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        self.0.to_sql(ty, out)
+    }
+    fn accepts(ty: &aludel::tokio_postgres::types::Type) -> bool {
+        *ty == aludel::tokio_postgres::types::Type::TEXT
+    }
+    aludel::tokio_postgres::types::to_sql_checked!();
+}
+
+impl aludel::SqlType for TextClaimingInt {
+    fn sql_type() -> aludel::tokio_postgres::types::Type {
+        aludel::tokio_postgres::types::Type::INT4
+    }
+}
+
+// covers: ERR-04, ERR-11, ENG-09
+#[tokio::test]
+async fn statements_that_cannot_be_encoded_keep_the_connection() {
+    let db = TestDb::new().await.unwrap();
+    for mode in [StatementMode::Cached, StatementMode::Unnamed] {
+        let engine = db
+            .engine_builder()
+            .max_size(1)
+            .statement_mode(mode)
+            .build()
+            .unwrap();
+        engine
+            .execute(&sql("CREATE TABLE IF NOT EXISTS enc (id int)"))
+            .await
+            .unwrap();
+        engine.execute(&sql("DELETE FROM enc")).await.unwrap();
+        let pid = engine.connect().await.unwrap().backend_pid().await.unwrap();
+
+        let mut too_many = sql("SELECT 1");
+        for i in 0..65_536 {
+            too_many = too_many.bind(i);
+        }
+        let mut conn = engine.connect().await.unwrap();
+        conn.begin().await.unwrap();
+        conn.execute(&sql("INSERT INTO enc VALUES (1)"))
+            .await
+            .unwrap();
+        let failures = [
+            conn.execute(&too_many).await.unwrap_err(),
+            conn.execute(&sql("SELECT 1 /* \0 */")).await.unwrap_err(),
+            conn.execute(&sql("SELECT $1").bind(TextClaimingInt("x".into())))
+                .await
+                .unwrap_err(),
+        ];
+        for e in &failures {
+            assert!(e.is_encode(), "{mode:?}: {e:?}");
+            assert!(!e.is_connection_lost(), "{mode:?}: {e:?}");
+            assert!(!e.is_transaction_aborted() && e.code().is_none());
+        }
+        assert_eq!(aludel::web::status_for(&failures[0]), 413);
+        assert!(
+            failures[0].to_string().contains("65,535"),
+            "{}",
+            failures[0]
+        );
+        // Nothing reached the server: the transaction goes on and commits both rows.
+        conn.execute(&sql("INSERT INTO enc VALUES (2)"))
+            .await
+            .unwrap();
+        conn.commit().await.unwrap();
+        assert_eq!(conn.backend_pid().await.unwrap(), pid);
+        drop(conn);
+
+        let mut other = db.admin().await.unwrap();
+        let n: i64 = other
+            .query_one(&sql("SELECT count(*) FROM enc"))
+            .await
+            .unwrap();
+        assert_eq!(n, 2, "{mode:?}");
+        // The one pooled connection was kept, not replaced.
+        let mut again = engine.connect().await.unwrap();
+        assert_eq!(again.backend_pid().await.unwrap(), pid, "{mode:?}");
+        assert_eq!(engine.pool_status().size, 1);
+    }
+}
+
+// covers: ERR-11, ENG-09
+#[tokio::test]
+async fn a_connect_timeout_is_a_connect_error() {
+    // A listener that accepts and never answers the startup message.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut socks = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            socks.push(s);
+        }
+    });
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    for pooled in [true, false] {
+        let mut b = aludel::Engine::builder(&url).connect_timeout(Some(Duration::from_millis(200)));
+        if !pooled {
+            b = b.no_pool();
+        }
+        let err = b.build().unwrap().connect().await.unwrap_err();
+        assert!(err.is_connect() && err.is_connect_timeout(), "{err:?}");
+        assert!(!err.is_connection_lost(), "{err:?}");
+    }
+    held.abort();
 }
