@@ -398,19 +398,32 @@ impl Connection {
             return Ok(*known);
         }
         self.check_usable()?;
+        // Sent by the engine, not the user, and still reported like any statement: observers
+        // see every statement that reaches the server.
+        const SQL: &str = "SHOW default_transaction_isolation";
+        let started = Instant::now();
+        let span = statement_span(SQL, 0);
         self.in_flight = true;
-        let answer = self
-            .client()?
-            .simple_query("SHOW default_transaction_isolation")
-            .await;
+        let answer = async {
+            self.client()?
+                .simple_query(SQL)
+                .await
+                .map_err(Error::from_driver)
+        }
+        .instrument(span.clone())
+        .await;
         self.in_flight = false;
-        let messages = answer.map_err(|e| {
-            let e = Error::from_driver(e);
-            if e.is_connection_lost() {
-                self.broken = true;
+        let (messages, rows) = match answer {
+            Ok(messages) => {
+                let rows = messages
+                    .iter()
+                    .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+                    .count() as u64;
+                (messages, Ok(rows))
             }
-            e
-        })?;
+            Err(e) => (Vec::new(), Err(e)),
+        };
+        self.finish(SQL, 0, StatementKind::Script, started, &span, rows)?;
         let level = messages.iter().find_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
             _ => None,

@@ -325,3 +325,24 @@ fn an_engine_outlives_the_runtime_that_first_used_it() {
     });
     assert_ne!(pid_a, pid_b, "the dead connection was replaced");
 }
+
+// covers: ENG-16
+#[tokio::test]
+async fn observers_see_the_isolation_probe_of_lazy_begin() {
+    let db = TestDb::new().await.unwrap();
+    // A fresh engine has not asked the server for its default isolation level yet.
+    let engine = db.engine_builder().build().unwrap();
+    let mark = db.recorder().len();
+    let mut s = engine.session();
+    let rows = s.query(&sql("SELECT 1")).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    s.rollback().await.unwrap();
+    let seen = db.recorder().sql_since(mark);
+    assert_eq!(
+        seen.iter()
+            .filter(|q| *q == "SHOW default_transaction_isolation")
+            .count(),
+        1,
+        "{seen:?}"
+    );
+}
