@@ -423,7 +423,7 @@ impl Connection {
             }
             Err(e) => (Vec::new(), Err(e)),
         };
-        self.finish(SQL, 0, StatementKind::Script, started, &span, rows)?;
+        self.finish(SQL, 0, StatementKind::Internal, started, &span, rows)?;
         let level = messages.iter().find_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
             _ => None,

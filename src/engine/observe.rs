@@ -22,6 +22,9 @@ pub enum StatementKind {
     Savepoint,
     /// A script sent with the simple protocol (`batch_execute`).
     Script,
+    /// A statement the engine sends on its own, not on behalf of one call: the
+    /// `SHOW default_transaction_isolation` lazy begin asks once per engine.
+    Internal,
 }
 
 impl StatementKind {

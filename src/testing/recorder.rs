@@ -65,21 +65,25 @@ impl Recorder {
         self.lock().iter().skip(mark).cloned().collect()
     }
 
-    /// Like [`Recorder::since`], without BEGIN / COMMIT / ROLLBACK / savepoints.
+    /// Like [`Recorder::since`], without BEGIN / COMMIT / ROLLBACK / savepoints and without
+    /// the engine's own probes ([`StatementKind::Internal`]).
     pub fn queries_since(&self, mark: usize) -> Vec<Recorded> {
         self.lock()
             .iter()
             .skip(mark)
-            .filter(|r| !r.kind.is_transaction_control())
+            .filter(|r| !r.kind.is_transaction_control() && r.kind != StatementKind::Internal)
             .cloned()
             .collect()
     }
 
-    /// The SQL text of the statements recorded after `mark`, transaction control included.
+    /// The SQL text of the statements recorded after `mark`, transaction control included,
+    /// the engine's own probes ([`StatementKind::Internal`], once per engine) left out; they
+    /// are in [`Recorder::since`] and [`Recorder::all`].
     pub fn sql_since(&self, mark: usize) -> Vec<String> {
         self.lock()
             .iter()
             .skip(mark)
+            .filter(|r| r.kind != StatementKind::Internal)
             .map(|r| r.sql.clone())
             .collect()
     }

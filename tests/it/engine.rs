@@ -337,10 +337,11 @@ async fn observers_see_the_isolation_probe_of_lazy_begin() {
     let rows = s.query(&sql("SELECT 1")).await.unwrap();
     assert_eq!(rows.len(), 1);
     s.rollback().await.unwrap();
-    let seen = db.recorder().sql_since(mark);
+    let seen: Vec<_> = db.recorder().since(mark);
     assert_eq!(
         seen.iter()
-            .filter(|q| *q == "SHOW default_transaction_isolation")
+            .filter(|q| q.sql == "SHOW default_transaction_isolation"
+                && q.kind == StatementKind::Internal)
             .count(),
         1,
         "{seen:?}"
