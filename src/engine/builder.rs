@@ -18,11 +18,26 @@ use crate::error::{Error, Result};
 pub enum StatementMode {
     /// Named prepared statements, cached per connection (the default and the fastest with a
     /// direct connection).
+    ///
+    /// When the server no longer has a statement the cache holds (SQLSTATE 26000, e.g. after
+    /// `DISCARD ALL`, or 42P05 for a name that already exists), the connection's cache is
+    /// dropped; outside a transaction the statement is prepared again and retried once, so
+    /// the call succeeds. Inside a transaction that error aborted it, so it is returned.
     #[default]
     Cached,
     /// Unnamed statements with declared parameter types, prepared and executed in one round
-    /// trip. Use this behind a transaction-mode pooler (PgBouncer < 1.21), where named
-    /// statements give wrong results.
+    /// trip. **The mode for transaction-mode poolers** (PgBouncer in `pool_mode =
+    /// transaction`, before 1.21 or without `max_prepared_statements`): there consecutive
+    /// transactions of one client may run on different server connections, so named
+    /// statements fail (26000) or, worse, can run another client's statement.
+    ///
+    /// ```
+    /// use aludel::{Engine, StatementMode};
+    /// let engine = Engine::builder("postgres://app@127.0.0.1:6432/app")
+    ///     .statement_mode(StatementMode::Unnamed)
+    ///     .build()?;
+    /// # Ok::<(), aludel::Error>(())
+    /// ```
     Unnamed,
 }
 

@@ -271,10 +271,14 @@ impl Connection {
         let counts = match (&self.backend, self.shared.exec.mode) {
             (Backend::Pooled(Some(obj)), StatementMode::Cached) => {
                 let types: Vec<Type> = first.iter().map(|b| b.sql_type().clone()).collect();
-                let stmt = obj
-                    .prepare_typed_cached(sql, &types)
-                    .await
-                    .map_err(Error::from_driver)?;
+                let stmt = obj.prepare_typed_cached(sql, &types).await.map_err(|e| {
+                    if super::cache::is_stale_statement(&e) {
+                        // Inside the batch's transaction: no retry, but the next
+                        // statement prepares afresh.
+                        obj.statement_cache.clear();
+                    }
+                    Error::from_driver(e)
+                })?;
                 let runs = sets
                     .iter()
                     .map(|b| obj.execute_raw(&stmt, b.iter().map(Bind::as_to_sql)));
@@ -464,6 +468,11 @@ impl Connection {
             error: None,
         });
         Ok(())
+    }
+
+    /// A transaction is open on the server (its `BEGIN` was sent).
+    fn in_server_transaction(&self) -> bool {
+        self.depth > 0 && self.begin_pending.is_none()
     }
 
     /// True inside a transaction.
@@ -753,17 +762,25 @@ impl Connection {
 
     async fn start_now(&self, sql: &str, binds: &[Bind]) -> Result<RowStream> {
         check_param_count(binds.len())?;
-        let params = binds.iter().map(Bind::as_to_sql);
         let stream = match (&self.backend, self.shared.exec.mode) {
             (Backend::Pooled(Some(obj)), StatementMode::Cached) => {
-                let stmt = if binds.is_empty() {
-                    obj.prepare_cached(sql).await
-                } else {
-                    let types: Vec<Type> = binds.iter().map(|b| b.sql_type().clone()).collect();
-                    obj.prepare_typed_cached(sql, &types).await
-                };
-                obj.query_raw(&stmt.map_err(Error::from_driver)?, params)
-                    .await
+                match cached_query(obj, sql, binds).await {
+                    Err(e) if super::cache::is_stale_statement(&e) => {
+                        // The server no longer has this connection's named statements (a
+                        // transaction-mode pooler moved us to another backend, or someone
+                        // ran DEALLOCATE / DISCARD): forget them all, so it fails once, not
+                        // forever.
+                        obj.statement_cache.clear();
+                        if !self.in_server_transaction() {
+                            // Outside a transaction the failed statement aborted nothing:
+                            // prepare afresh and run it once more.
+                            cached_query(obj, sql, binds).await
+                        } else {
+                            Err(e)
+                        }
+                    }
+                    other => other,
+                }
             }
             _ => {
                 let typed = binds.iter().map(|b| (b.as_to_sql(), b.sql_type().clone()));
@@ -853,6 +870,22 @@ impl Connection {
             }
         }
     }
+}
+
+/// Prepares `sql` through the connection's statement cache and starts it.
+async fn cached_query(
+    obj: &Object,
+    sql: &str,
+    binds: &[Bind],
+) -> Result<RowStream, tokio_postgres::Error> {
+    let stmt = if binds.is_empty() {
+        obj.prepare_cached(sql).await?
+    } else {
+        let types: Vec<Type> = binds.iter().map(|b| b.sql_type().clone()).collect();
+        obj.prepare_typed_cached(sql, &types).await?
+    };
+    obj.query_raw(&stmt, binds.iter().map(Bind::as_to_sql))
+        .await
 }
 
 /// The extended protocol counts parameters in 16 bits: refuse more before the driver does,

@@ -5,6 +5,7 @@
 //! connection that is idle and outside any transaction (see [`Connection`]).
 
 mod builder;
+mod cache;
 mod connection;
 mod observe;
 mod tx;

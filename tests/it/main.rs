@@ -15,11 +15,13 @@ mod insert_many;
 mod lazy_begin;
 mod merge_cascade;
 mod models;
+mod pgbouncer;
 mod pool;
 mod raw;
 mod rel;
 #[cfg(all(feature = "chrono", feature = "json"))]
 mod session;
+mod stmt_cache;
 mod stream;
 mod testkit;
 mod tracing;
