@@ -89,6 +89,7 @@ pub struct EngineBuilder {
     show_values: bool,
     default_tx: TxOptions,
     lazy_begin: bool,
+    statement_cache_size: usize,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -114,6 +115,7 @@ impl EngineBuilder {
             show_values: false,
             default_tx: TxOptions::new(),
             lazy_begin: true,
+            statement_cache_size: 256,
         }
     }
 
@@ -168,6 +170,15 @@ impl EngineBuilder {
     /// Named cached statements (default) or unnamed typed statements for poolers.
     pub fn statement_mode(mut self, mode: StatementMode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// The most prepared statements each pooled connection keeps in `Cached` mode (default
+    /// 256, at least 1). Past it the connection's statements are closed on the server and
+    /// prepared again as needed, so a service with many distinct SQL texts does not grow
+    /// every backend's memory without limit. See [`Engine::statement_cache_stats`].
+    pub fn statement_cache_size(mut self, n: usize) -> Self {
+        self.statement_cache_size = n;
         self
     }
 
@@ -250,6 +261,7 @@ impl EngineBuilder {
             show_values: self.show_values,
             default_tx: self.default_tx,
             lazy_begin: self.lazy_begin,
+            stmt_cache: Arc::new(super::cache::Bound::new(self.statement_cache_size)),
         };
         Ok(Engine {
             shared: Arc::new(Shared {

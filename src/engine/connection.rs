@@ -271,7 +271,13 @@ impl Connection {
         let counts = match (&self.backend, self.shared.exec.mode) {
             (Backend::Pooled(Some(obj)), StatementMode::Cached) => {
                 let types: Vec<Type> = first.iter().map(|b| b.sql_type().clone()).collect();
-                let stmt = obj.prepare_typed_cached(sql, &types).await.map_err(|e| {
+                let before = obj.statement_cache.size();
+                let prepared = obj.prepare_typed_cached(sql, &types).await;
+                self.shared
+                    .exec
+                    .stmt_cache
+                    .after_prepare(&obj.statement_cache, before);
+                let stmt = prepared.map_err(|e| {
                     if super::cache::is_stale_statement(&e) {
                         // Inside the batch's transaction: no retry, but the next
                         // statement prepares afresh.
@@ -764,7 +770,7 @@ impl Connection {
         check_param_count(binds.len())?;
         let stream = match (&self.backend, self.shared.exec.mode) {
             (Backend::Pooled(Some(obj)), StatementMode::Cached) => {
-                match cached_query(obj, sql, binds).await {
+                match cached_query(obj, sql, binds, &self.shared.exec.stmt_cache).await {
                     Err(e) if super::cache::is_stale_statement(&e) => {
                         // The server no longer has this connection's named statements (a
                         // transaction-mode pooler moved us to another backend, or someone
@@ -774,7 +780,7 @@ impl Connection {
                         if !self.in_server_transaction() {
                             // Outside a transaction the failed statement aborted nothing:
                             // prepare afresh and run it once more.
-                            cached_query(obj, sql, binds).await
+                            cached_query(obj, sql, binds, &self.shared.exec.stmt_cache).await
                         } else {
                             Err(e)
                         }
@@ -877,13 +883,16 @@ async fn cached_query(
     obj: &Object,
     sql: &str,
     binds: &[Bind],
+    cache: &super::cache::Bound,
 ) -> Result<RowStream, tokio_postgres::Error> {
+    let before = obj.statement_cache.size();
     let stmt = if binds.is_empty() {
         obj.prepare_cached(sql).await?
     } else {
         let types: Vec<Type> = binds.iter().map(|b| b.sql_type().clone()).collect();
         obj.prepare_typed_cached(sql, &types).await?
     };
+    cache.after_prepare(&obj.statement_cache, before);
     obj.query_raw(&stmt, binds.iter().map(Bind::as_to_sql))
         .await
 }

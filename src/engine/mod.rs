@@ -18,6 +18,7 @@ use deadpool_postgres::{Pool, PoolError, TimeoutType};
 use tokio_postgres::NoTls;
 
 pub use self::builder::{EngineBuilder, StatementMode};
+pub use self::cache::StatementCacheStats;
 pub use self::connection::{Connection, Savepoint};
 pub use self::observe::{Observer, StatementEvent, StatementKind};
 pub use self::tx::{IsolationLevel, TxOptions};
@@ -65,6 +66,8 @@ pub(crate) struct ExecSettings {
     pub(crate) default_tx: TxOptions,
     /// Sessions may defer BEGIN past plain reads at READ COMMITTED.
     pub(crate) lazy_begin: bool,
+    /// The bound and counters of `Cached` mode's per-connection statement caches.
+    pub(crate) stmt_cache: Arc<cache::Bound>,
 }
 
 /// A snapshot of the pool's counters.
@@ -227,6 +230,12 @@ impl Engine {
     /// True after [`Engine::close`].
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Hits, misses and evictions of the per-connection prepared-statement caches
+    /// (`Cached` mode), summed over every connection of this engine.
+    pub fn statement_cache_stats(&self) -> StatementCacheStats {
+        self.shared.exec.stmt_cache.stats()
     }
 
     /// The statement mode connections of this engine use.

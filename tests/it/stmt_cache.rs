@@ -3,7 +3,7 @@
 
 use aludel::testing::TestDb;
 use aludel::tokio_postgres::error::SqlState;
-use aludel::{StatementMode, sql};
+use aludel::{AssertSqlSafe, Raw, StatementMode, sql};
 
 // covers: ENG-09, ERR-11
 #[tokio::test]
@@ -46,4 +46,45 @@ async fn statements_the_server_forgot_are_prepared_again() {
     );
     drop(c);
     assert_eq!(engine.pool_status().size, 1);
+}
+
+// covers: ENG-15
+#[tokio::test]
+async fn prepared_statements_per_connection_stay_within_the_bound() {
+    let db = TestDb::new().await.unwrap();
+    let engine = db
+        .engine_builder()
+        .max_size(1)
+        .statement_cache_size(50)
+        .build()
+        .unwrap();
+    let mut c = engine.connect().await.unwrap();
+    let mut most = 0;
+    for i in 0..1_000 {
+        // 1,000 distinct SQL texts.
+        let text = AssertSqlSafe(format!("SELECT $1::int4 + {i}"));
+        let n: i32 = c.query_one(&Raw::audited(text).bind(1_i32)).await.unwrap();
+        assert_eq!(n, i + 1);
+        if i % 25 == 0 {
+            let open: i64 = c
+                .query_one(&sql("SELECT count(*) FROM pg_prepared_statements"))
+                .await
+                .unwrap();
+            most = most.max(open);
+        }
+    }
+    let open: i64 = c
+        .query_one(&sql("SELECT count(*) FROM pg_prepared_statements"))
+        .await
+        .unwrap();
+    most = most.max(open);
+    assert!(most <= 50, "{most} prepared statements on one connection");
+    assert!(most > 1, "the cache is used: {most}");
+    let stats = engine.statement_cache_stats();
+    assert!(stats.misses >= 1_000, "{stats:?}");
+    assert!(stats.evictions >= 1_000 - 50, "{stats:?}");
+    assert!(
+        stats.hits >= 1,
+        "the count query is prepared once and reused: {stats:?}"
+    );
 }
