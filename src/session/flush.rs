@@ -179,6 +179,34 @@ async fn insert_chunk(
     run_returning(conn, &sql, &binds, objs).await
 }
 
+/// The DELETE of a chunk as one statement shape whatever its row count: one array bind per
+/// key column (`c = ANY($1)`, or `(c1, c2) IN (SELECT * FROM unnest($1, $2))`), so each
+/// table's deletes prepare one statement instead of one per chunk size. `None` when a
+/// column's type has no known array type (the caller sends one placeholder per value).
+/// `binds` holds the key values row by row, `cols.len()` per row.
+fn delete_by_arrays(table: &str, cols: &[String], binds: &[Bind]) -> Option<(String, Vec<Bind>)> {
+    let width = cols.len();
+    if width == 0 {
+        return None;
+    }
+    let mut arrays = Vec::with_capacity(width);
+    for c in 0..width {
+        let column: Vec<Bind> = binds.iter().skip(c).step_by(width).cloned().collect();
+        arrays.push(crate::sql::bind_array(column)?);
+    }
+    let sql = if let [col] = cols {
+        format!("DELETE FROM {table} WHERE {col} = ANY($1)")
+    } else {
+        let marks: Vec<String> = (1..=width).map(|n| format!("${n}")).collect();
+        format!(
+            "DELETE FROM {table} WHERE ({}) IN (SELECT * FROM unnest({}))",
+            cols.join(", "),
+            marks.join(", ")
+        )
+    };
+    Some((sql, arrays))
+}
+
 /// Runs a statement whose RETURNING rows correspond, in order, to `objs`, and loads them.
 async fn run_returning(
     conn: &mut Connection,
@@ -395,11 +423,17 @@ pub(crate) async fn delete_all(conn: &mut Connection, deleted: &[Arc<dyn AnyObj>
                 .chain(version.iter())
                 .map(|i| format!("{table}.{}", quote_ident(t.columns[*i].name)))
                 .collect();
-            let sql = format!(
-                "DELETE FROM {table} WHERE ({}) IN ({})",
-                cols.join(", "),
-                tuples.join(", ")
-            );
+            let (sql, binds) = match delete_by_arrays(&table, &cols, &binds) {
+                Some(one_shape) => one_shape,
+                None => (
+                    format!(
+                        "DELETE FROM {table} WHERE ({}) IN ({})",
+                        cols.join(", "),
+                        tuples.join(", ")
+                    ),
+                    binds,
+                ),
+            };
             let n = conn.run(&sql, &binds, |_| Ok(())).await?;
             if version.is_some() && n != chunk.len() as u64 {
                 return Err(Error::stale_data(t.name, chunk.len() as u64, n));

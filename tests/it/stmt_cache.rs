@@ -88,3 +88,69 @@ async fn prepared_statements_per_connection_stay_within_the_bound() {
         "the count query is prepared once and reused: {stats:?}"
     );
 }
+
+#[derive(aludel::Model, Debug, Clone, PartialEq)]
+#[aludel(table = "pairs")]
+struct Pair {
+    #[aludel(primary_key)]
+    a: i32,
+    #[aludel(primary_key)]
+    b: i32,
+}
+
+#[derive(aludel::Model, Debug, Clone, PartialEq)]
+#[aludel(table = "singles")]
+struct Single {
+    #[aludel(primary_key)]
+    id: i32,
+}
+
+// covers: SES-05, ENG-15
+#[tokio::test]
+async fn unit_of_work_deletes_are_one_statement_shape_whatever_the_row_count() {
+    let db = TestDb::new().await.unwrap();
+    let mut c = db.engine().connect().await.unwrap();
+    aludel::create_all(&mut c, &[Pair::TABLE, Single::TABLE], Default::default())
+        .await
+        .unwrap();
+    drop(c);
+    let mut texts = std::collections::BTreeSet::new();
+    let mut id = 0;
+    for n in 1..=4 {
+        let mut s = db.engine().session();
+        let mut objs = Vec::new();
+        for _ in 0..n {
+            id += 1;
+            objs.push((
+                aludel::Obj::new(Pair { a: id, b: -id }),
+                aludel::Obj::new(Single { id }),
+            ));
+        }
+        for (p, one) in &objs {
+            s.add(p).unwrap();
+            s.add(one).unwrap();
+        }
+        s.commit().await.unwrap();
+        for (p, one) in &objs {
+            s.delete(p).unwrap();
+            s.delete(one).unwrap();
+        }
+        let mark = db.recorder().len();
+        s.commit().await.unwrap();
+        texts.extend(
+            db.recorder()
+                .sql_since(mark)
+                .into_iter()
+                .filter(|q| q.starts_with("DELETE")),
+        );
+    }
+    assert_eq!(texts.len(), 2, "one DELETE text per table: {texts:?}");
+    let mut other = db.admin().await.unwrap();
+    let left: i64 = other
+        .query_one(&sql(
+            "SELECT (SELECT count(*) FROM pairs) + (SELECT count(*) FROM singles)",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "every row was deleted");
+}
