@@ -86,6 +86,9 @@ pub(crate) fn key_condition(
             };
         }
     }
+    if let Some(tuple) = composite_in_arrays(table, cols, keys) {
+        return tuple;
+    }
     let mut out: Option<Node> = None;
     for key in keys {
         let mut and: Option<Node> = None;
@@ -108,6 +111,43 @@ pub(crate) fn key_condition(
         }
     }
     out.unwrap_or(Node::Raw("false"))
+}
+
+/// `(c1, c2) IN (SELECT * FROM unnest($1, $2))` for two- and three-column keys: one array
+/// bind per column, so the statement's text is the same for any number of keys (a bounded
+/// shape, one prepared statement). `None` for other widths or types without an array type.
+fn composite_in_arrays(
+    table: &'static str,
+    cols: &[&'static str],
+    keys: &[Vec<Bind>],
+) -> Option<Node> {
+    const TWO: &[&str] = &["(", ", ", ") IN (SELECT * FROM unnest(", ", ", "))"];
+    const THREE: &[&str] = &[
+        "(",
+        ", ",
+        ", ",
+        ") IN (SELECT * FROM unnest(",
+        ", ",
+        ", ",
+        "))",
+    ];
+    let pieces = match cols.len() {
+        2 => TWO,
+        3 => THREE,
+        _ => return None,
+    };
+    let mut args: Vec<Node> = cols
+        .iter()
+        .map(|c| Node::Column { table, name: c })
+        .collect();
+    for i in 0..cols.len() {
+        let column: Vec<Bind> = keys
+            .iter()
+            .map(|k| k.get(i).cloned())
+            .collect::<Option<_>>()?;
+        args.push(Node::Bind(crate::sql::bind_array(column)?));
+    }
+    Some(Node::Fragment(pieces, args))
 }
 
 pub(crate) fn to_arc(sql: crate::sql::SqlText<'_>) -> Arc<str> {
