@@ -179,6 +179,17 @@ async fn insert_chunk(
     run_returning(conn, &sql, &binds, objs).await
 }
 
+/// Row-major `binds` (`width` per row) as one array bind per column, or `None` when a
+/// column's type has no known array type or its values differ in type.
+fn column_arrays(binds: &[Bind], width: usize) -> Option<Vec<Bind>> {
+    if width == 0 || binds.len() % width != 0 {
+        return None;
+    }
+    (0..width)
+        .map(|c| crate::sql::bind_array(binds.iter().skip(c).step_by(width).cloned().collect()))
+        .collect()
+}
+
 /// The DELETE of a chunk as one statement shape whatever its row count: one array bind per
 /// key column (`c = ANY($1)`, or `(c1, c2) IN (SELECT * FROM unnest($1, $2))`), so each
 /// table's deletes prepare one statement instead of one per chunk size. `None` when a
@@ -189,11 +200,7 @@ fn delete_by_arrays(table: &str, cols: &[String], binds: &[Bind]) -> Option<(Str
     if width == 0 {
         return None;
     }
-    let mut arrays = Vec::with_capacity(width);
-    for c in 0..width {
-        let column: Vec<Bind> = binds.iter().skip(c).step_by(width).cloned().collect();
-        arrays.push(crate::sql::bind_array(column)?);
-    }
+    let arrays = column_arrays(binds, width)?;
     let sql = if let [col] = cols {
         format!("DELETE FROM {table} WHERE {col} = ANY($1)")
     } else {
@@ -351,10 +358,21 @@ pub(crate) async fn update_chunk(
         }
         values.push(format!("({})", marks.join(", ")));
     }
+    // One array per VALUES column when every type has an array type: the same text for any
+    // number of rows (one prepared statement), else one placeholder per value.
+    let (source, binds) = match column_arrays(&binds, vcols.len()) {
+        Some(arrays) => {
+            let marks: Vec<String> = (1..=arrays.len()).map(|n| format!("${n}")).collect();
+            (
+                format!("SELECT * FROM unnest({})", marks.join(", ")),
+                arrays,
+            )
+        }
+        None => (format!("VALUES {}", values.join(", ")), binds),
+    };
     let sql = format!(
-        "UPDATE {table} SET {} FROM (VALUES {}) AS v({}) WHERE {} RETURNING {}, v.\"__aludel_ord\"",
+        "UPDATE {table} SET {} FROM ({source}) AS v({}) WHERE {} RETURNING {}, v.\"__aludel_ord\"",
         sets.join(", "),
-        values.join(", "),
         vcols.join(", "),
         cond.join(" AND "),
         columns_list(t, "")

@@ -154,3 +154,75 @@ async fn unit_of_work_deletes_are_one_statement_shape_whatever_the_row_count() {
         .unwrap();
     assert_eq!(left, 0, "every row was deleted");
 }
+
+#[derive(aludel::Model, Debug, Clone, PartialEq)]
+#[aludel(table = "counters")]
+struct Counter {
+    #[aludel(primary_key)]
+    id: i32,
+    n: i64,
+    label: Option<String>,
+}
+
+// covers: SES-03, ENG-15
+#[tokio::test]
+async fn unit_of_work_updates_are_one_statement_shape_whatever_the_row_count() {
+    let db = TestDb::new().await.unwrap();
+    let mut c = db.engine().connect().await.unwrap();
+    aludel::create_all(&mut c, &[Counter::TABLE], Default::default())
+        .await
+        .unwrap();
+    drop(c);
+    let mut s = db
+        .engine()
+        .session_builder()
+        .expire_on_commit(false)
+        .session();
+    let objs: Vec<_> = (1..=10)
+        .map(|id| {
+            aludel::Obj::new(Counter {
+                id,
+                n: 0,
+                label: None,
+            })
+        })
+        .collect();
+    for o in &objs {
+        s.add(o).unwrap();
+    }
+    s.commit().await.unwrap();
+    let mut texts = std::collections::BTreeSet::new();
+    for n in 1..=4 {
+        for o in objs.iter().take(n) {
+            let mut w = o.write().unwrap();
+            w.n = n as i64;
+            w.label = Some(format!("v{n}"));
+        }
+        let mark = db.recorder().len();
+        s.commit().await.unwrap();
+        texts.extend(
+            db.recorder()
+                .sql_since(mark)
+                .into_iter()
+                .filter(|q| q.starts_with("UPDATE")),
+        );
+    }
+    // Which columns changed decides the SET list; the row count no longer does.
+    assert_eq!(texts.len(), 1, "one UPDATE text: {texts:?}");
+    let mut other = db.admin().await.unwrap();
+    let rows: Vec<(i32, i64, Option<String>)> = other
+        .query_as(&sql(
+            "SELECT id, n, label FROM counters WHERE n > 0 ORDER BY id",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (1, 4, Some("v4".into())),
+            (2, 4, Some("v4".into())),
+            (3, 4, Some("v4".into())),
+            (4, 4, Some("v4".into())),
+        ]
+    );
+}
