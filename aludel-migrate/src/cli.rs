@@ -20,9 +20,9 @@ use std::process::ExitCode;
 
 use aludel::{Engine, TableDef};
 
-use crate::auto::compare;
+use crate::auto::compare_with;
 use crate::error::{Error, Result};
-use crate::runner::{Migrations, Migrator, next_revision, revision_path};
+use crate::runner::{EmbeddedFile, Migrations, Migrator, next_revision, revision_path};
 use crate::script::{Migration, render_migration, render_plan};
 
 const USAGE: &str = "usage: <command> [options]
@@ -64,6 +64,8 @@ pub struct Cli {
     engine: Option<Engine>,
     version_table: String,
     ignore: Vec<String>,
+    ddl: Vec<&'static str>,
+    embedded: Option<&'static [EmbeddedFile]>,
 }
 
 /// What a command line asks for.
@@ -86,6 +88,8 @@ impl Cli {
             engine: None,
             version_table: "aludel_migrations".to_owned(),
             ignore: Vec::new(),
+            ddl: Vec::new(),
+            embedded: None,
         }
     }
 
@@ -110,6 +114,38 @@ impl Cli {
     pub fn ignore_tables(mut self, tables: &[&str]) -> Self {
         self.ignore.extend(tables.iter().map(|t| (*t).to_owned()));
         self
+    }
+
+    /// DDL the derive cannot declare (an expression index such as `lower(email)`, …), part of
+    /// the models' side of `check` and autogenerate: it runs after the models' `create_all`
+    /// in the scratch schema, where unqualified table names resolve to the scratch copies.
+    ///
+    /// ```no_run
+    /// # #[derive(aludel::Model)] #[aludel(table = "users")] struct User { #[aludel(primary_key, identity)] id: i64, email: String }
+    /// let cli = aludel_migrate::Cli::new(&[User::TABLE])
+    ///     .with_ddl("CREATE UNIQUE INDEX users_email_lower_key ON users (lower(email))");
+    /// # let _ = cli;
+    /// ```
+    #[must_use]
+    pub fn with_ddl(mut self, ddl: &'static str) -> Self {
+        self.ddl.push(ddl);
+        self
+    }
+
+    /// The migrations compiled into the binary ([`embed_migrations!`](crate::embed_migrations)),
+    /// used when the folder does not exist: a deployed binary far from its source tree still
+    /// runs `upgrade`, `current`, `history`… (`revision` writes into the folder).
+    #[must_use]
+    pub fn embedded(mut self, files: &'static [EmbeddedFile]) -> Self {
+        self.embedded = Some(files);
+        self
+    }
+
+    fn migrations(&self) -> Result<Migrations> {
+        match self.embedded {
+            Some(files) if !self.dir.exists() => Migrations::embedded(files),
+            _ => Migrations::from_dir(&self.dir),
+        }
     }
 
     fn ignored(&self) -> Vec<&str> {
@@ -158,8 +194,7 @@ impl Cli {
             w(out, USAGE)?;
             return Ok(true);
         }
-        let migrator =
-            Migrator::new(Migrations::from_dir(&me.dir)?).version_table(&me.version_table);
+        let migrator = Migrator::new(me.migrations()?).version_table(&me.version_table);
         if args.sql {
             return me.offline(&args, &migrator, out).map(|()| true);
         }
@@ -328,7 +363,7 @@ impl Cli {
             }
             "check" => {
                 let mut conn = engine.connect().await?;
-                let cmp = compare(&mut conn, &self.tables, &ignore).await?;
+                let cmp = compare_with(&mut conn, &self.tables, &self.ddl, &ignore).await?;
                 if cmp.is_clean() {
                     say("no differences between the models and the database".to_owned())?;
                 } else {
@@ -376,7 +411,7 @@ impl Cli {
                 ));
             }
             let mut conn = engine.connect().await?;
-            let cmp = compare(&mut conn, &self.tables, &self.ignored()).await?;
+            let cmp = compare_with(&mut conn, &self.tables, &self.ddl, &self.ignored()).await?;
             if cmp.is_clean() {
                 writeln!(out, "no changes detected: nothing written")
                     .map_err(|e| Error::io("<stdout>", e))?;

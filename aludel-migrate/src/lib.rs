@@ -37,7 +37,7 @@ mod schema;
 mod script;
 mod target;
 
-pub use crate::auto::{Comparison, compare};
+pub use crate::auto::{Comparison, compare, compare_with};
 pub use crate::cli::{Cli, cli};
 pub use crate::codegen::codegen;
 pub use crate::diff::{Op, Plan, diff};

@@ -22,6 +22,17 @@ static SCRATCH: AtomicU64 = AtomicU64::new(0);
 /// nothing remains. Needs the `CREATE` privilege on the database. The connection must not be
 /// in a transaction.
 pub async fn target_schema(conn: &mut Connection, tables: &[&'static TableDef]) -> Result<Schema> {
+    target_schema_with(conn, tables, &[]).await
+}
+
+/// [`target_schema`] with `ddl` run after `create_all` in the scratch schema: what the derive
+/// cannot declare (an index on `lower(email)`, …). Unqualified names in it resolve to the
+/// scratch copies of the tables.
+pub(crate) async fn target_schema_with(
+    conn: &mut Connection,
+    tables: &[&'static TableDef],
+    ddl: &[&'static str],
+) -> Result<Schema> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -32,7 +43,7 @@ pub async fn target_schema(conn: &mut Connection, tables: &[&'static TableDef]) 
         nanos % 1_000_000
     );
     conn.begin().await?;
-    let result = build_and_reflect(conn, tables, &scratch).await;
+    let result = build_and_reflect(conn, tables, ddl, &scratch).await;
     conn.rollback().await?;
     result
 }
@@ -40,6 +51,7 @@ pub async fn target_schema(conn: &mut Connection, tables: &[&'static TableDef]) 
 async fn build_and_reflect(
     conn: &mut Connection,
     tables: &[&'static TableDef],
+    ddl: &[&'static str],
     scratch: &str,
 ) -> Result<Schema> {
     // The name is ours (letters, digits, underscores) and quoted.
@@ -63,5 +75,8 @@ async fn build_and_reflect(
         },
     )
     .await?;
+    for script in ddl {
+        conn.batch_execute(script).await?;
+    }
     reflect(conn, Some(scratch)).await
 }

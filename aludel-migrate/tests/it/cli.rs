@@ -187,3 +187,55 @@ async fn stamp_adopts_a_database_made_without_migrations() {
     let (_, out) = run(&cli, &["current"]).await;
     assert_eq!(out, "base\n");
 }
+
+// covers: MIG-01, DDL-01
+#[tokio::test]
+async fn ddl_the_derive_cannot_declare_is_part_of_the_models_side() {
+    const LOWER: &str = "CREATE UNIQUE INDEX users_email_lower_key ON users (lower(email))";
+    let db = TestDb::new().await.unwrap();
+    let dir = temp_dir(&db);
+    let plain = Cli::new(v1::TABLES).engine(db.engine().clone()).dir(&dir);
+    let cli = plain.clone().with_ddl(LOWER);
+    let (_, out) = run(&cli, &["revision", "--autogenerate", "-m", "init"]).await;
+    assert!(out.contains("0001_init.sql"), "{out}");
+    let text = std::fs::read_to_string(dir.join("0001_init.sql")).unwrap();
+    assert_eq!(
+        text.matches(
+            "CREATE UNIQUE INDEX \"users_email_lower_key\" ON \"users\" USING btree (lower(email));"
+        )
+        .count(),
+        1,
+        "autogenerate emits the extra DDL's index: {text}"
+    );
+    run(&cli, &["upgrade"]).await;
+    let (clean, out) = run(&cli, &["check"]).await;
+    assert!(clean, "{out}");
+    let (clean, out) = run(&plain, &["check"]).await;
+    assert!(
+        !clean && out.contains("drop index \"users_email_lower_key\" on \"users\""),
+        "without the DDL the index is one the models do not declare: {out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// covers: MIG-01
+#[tokio::test]
+async fn embedded_migrations_serve_when_the_folder_is_absent() {
+    static FILES: &[aludel_migrate::EmbeddedFile] =
+        aludel_migrate::embed_migrations!("tests/fixtures/migrations");
+    let db = TestDb::new().await.unwrap();
+    let absent = temp_dir(&db);
+    let cli = Cli::new(&[])
+        .engine(db.engine().clone())
+        .dir(&absent)
+        .embedded(FILES);
+    let (_, out) = run(&cli, &["upgrade", "0001"]).await;
+    assert_eq!(out, "applied 0001_create_notes\n");
+    let (_, out) = run(&cli, &["current"]).await;
+    assert_eq!(out, "0001_create_notes\n");
+    // A folder that exists wins over the embedded copy.
+    let present = cli.clone().dir(FIXTURES);
+    let (_, out) = run(&present, &["history"]).await;
+    assert_eq!(out.lines().count(), 3, "{out}");
+    run(&cli, &["downgrade", "base"]).await;
+}

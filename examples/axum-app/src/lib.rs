@@ -1,6 +1,7 @@
 //! Conduit, the RealWorld API, on axum and aludel.
 //!
-//! - [`models`]: the seven tables as `#[derive(Model)]` structs, created by `create_all`.
+//! - [`models`]: the seven tables as `#[derive(Model)]` structs.
+//! - [`db`]: the migrations in `migrations/`, applied at start-up, and the `db` subcommand.
 //! - [`queries`]: article, profile and comment loading in a fixed number of statements.
 //! - [`routes`]: the handlers; each request runs in one transaction (aludel's
 //!   `TransactionLayer` commits on 2xx/3xx and rolls back otherwise) through a `DbSession`.
@@ -9,6 +10,7 @@
 //! [`app`] builds the router; `main.rs` adds configuration, start-up and graceful shutdown.
 
 pub mod auth;
+pub mod db;
 pub mod error;
 pub mod hashing;
 pub mod json;

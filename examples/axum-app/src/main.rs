@@ -9,10 +9,17 @@
 //!   stop verifying when it restarts; the log says so).
 //! - `RUST_LOG`: log filter such as `info` or `conduit=debug,aludel=info` (default `info`).
 //!
-//! Start-up failures print one readable line (what failed, with the database URL's password
-//! masked, and what to set) and exit with status 1.
+//! Start-up migrates the database to the head of the compiled-in `migrations/` (see
+//! `conduit::db`). Start-up failures print one readable line (what failed, with the database
+//! URL's password masked, and what to set) and exit with status 1.
 //!
 //!     cargo run -p axum-app --release
+//!
+//! `axum-app db <command>` is the migration tool instead (`DATABASE_URL` or `--url`, else
+//! `127.0.0.1:5432`): `revision --autogenerate -m "…"`, `upgrade`, `downgrade -1`, `current`,
+//! `history`, `check`, `stamp`, `codegen`; `axum-app db help` lists them.
+//!
+//!     cargo run -p axum-app -- db check
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -20,7 +27,8 @@ use std::time::Duration;
 
 use aludel::Engine;
 use aludel::testing::{DEFAULT_DATABASE_URL, TempCluster};
-use conduit::{AppState, Jwt, app, models};
+use conduit::db::{self, Migrated};
+use conduit::{AppState, Jwt, app};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -29,7 +37,14 @@ use tracing_subscriber::util::SubscriberInitExt;
 const MIN_SECRET_LEN: usize = 32;
 
 fn main() -> ExitCode {
-    init_tracing();
+    let mut args = std::env::args().skip(1);
+    let command = args.next();
+    match command.as_deref() {
+        None => {}
+        Some("db") => return db_command(args),
+        Some(other) => return usage(other),
+    }
+    init_tracing(false);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
@@ -38,6 +53,24 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&message),
     }
+}
+
+/// `axum-app db …`: aludel-migrate's command line with the app's models. Its output is on
+/// stdout (`db codegen` prints code there), the log on stderr.
+fn db_command(args: impl Iterator<Item = String>) -> ExitCode {
+    init_tracing(true);
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(db::cli().main(args)),
+        Err(e) => fail(&format!("cannot start the async runtime: {e}")),
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn usage(arg: &str) -> ExitCode {
+    eprintln!(
+        "conduit: unknown argument `{arg}`\nusage: axum-app            serve the API (configured by the environment)\n       axum-app db <command>  migrations: revision, upgrade, downgrade, current, history, check, stamp, codegen (`db help`)"
+    );
+    ExitCode::from(2)
 }
 
 /// Prints a start-up failure: a person reads it, so no `Debug` of error values.
@@ -71,13 +104,30 @@ async fn run() -> Result<(), String> {
         ))
         .await
         .map_err(|e| format!("PostgreSQL at {shown} answered with an error: {e}"))?;
-    models::create_schema(&mut conn)
-        .await
-        .map_err(|e| format!("creating the schema in {shown} failed: {e}"))?;
     drop(conn);
     tracing::info!(
         "database: PostgreSQL {version}, database \"{db}\" as \"{user}\" at {shown} ({source})"
     );
+    match db::migrate(&engine)
+        .await
+        .map_err(|e| format!("migrating the schema in {shown} failed: {e}"))?
+    {
+        Migrated::Applied(done) if done.is_empty() => {
+            tracing::info!("schema: at the head revision, no migration to apply");
+        }
+        Migrated::Applied(done) => {
+            tracing::info!(
+                "schema: applied {} migration(s): {}",
+                done.len(),
+                done.join(", ")
+            );
+        }
+        Migrated::Stamped(done) => tracing::warn!(
+            "schema: a database made by create_all matches the models; recorded as migrated to {} \
+             without running anything",
+            done.last().map_or("base", String::as_str)
+        ),
+    }
 
     let router = app(AppState::with_jwt(engine.clone(), jwt));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -210,15 +260,25 @@ fn mask_password(url: &str) -> String {
     masked
 }
 
-fn init_tracing() {
+/// The log: `RUST_LOG`, default `info` on stdout; for `db` commands default `warn`, on stderr.
+fn init_tracing(command: bool) {
+    let default = if command {
+        tracing::Level::WARN
+    } else {
+        tracing::Level::INFO
+    };
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|f| f.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
-    tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer())
-        .with(filter)
-        .init();
+        .unwrap_or_else(|| Targets::new().with_default(default));
+    let registry = tracing_subscriber::registry().with(filter);
+    if command {
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init();
+    } else {
+        registry.with(tracing_subscriber::fmt::layer()).init();
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C), SIGTERM or SIGHUP: each drains in-flight requests, closes

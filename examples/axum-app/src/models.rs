@@ -1,10 +1,12 @@
 //! The Conduit data model: seven tables, declared once as `#[derive(Model)]` structs.
 //!
-//! `create_all` turns these declarations into DDL (keys, `ON DELETE CASCADE` foreign keys,
-//! unique constraints and indexes) in foreign-key order, and the typed builder uses their
-//! column handles (`Article::slug`, `Favorite::user_id`, …).
+//! The migrations in `migrations/` are generated from these declarations (keys,
+//! `ON DELETE CASCADE` foreign keys, unique constraints and indexes) by
+//! `axum-app db revision --autogenerate`, `db check` compares them with a database (see
+//! [`crate::db`]), and the typed builder uses their column handles (`Article::slug`,
+//! `Favorite::user_id`, …).
 
-use aludel::{Connection, CreateOptions, Many, Model, One, TableDef, create_all};
+use aludel::{Many, Model, One, TableDef};
 use chrono::{DateTime, Utc};
 
 /// A registered user. `username` and `email` are unique, in any case: their constraints
@@ -144,7 +146,7 @@ pub struct Comment {
     pub author: One<User>,
 }
 
-/// Every table of the app, in any order (`create_all` sorts them by foreign keys).
+/// Every table of the app, in any order (the models' side of `db check` and autogenerate).
 pub const TABLES: &[&TableDef] = &[
     User::TABLE,
     Follow::TABLE,
@@ -155,23 +157,13 @@ pub const TABLES: &[&TableDef] = &[
     Comment::TABLE,
 ];
 
-/// The unique constraint `create_all` names for `users.username`.
+/// The unique constraint on `users.username` (PostgreSQL's default name).
 pub const USERS_USERNAME_KEY: &str = "users_username_key";
-/// The unique constraint `create_all` names for `users.email`.
+/// The unique constraint on `users.email` (PostgreSQL's default name).
 pub const USERS_EMAIL_KEY: &str = "users_email_key";
-/// The unique index on `lower(username)`: usernames are unique in any case.
+/// The unique index on `lower(username)`: usernames are unique in any case (an expression
+/// index, which model declarations do not describe: [`crate::db::MODEL_DDL`]).
 pub const USERS_USERNAME_LOWER_KEY: &str = "users_username_lower_key";
 /// The unique index on `lower(email)`: emails are unique in any case, and login finds them
 /// in any case.
 pub const USERS_EMAIL_LOWER_KEY: &str = "users_email_lower_key";
-
-/// Creates the schema when missing (idempotent), then the case-insensitive unique indexes
-/// (expression indexes, which model declarations do not describe).
-pub async fn create_schema(conn: &mut Connection) -> aludel::Result<()> {
-    create_all(conn, TABLES, CreateOptions::default()).await?;
-    conn.batch_execute(
-        "CREATE UNIQUE INDEX IF NOT EXISTS users_username_lower_key ON users (lower(username));
-         CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower_key ON users (lower(email));",
-    )
-    .await
-}

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::Utc;
-use conduit::models::{self, Article, ArticleTag, Favorite, Follow, Tag, User};
+use conduit::models::{Article, ArticleTag, Favorite, Follow, Tag, User};
 use conduit::{AppState, app};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -29,9 +29,7 @@ struct Harness {
 
 async fn harness() -> Harness {
     let db = TestDb::new().await.unwrap();
-    let mut conn = db.engine().connect().await.unwrap();
-    models::create_schema(&mut conn).await.unwrap();
-    drop(conn);
+    conduit::db::migrate(db.engine()).await.unwrap();
     let state = AppState::new(db.engine().clone(), b"test secret");
     let app = app(state.clone());
     Harness { db, state, app }

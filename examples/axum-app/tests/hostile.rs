@@ -11,7 +11,7 @@ use aludel::testing::TestDb;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
-use conduit::{AppState, app, models};
+use conduit::{AppState, app};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -343,8 +343,8 @@ fn assert_error_shape(label: &str, body: &str) {
 #[tokio::test]
 async fn hostile_requests_get_4xx_in_the_api_shape_and_never_leak() {
     let db = TestDb::new().await.unwrap();
+    conduit::db::migrate(db.engine()).await.unwrap();
     let mut conn = db.engine().connect().await.unwrap();
-    models::create_schema(&mut conn).await.unwrap();
     let app = app(AppState::new(db.engine().clone(), SECRET));
     let alice = register(&app, "alice").await;
     register(&app, "bob").await;

@@ -29,6 +29,34 @@ pub(crate) fn free_port() -> u16 {
 /// Starts `bin` with `env` on a free port; returns once it logged that it serves (at most
 /// `wait`), or panics with its output.
 pub(crate) fn start(bin: &str, env: &[(&str, &str)], wait: Duration) -> App {
+    let (mut child, port, rx) = spawn(bin, env);
+    let mut startup_log = Vec::new();
+    loop {
+        match rx.recv_timeout(wait) {
+            Ok(line) => {
+                let serving = line.contains("serving the RealWorld API");
+                startup_log.push(line);
+                if serving {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the app did not start: {startup_log:#?}");
+            }
+        }
+    }
+    App {
+        child,
+        port,
+        startup_log,
+        log: rx,
+    }
+}
+
+/// Starts `bin` with `env` on a free port without waiting: the process, its port, and its
+/// output lines (stdout and stderr) as they come.
+pub(crate) fn spawn(bin: &str, env: &[(&str, &str)]) -> (Child, u16, mpsc::Receiver<String>) {
     let port = free_port();
     let mut cmd = Command::new(bin);
     cmd.env("PORT", port.to_string())
@@ -55,28 +83,7 @@ pub(crate) fn start(bin: &str, env: &[(&str, &str)], wait: Duration) -> App {
             }
         });
     }
-    let mut startup_log = Vec::new();
-    loop {
-        match rx.recv_timeout(wait) {
-            Ok(line) => {
-                let serving = line.contains("serving the RealWorld API");
-                startup_log.push(line);
-                if serving {
-                    break;
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the app did not start: {startup_log:#?}");
-            }
-        }
-    }
-    App {
-        child,
-        port,
-        startup_log,
-        log: rx,
-    }
+    (child, port, rx)
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns the status and the body.
