@@ -52,7 +52,7 @@ pub mod web;
 
 pub use crate::engine::{
     Connection, Engine, EngineBuilder, IsolationLevel, Observer, PoolStatus, Savepoint,
-    StatementCacheStats, StatementEvent, StatementKind, StatementMode, TxOptions,
+    SessionReset, StatementCacheStats, StatementEvent, StatementKind, StatementMode, TxOptions,
 };
 pub use crate::error::{Error, PoolTimeout, Result};
 pub use crate::loading::{

@@ -41,6 +41,54 @@ pub enum StatementMode {
     Unnamed,
 }
 
+/// What else a connection resets when it goes back to the pool after SQL the engine could
+/// not classify (raw `SET`, DDL, scripts, the driver client; see
+/// [`Connection`](crate::Connection)).
+///
+/// A `ROLLBACK` is always queued then, so no transaction state reaches the pool. Session
+/// state that outlives a transaction (`SET search_path`, `SET statement_timeout`, temporary
+/// tables, advisory locks, `LISTEN`) is kept by default, as PostgreSQL keeps it: a raw
+/// `SET` on a pooled connection is seen by that connection's next user. Pick a reset to
+/// clear it; put per-engine settings in [`EngineBuilder::options`] instead, which survive
+/// every reset.
+///
+/// ```
+/// use aludel::SessionReset;
+/// let engine = aludel::Engine::builder("postgres://postgres@127.0.0.1:5432/postgres")
+///     .session_reset(SessionReset::Clean)
+///     .build()?;
+/// # Ok::<(), aludel::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SessionReset {
+    /// Only the `ROLLBACK` (the default; SQLAlchemy's `reset_on_return='rollback'`).
+    #[default]
+    Rollback,
+    /// `ROLLBACK`, then `RESET ALL`: every setting goes back to its connection-start value
+    /// (startup `options` included).
+    ResetAll,
+    /// `ROLLBACK`, then what `DISCARD ALL` does except dropping prepared statements (which
+    /// the statement cache keeps using): `CLOSE ALL`, `SET SESSION AUTHORIZATION DEFAULT`,
+    /// `RESET ALL`, `UNLISTEN *`, `pg_advisory_unlock_all()`, `DISCARD TEMP`,
+    /// `DISCARD SEQUENCES`.
+    Clean,
+}
+
+impl SessionReset {
+    /// The statement queued after the `ROLLBACK`.
+    pub(crate) fn sql(self) -> Option<&'static str> {
+        match self {
+            SessionReset::Rollback => None,
+            SessionReset::ResetAll => Some("RESET ALL"),
+            SessionReset::Clean => Some(
+                "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+                 SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES",
+            ),
+        }
+    }
+}
+
 /// Pool settings, with SQLAlchemy-like defaults.
 #[derive(Debug, Clone)]
 pub(crate) struct PoolSettings {
@@ -90,6 +138,7 @@ pub struct EngineBuilder {
     default_tx: TxOptions,
     lazy_begin: bool,
     statement_cache_size: usize,
+    reset: SessionReset,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -116,6 +165,7 @@ impl EngineBuilder {
             default_tx: TxOptions::new(),
             lazy_begin: true,
             statement_cache_size: 256,
+            reset: SessionReset::default(),
         }
     }
 
@@ -240,6 +290,13 @@ impl EngineBuilder {
         self
     }
 
+    /// What a connection resets on return after unclassified SQL, beyond the `ROLLBACK`
+    /// that is always sent (default [`SessionReset::Rollback`]).
+    pub fn session_reset(mut self, reset: SessionReset) -> Self {
+        self.reset = reset;
+        self
+    }
+
     /// Builds the engine. No connection is opened until the first checkout.
     pub fn build(self) -> Result<Engine> {
         let pg = self.url?;
@@ -262,6 +319,7 @@ impl EngineBuilder {
             default_tx: self.default_tx,
             lazy_begin: self.lazy_begin,
             stmt_cache: Arc::new(super::cache::Bound::new(self.statement_cache_size)),
+            reset: self.reset,
         };
         Ok(Engine {
             shared: Arc::new(Shared {

@@ -253,6 +253,7 @@ impl Connection {
         let (sql, _) = stmt.compile()?;
         let sets: Vec<Vec<Bind>> = param_sets.into_iter().collect();
         self.check_usable()?;
+        self.screen(&sql)?;
         self.send_pending_begin()?;
         let started = Instant::now();
         let params = sets.iter().map(Vec::len).sum();
@@ -323,7 +324,14 @@ impl Connection {
 
     /// Runs a script of one or more statements with the simple protocol and no parameters
     /// (DDL, `SET`, …). Only `&'static str` text is accepted.
+    ///
+    /// Transaction control in the script (`BEGIN`, `COMMIT`, … anywhere in it) is refused
+    /// before anything is sent; use [`Connection::begin`] and friends. A connection that ran
+    /// a script always gets a `ROLLBACK` queued when it goes back to the pool (and the
+    /// engine's [`SessionReset`](crate::SessionReset), if any), whatever the script did.
     pub async fn batch_execute(&mut self, script: &'static str) -> Result<()> {
+        self.screen(script)?;
+        self.dirty = true;
         self.simple(script, StatementKind::Script).await
     }
 
@@ -620,7 +628,7 @@ impl Connection {
         if self.begin_pending.is_some() && !(plain_read && plain_read_text(sql)) {
             self.send_pending_begin()?;
         }
-        reject_transaction_control(sql)?;
+        self.screen(sql)?;
         let started = Instant::now();
         let span = statement_span(sql, binds.len());
         self.in_flight = true;
@@ -675,7 +683,7 @@ impl Connection {
     ) -> Result<Vec<Vec<tokio_postgres::Row>>> {
         self.check_usable()?;
         for (sql, _) in stmts {
-            reject_transaction_control(sql)?;
+            self.screen(sql)?;
         }
         // Loader statements are builder SELECTs: they may run before a deferred BEGIN when
         // their text is plainly a read.
@@ -762,6 +770,7 @@ impl Connection {
     /// Sends the statement the way the engine's statement mode says and returns the row
     /// stream.
     pub(crate) async fn start(&mut self, sql: &str, binds: &[Bind]) -> Result<RowStream> {
+        self.screen(sql)?;
         self.send_pending_begin()?;
         self.start_now(sql, binds).await
     }
@@ -916,26 +925,24 @@ fn collect_all(
     results.into_iter().collect()
 }
 
-/// Transaction control must go through `begin`/`commit`/`rollback`/`savepoint`, or the
-/// connection could not guarantee how it goes back to the pool.
-fn reject_transaction_control(sql: &str) -> Result<()> {
-    let op = super::observe::operation(sql);
-    const CONTROL: [&str; 8] = [
-        "BEGIN",
-        "START",
-        "COMMIT",
-        "END",
-        "ROLLBACK",
-        "ABORT",
-        "SAVEPOINT",
-        "RELEASE",
-    ];
-    if CONTROL.iter().any(|c| op.eq_ignore_ascii_case(c)) {
-        return Err(Error::invalid(
-            "transaction control statements must use Connection::begin / commit / rollback / savepoint",
-        ));
+impl Connection {
+    /// Looks at SQL text before it is sent: transaction control must go through
+    /// `begin`/`commit`/`rollback`/`savepoint` (refused here, a courtesy), and a statement the
+    /// lexer cannot classify as plain marks the connection for a reset on return, which is
+    /// what actually keeps transaction state out of the pool.
+    fn screen(&mut self, sql: &str) -> Result<()> {
+        let scan = super::lexer::scan(sql);
+        if let Some(keyword) = scan.control {
+            return Err(Error::invalid(format!(
+                "`{keyword}` sent as SQL text: transaction control statements must use \
+                 Connection::begin / commit / rollback / savepoint"
+            )));
+        }
+        if !scan.plain {
+            self.dirty = true;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn spawn_cancel(token: Option<tokio_postgres::CancelToken>) {
@@ -952,11 +959,17 @@ fn spawn_cancel(token: Option<tokio_postgres::CancelToken>) {
 /// Sends `ROLLBACK` without waiting for the answer: the request is queued on the connection
 /// during the first poll (tokio-postgres sends before its first await), and requests are
 /// processed in order, so the next user of the connection runs after it.
-fn queue_rollback(client: &Client) -> bool {
-    let fut = client.batch_execute("ROLLBACK");
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-    !matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Err(_)))
+///
+/// `reset` (the engine's [`SessionReset`](crate::SessionReset) script) is queued after it, as
+/// a request of its own: `DISCARD`-style statements refuse to run inside a transaction block.
+fn queue_rollback(client: &Client, reset: Option<&'static str>) -> bool {
+    let queue = |sql: &str| {
+        let fut = client.batch_execute(sql);
+        let mut fut = pin!(fut);
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        !matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Err(_)))
+    };
+    queue("ROLLBACK") && reset.is_none_or(queue)
 }
 
 impl Drop for Connection {
@@ -966,19 +979,25 @@ impl Drop for Connection {
             return;
         }
         if (self.depth > 0 && self.begin_pending.is_none()) || self.dirty {
+            let reset = self.dirty.then(|| self.shared.exec.reset.sql()).flatten();
             let queued = match self.client() {
-                Ok(client) => queue_rollback(client),
+                Ok(client) => queue_rollback(client, reset),
                 Err(_) => false,
             };
             if queued {
-                self.shared.exec.observers.report(&StatementEvent {
-                    sql: "ROLLBACK",
-                    kind: StatementKind::Rollback,
-                    params: 0,
-                    rows: 0,
-                    elapsed: std::time::Duration::ZERO,
-                    error: None,
-                });
+                let sent = [("ROLLBACK", StatementKind::Rollback)]
+                    .into_iter()
+                    .chain(reset.map(|sql| (sql, StatementKind::Script)));
+                for (sql, kind) in sent {
+                    self.shared.exec.observers.report(&StatementEvent {
+                        sql,
+                        kind,
+                        params: 0,
+                        rows: 0,
+                        elapsed: std::time::Duration::ZERO,
+                        error: None,
+                    });
+                }
             } else {
                 self.discard();
             }

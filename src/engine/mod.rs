@@ -7,6 +7,7 @@
 mod builder;
 mod cache;
 mod connection;
+mod lexer;
 mod observe;
 mod tx;
 
@@ -17,7 +18,7 @@ use std::time::Instant;
 use deadpool_postgres::{Pool, PoolError, TimeoutType};
 use tokio_postgres::NoTls;
 
-pub use self::builder::{EngineBuilder, StatementMode};
+pub use self::builder::{EngineBuilder, SessionReset, StatementMode};
 pub use self::cache::StatementCacheStats;
 pub use self::connection::{Connection, Savepoint};
 pub use self::observe::{Observer, StatementEvent, StatementKind};
@@ -68,6 +69,8 @@ pub(crate) struct ExecSettings {
     pub(crate) lazy_begin: bool,
     /// The bound and counters of `Cached` mode's per-connection statement caches.
     pub(crate) stmt_cache: Arc<cache::Bound>,
+    /// What a connection resets on return after unclassified SQL.
+    pub(crate) reset: SessionReset,
 }
 
 /// A snapshot of the pool's counters.

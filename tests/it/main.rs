@@ -19,6 +19,7 @@ mod pgbouncer;
 mod pool;
 mod raw;
 mod rel;
+mod reset;
 #[cfg(all(feature = "chrono", feature = "json"))]
 mod session;
 mod stmt_cache;
