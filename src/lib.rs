@@ -87,6 +87,38 @@ pub use aludel_macros::Model;
 pub use aludel_macros::SqlEnum;
 /// `#[derive(SqlNewtype)]`: a one-field tuple struct stored as its inner type (`Email(String)`).
 pub use aludel_macros::SqlNewtype;
+/// `#[aludel::test]` (feature `testing`): an `async fn` test on a schema of its own.
+///
+/// The test gets a fresh schema on the test kit's server ([`testing::TestDb`]) with the
+/// listed models created (`create_all`, foreign-key order), its arguments made from it by
+/// type ([`testing::TestArg`]: `Engine`, `AsyncSession`, `SessionFactory`, `Recorder`,
+/// `&TestDb`), and runs on a current-thread Tokio runtime. The schema is dropped when the
+/// test ends, also when it panics. Other attributes (`#[should_panic]`, `#[ignore]`) and a
+/// `Result` return type work as on `#[test]`.
+///
+/// ```
+/// use aludel::{AsyncSession, Model, Obj, select};
+///
+/// #[derive(Model, Debug, Clone)]
+/// #[aludel(table = "notes")]
+/// struct Note {
+///     #[aludel(primary_key, identity)]
+///     id: i64,
+///     body: String,
+/// }
+///
+/// #[aludel::test(models(Note))]
+/// async fn notes_round_trip(mut s: AsyncSession) -> aludel::Result<()> {
+///     s.add(&Obj::new(Note { id: 0, body: "hello".into() }))?;
+///     s.commit().await?;
+///     let notes = s.scalars(&select(Note::ALL)).await?;
+///     assert_eq!(notes[0].read()?.body, "hello");
+///     Ok(())
+/// }
+/// # notes_round_trip().unwrap();
+/// ```
+#[cfg(feature = "testing")]
+pub use aludel_macros::test;
 
 /// Support for generated code; not a public API.
 #[doc(hidden)]

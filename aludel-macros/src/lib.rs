@@ -1,4 +1,4 @@
-//! Derive macros for aludel (`#[derive(Model)]`).
+//! Derive macros for aludel (`#[derive(Model)]`) and the `#[aludel::test]` attribute.
 //!
 //! Entry point → `*_inner` on `proc_macro2` → parse into an IR (`model::parse`) → expand
 //! (`model::expand`). Errors are `syn::Error`s pointing at the offending attribute or field.
@@ -6,6 +6,7 @@
 
 mod enums;
 mod model;
+mod test_attr;
 
 use proc_macro::TokenStream;
 
@@ -39,6 +40,12 @@ pub fn derive_sql_newtype(input: TokenStream) -> TokenStream {
             .into(),
         Err(e) => e.into_compile_error().into(),
     }
+}
+
+/// An `async fn` test on a schema of its own: see `aludel::test` (feature `testing`).
+#[proc_macro_attribute]
+pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(attr.into(), item.into()).into()
 }
 
 fn derive_model_inner(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {

@@ -10,6 +10,7 @@
 //!   machines where none runs. `TestDb` starts one by itself when `DATABASE_URL` is unset and
 //!   nothing listens on 127.0.0.1:5432.
 
+mod attr;
 mod cluster;
 mod recorder;
 
@@ -17,6 +18,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use self::attr::TestArg;
+#[doc(hidden)]
+pub use self::attr::{__runtime, __setup};
 pub use self::cluster::TempCluster;
 pub use self::recorder::{Recorded, Recorder};
 

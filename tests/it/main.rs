@@ -24,6 +24,7 @@ mod reset;
 mod session;
 mod stmt_cache;
 mod stream;
+mod test_attr;
 mod testkit;
 mod tracing;
 #[cfg(all(

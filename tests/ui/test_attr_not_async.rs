@@ -1,0 +1,4 @@
+#[aludel::test]
+fn not_async() {}
+
+fn main() {}
