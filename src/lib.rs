@@ -120,6 +120,11 @@ pub use aludel_macros::SqlNewtype;
 #[cfg(feature = "testing")]
 pub use aludel_macros::test;
 
+// The README's examples compile (and run, where not `no_run`) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Support for generated code; not a public API.
 #[doc(hidden)]
 pub mod __private {
