@@ -43,7 +43,9 @@ mod row;
 mod schema;
 mod session;
 mod sql;
+mod state;
 mod stream;
+mod value;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -53,23 +55,22 @@ pub mod web;
 pub use crate::engine::{
     Connection, Engine, EngineBuilder, IsolationLevel, Observer, PoolStatus, Savepoint,
     SessionReset, StatementCacheStats, StatementEvent, StatementKind, StatementMode, TxOptions,
+    create_all, drop_all,
 };
 pub use crate::error::{Error, PoolTimeout, Result};
 pub use crate::loading::{
-    Cascade, ColumnOpt, Deferred, Lazy, Load, LoadOpt, Loading, Many, One, Rel, RelKind, WriteOnly,
-    contains_eager, defer, joined, load_only, noload, raise, raiseload_all, selectin, undefer,
-    undefer_group,
+    ColumnOpt, Deferred, Load, LoadOpt, Loading, contains_eager, defer, joined, load_only, noload,
+    raise, raiseload_all, selectin, undefer, undefer_group,
 };
 pub use crate::row::{FromRow, Row};
 pub use crate::schema::{
-    CheckDef, ColumnDef, CreateOptions, ForeignKeyDef, IndexDef, Model, OnDelete, TableDef,
-    create_all, drop_all,
+    Cascade, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, Lazy, Model, OnDelete, RelKind, TableDef,
 };
 pub use crate::session::{
-    AsyncSession, KeysetPage, ListOptions, NestedTransaction, Obj, ObjMut, ObjRef, ObjectState,
-    Page, PrimaryKey, Repository, SessionConfig, SessionEvent, SessionFactory, scoped_session,
-    unique, with_scoped_session,
+    AsyncSession, KeysetPage, ListOptions, NestedTransaction, Page, PrimaryKey, Repository,
+    SessionConfig, SessionFactory, scoped_session, with_scoped_session,
 };
+pub use crate::sql::CreateOptions;
 pub use crate::sql::{
     Alias, All, AnyExpr, AssertSqlSafe, Assignments, Bind, Column, ColumnList, ColumnType,
     Compound, ConflictTarget, Cte, Delete, Expr, Insert, InsertSelect, IntoExpr, MaybeModel,
@@ -77,6 +78,9 @@ pub use crate::sql::{
     Update, Window, avg, case, coalesce, count, count_star, delete, dense_rank, excluded, exists,
     func, insert, insert_many, insert_select, max, min, quote_ident, rank, row_number, select, sql,
     sum, update, value,
+};
+pub use crate::state::{
+    Many, Obj, ObjMut, ObjRef, ObjectState, One, Rel, SessionEvent, WriteOnly, unique,
 };
 pub use crate::stream::{BatchStream, RowStream};
 
@@ -128,12 +132,11 @@ struct ReadmeDoctests;
 /// Support for generated code; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::loading::{
-        Columns, RelDef, RelVisitor, Secondary, Slot, decode_column, deferred_bind,
-    };
-    pub use crate::row::FromRowOpt;
-    pub use crate::session::key_part;
+    pub use crate::loading::{decode_column, deferred_bind};
+    pub use crate::row::{Columns, FromRowOpt};
+    pub use crate::schema::{RelHandle, RelVisitor, Secondary};
     pub use crate::sql::{Node, bind_node, enum_from_sql, enum_to_sql, enum_type};
+    pub use crate::state::{RelDef, Slot, key_part};
     pub use tokio_postgres::types::private::BytesMut;
     pub use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, WrongType};
 }

@@ -93,7 +93,7 @@ pub trait FromRow: Sized {
     /// `cols` names, in column order (models with `Deferred` fields; others ignore `cols`).
     #[doc(hidden)]
     #[inline]
-    fn from_row_columns(row: &Row, offset: usize, cols: crate::loading::Columns) -> Result<Self> {
+    fn from_row_columns(row: &Row, offset: usize, cols: Columns) -> Result<Self> {
         let _ = cols;
         Self::from_row_at(row, offset)
     }
@@ -211,12 +211,34 @@ tuple_from_row!(A, B, C, D, E, F, G, H);
 
 /// Decodes a row of a statement whose column options chose `cols` (`None`: the defaults).
 #[inline]
-pub(crate) fn decode_row<T: FromRow>(
-    row: &Row,
-    cols: Option<crate::loading::Columns>,
-) -> Result<T> {
+pub(crate) fn decode_row<T: FromRow>(row: &Row, cols: Option<Columns>) -> Result<T> {
     match cols {
         Some(c) => T::from_row_columns(row, 0, c),
         None => T::from_row(row),
+    }
+}
+
+/// The deferred columns a statement loads (bit `k` = the model's `k`-th deferred column),
+/// and those that raise on access. Generated `from_row_columns` reads this.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Columns {
+    /// Deferred columns present in the row.
+    pub loaded: u64,
+    /// Deferred columns absent from the row whose errors say `raiseload`.
+    pub raise: u64,
+}
+
+impl Columns {
+    /// Whether deferred column `k` is in the row.
+    #[inline]
+    pub fn has(&self, k: usize) -> bool {
+        k < 64 && self.loaded & (1 << k) != 0
+    }
+
+    /// Whether deferred column `k`, absent, raises.
+    #[inline]
+    pub fn raises(&self, k: usize) -> bool {
+        k < 64 && self.raise & (1 << k) != 0
     }
 }

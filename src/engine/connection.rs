@@ -131,7 +131,7 @@ impl Connection {
     pub(crate) async fn query_cols<T: FromRow>(
         &mut self,
         stmt: &impl Statement,
-        cols: Option<crate::loading::Columns>,
+        cols: Option<crate::row::Columns>,
     ) -> Result<Vec<T>> {
         let (sql, binds) = stmt.compile()?;
         let mut out = Vec::new();
@@ -156,7 +156,7 @@ impl Connection {
     async fn query_opt_cols<T: FromRow>(
         &mut self,
         stmt: &impl Statement,
-        cols: Option<crate::loading::Columns>,
+        cols: Option<crate::row::Columns>,
     ) -> Result<Option<T>> {
         let (sql, binds) = stmt.compile()?;
         let mut first = None;

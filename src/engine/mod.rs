@@ -7,6 +7,7 @@
 mod builder;
 mod cache;
 mod connection;
+mod ddl;
 mod lexer;
 mod observe;
 mod tx;
@@ -21,6 +22,7 @@ use tokio_postgres::NoTls;
 pub use self::builder::{EngineBuilder, SessionReset, StatementMode};
 pub use self::cache::StatementCacheStats;
 pub use self::connection::{Connection, Savepoint};
+pub use self::ddl::{create_all, drop_all};
 pub use self::observe::{Observer, StatementEvent, StatementKind};
 pub use self::tx::{IsolationLevel, TxOptions};
 

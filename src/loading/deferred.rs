@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::error::{Error, Result};
+use crate::row::Columns;
 use crate::schema::{Model, TableDef};
-use crate::session::AsyncSession;
-use crate::session::object::{Key, Obj};
 use crate::sql::{All, Bind, Column, ColumnList, Expr, SqlType, Statement, select};
+use crate::state::{Context, Key, Obj};
 
 /// A column field that is loaded only when asked for (large text, blobs, rarely read JSON).
 ///
@@ -148,31 +148,6 @@ pub fn deferred_bind<T: SqlType + Clone>(field: &Deferred<T>) -> Bind {
     match field.loaded() {
         Some(v) => Bind::new(v.clone()),
         None => Bind::new(Option::<T>::None),
-    }
-}
-
-/// The deferred columns a statement loads (bit `k` = the model's `k`-th deferred column),
-/// and those that raise on access. Generated `from_row_columns` reads this.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Columns {
-    /// Deferred columns present in the row.
-    pub loaded: u64,
-    /// Deferred columns absent from the row whose errors say `raiseload`.
-    pub raise: u64,
-}
-
-impl Columns {
-    /// Whether deferred column `k` is in the row.
-    #[inline]
-    pub fn has(&self, k: usize) -> bool {
-        k < 64 && self.loaded & (1 << k) != 0
-    }
-
-    /// Whether deferred column `k`, absent, raises.
-    #[inline]
-    pub fn raises(&self, k: usize) -> bool {
-        k < 64 && self.raise & (1 << k) != 0
     }
 }
 
@@ -343,7 +318,7 @@ impl ColumnPlan {
 /// `SELECT pk, cols … WHERE pk = ANY($1)` for all objects that lack one of them (chunks
 /// pipelined); objects that have them all cost nothing.
 pub(crate) async fn load_columns<M: Model>(
-    s: &mut AsyncSession,
+    s: &mut dyn Context,
     objs: &[Obj<M>],
     opts: &[ColOpt],
 ) -> Result<()> {
@@ -385,14 +360,14 @@ pub(crate) async fn load_columns<M: Model>(
     idx.extend(&wanted);
     let mut stmts = Vec::new();
     for chunk in keys.chunks(super::strategy::CHUNK) {
-        let mut q = select(All::<M>::new()).filter(Expr::from_node(super::key_condition(
+        let mut q = select(All::<M>::new()).filter(Expr::from_node(crate::sql::key_condition(
             t.name, &pk_names, chunk,
         )));
         q.set_columns(t.columns, idx.clone());
         let (sql, binds) = q.compile()?;
         stmts.push((super::exec::to_arc(sql), binds.into_owned()));
     }
-    let results = s.run_pipelined(&stmts).await?;
+    let results = s.connection().await?.run_pipelined(&stmts).await?;
     let key_pos: Vec<usize> = (0..pk.len()).collect();
     for row in results.iter().flatten() {
         let Some(key) = super::exec::row_key(row, &key_pos) else {

@@ -9,15 +9,12 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use super::deferred::ColumnPlan;
-use super::rel::{Rel, RelKind, Slot, cols_or_pk, row_positions};
-use super::slots::Edge;
 use super::strategy::{Load, LoadOpt, Strategy, opt};
 use crate::error::{Error, Result};
 use crate::row::{RawSlice, Row};
-use crate::schema::Model;
-use crate::session::AsyncSession;
-use crate::session::object::{Key, Obj, identity_key};
+use crate::schema::{Model, RelKind, cols_or_pk, row_positions};
 use crate::sql::{All, Bind, Expr, Node, Order, Select, Statement, select};
+use crate::state::{Context, Edge, Key, Obj, Rel, RelVisitor, Slot, identity_key};
 
 /// What a selectin option sends for one level, and which key each parent has.
 pub(crate) struct Prepared {
@@ -34,10 +31,10 @@ pub(crate) trait Step<P: Model>: Send + Sync {
     fn declared_raise(&self) -> bool;
     /// Raise / noload: marks the slots, no SQL.
     fn mark(&self, parents: &[Obj<P>]);
-    fn statements(&self, s: &AsyncSession, parents: &[Obj<P>]) -> Result<Prepared>;
+    fn statements(&self, s: &dyn Context, parents: &[Obj<P>]) -> Result<Prepared>;
     fn apply<'a>(
         &'a self,
-        s: &'a mut AsyncSession,
+        s: &'a mut dyn Context,
         parents: &'a [Obj<P>],
         prepared: Prepared,
         rows: Vec<Vec<tokio_postgres::Row>>,
@@ -47,7 +44,7 @@ pub(crate) trait Step<P: Model>: Send + Sync {
     /// Fills the slots from the joined columns at `offset`, then runs the next level.
     fn apply_joined<'a>(
         &'a self,
-        s: &'a mut AsyncSession,
+        s: &'a mut dyn Context,
         parents: &'a [Obj<P>],
         rows: &'a [tokio_postgres::Row],
         offset: usize,
@@ -61,93 +58,10 @@ pub(crate) trait Step<P: Model>: Send + Sync {
 
 /// The wire-encoded key of `binds`, `None` when any of them is NULL.
 fn key_of(binds: &[Bind]) -> Option<Key> {
-    if binds
-        .iter()
-        .any(|b| crate::session::object::encode(b).is_none())
-    {
+    if binds.iter().any(|b| crate::state::encode(b).is_none()) {
         return None;
     }
     Some(identity_key(binds))
-}
-
-/// `cols = ANY($1)` (one column) or `(c1 = $1 AND c2 = $2) OR …` (composite keys).
-pub(crate) fn key_condition(
-    table: &'static str,
-    cols: &[&'static str],
-    keys: &[Vec<Bind>],
-) -> Node {
-    if let [col] = cols {
-        let items: Vec<Bind> = keys.iter().filter_map(|k| k.first().cloned()).collect();
-        if let Some(array) = crate::sql::bind_array(items.clone()) {
-            return Node::Any {
-                value: Box::new(Node::Column { table, name: col }),
-                array: Box::new(Node::Bind(array)),
-                negate: false,
-            };
-        }
-    }
-    if let Some(tuple) = composite_in_arrays(table, cols, keys) {
-        return tuple;
-    }
-    let mut out: Option<Node> = None;
-    for key in keys {
-        let mut and: Option<Node> = None;
-        for (c, b) in cols.iter().zip(key) {
-            let eq = Node::Binary(
-                "=",
-                Box::new(Node::Column { table, name: c }),
-                Box::new(Node::Bind(b.clone())),
-            );
-            and = Some(match and {
-                Some(prev) => Node::Binary("AND", Box::new(prev), Box::new(eq)),
-                None => eq,
-            });
-        }
-        if let Some(and) = and {
-            out = Some(match out {
-                Some(prev) => Node::Binary("OR", Box::new(prev), Box::new(and)),
-                None => and,
-            });
-        }
-    }
-    out.unwrap_or(Node::Raw("false"))
-}
-
-/// `(c1, c2) IN (SELECT * FROM unnest($1, $2))` for two- and three-column keys: one array
-/// bind per column, so the statement's text is the same for any number of keys (a bounded
-/// shape, one prepared statement). `None` for other widths or types without an array type.
-fn composite_in_arrays(
-    table: &'static str,
-    cols: &[&'static str],
-    keys: &[Vec<Bind>],
-) -> Option<Node> {
-    const TWO: &[&str] = &["(", ", ", ") IN (SELECT * FROM unnest(", ", ", "))"];
-    const THREE: &[&str] = &[
-        "(",
-        ", ",
-        ", ",
-        ") IN (SELECT * FROM unnest(",
-        ", ",
-        ", ",
-        "))",
-    ];
-    let pieces = match cols.len() {
-        2 => TWO,
-        3 => THREE,
-        _ => return None,
-    };
-    let mut args: Vec<Node> = cols
-        .iter()
-        .map(|c| Node::Column { table, name: c })
-        .collect();
-    for i in 0..cols.len() {
-        let column: Vec<Bind> = keys
-            .iter()
-            .map(|k| k.get(i).cloned())
-            .collect::<Option<_>>()?;
-        args.push(Node::Bind(crate::sql::bind_array(column)?));
-    }
-    Some(Node::Fragment(pieces, args))
 }
 
 pub(crate) fn to_arc(sql: crate::sql::SqlText<'_>) -> Arc<str> {
@@ -286,7 +200,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
     }
 
     fn declared_raise(&self) -> bool {
-        self.rel.def().lazy == super::rel::Lazy::Raise
+        self.rel.def().lazy == crate::schema::Lazy::Raise
     }
 
     fn mark(&self, parents: &[Obj<P>]) {
@@ -303,7 +217,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
         }
     }
 
-    fn statements(&self, s: &AsyncSession, parents: &[Obj<P>]) -> Result<Prepared> {
+    fn statements(&self, s: &dyn Context, parents: &[Obj<P>]) -> Result<Prepared> {
         let def = self.rel.def();
         if matches!(def.slot, Slot::WriteOnly(_)) {
             return Err(Error::invalid(format!(
@@ -330,7 +244,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
                 // Many-to-one targets already in the identity map need no SQL.
                 let known = def.kind == RelKind::ManyToOne
                     && def.remote.is_none()
-                    && s.lookup::<C>(k).is_some();
+                    && crate::state::lookup::<C>(s.identity_map(), k).is_some();
                 if !known && seen.insert(k.clone()) {
                     wanted.push(binds);
                 }
@@ -346,7 +260,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
 
     fn apply<'a>(
         &'a self,
-        s: &'a mut AsyncSession,
+        s: &'a mut dyn Context,
         parents: &'a [Obj<P>],
         prepared: Prepared,
         rows: Vec<Vec<tokio_postgres::Row>>,
@@ -362,7 +276,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
                 // The key straight from the row's wire bytes: the same encoding the parents'
                 // keys were written in.
                 let key = row_key(&row, &key_cols);
-                let child = s.identify_cols::<C>(&Row(row), 0, cols)?;
+                let child = crate::state::identify::<C>(s, &Row(row), 0, cols)?;
                 if let Some(k) = key {
                     groups.entry(k).or_default().push(child.clone());
                 }
@@ -372,7 +286,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
                 // Targets found in the identity map instead of queried.
                 for k in prepared.keys.iter().flatten() {
                     if !groups.contains_key(k) {
-                        if let Some(obj) = s.lookup::<C>(k) {
+                        if let Some(obj) = crate::state::lookup::<C>(s.identity_map(), k) {
                             order.push(obj.clone());
                             groups.insert(k.clone(), vec![obj]);
                         }
@@ -453,7 +367,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
 
     fn apply_joined<'a>(
         &'a self,
-        s: &'a mut AsyncSession,
+        s: &'a mut dyn Context,
         parents: &'a [Obj<P>],
         rows: &'a [tokio_postgres::Row],
         offset: usize,
@@ -476,7 +390,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
                 if !present {
                     continue;
                 }
-                let child = s.identify::<C>(&Row(row.clone()), offset)?;
+                let child = crate::state::identify::<C>(s, &Row(row.clone()), offset, None)?;
                 if pairs.insert((
                     Arc::as_ptr(&parent.0) as usize,
                     Arc::as_ptr(&child.0) as usize,
@@ -485,7 +399,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
                 }
                 order.push(child);
             }
-            let unique_parents = crate::session::unique(parents.to_vec());
+            let unique_parents = crate::state::unique(parents.to_vec());
             let mut groups: HashMap<Key, Vec<Obj<C>>> = HashMap::new();
             let mut keys = Vec::with_capacity(unique_parents.len());
             for (i, p) in unique_parents.iter().enumerate() {
@@ -563,11 +477,15 @@ impl<P: Model, C: Model> LoadOpt<P, C> {
                     on.unwrap_or(Node::Raw("true")),
                     &st.columns[li..=li],
                 );
-                q = q.filter(Expr::from_node(key_condition(st.name, sec.local, keys)));
+                q = q.filter(Expr::from_node(crate::sql::key_condition(
+                    st.name, sec.local, keys,
+                )));
             }
             None => {
                 let remote = cols_or_pk(def.remote, C::TABLE);
-                q = q.filter(Expr::from_node(key_condition(c_name, &remote, keys)));
+                q = q.filter(Expr::from_node(crate::sql::key_condition(
+                    c_name, &remote, keys,
+                )));
             }
         }
         if let Some(f) = &self.filter {
@@ -585,7 +503,7 @@ impl<P: Model, C: Model> LoadOpt<P, C> {
 /// Runs one level: the options of `load`, plus the relationships' own defaults (or the
 /// wildcard) for those no option names, all in one pipelined batch.
 pub(crate) async fn run_level<P: Model>(
-    s: &mut AsyncSession,
+    s: &mut dyn Context,
     parents: &[Obj<P>],
     load: &Load<P>,
 ) -> Result<()> {
@@ -602,7 +520,7 @@ pub(crate) async fn run_level<P: Model>(
 /// of the level in one pipelined batch, then each option's next level. Default options only
 /// see parents whose slot is not loaded.
 pub(crate) async fn run_steps<P: Model>(
-    s: &mut AsyncSession,
+    s: &mut dyn Context,
     parents: &[Obj<P>],
     steps: &[Arc<dyn Step<P>>],
 ) -> Result<()> {
@@ -644,7 +562,7 @@ pub(crate) async fn run_steps<P: Model>(
     let rows = if batch.is_empty() {
         Vec::new()
     } else {
-        s.run_pipelined(&batch).await?
+        s.connection().await?.run_pipelined(&batch).await?
     };
     let mut rows = rows.into_iter();
     for (i, p, own) in prepared {
@@ -674,9 +592,9 @@ pub(crate) fn default_steps<M: Model>(
         raise_all: bool,
         out: Vec<Arc<dyn Step<M>>>,
     }
-    impl<M: Model> super::RelVisitor<M> for Defaults<'_, M> {
+    impl<M: Model> RelVisitor<M> for Defaults<'_, M> {
         fn visit<C: Model>(&mut self, rel: Rel<M, C>) {
-            use super::rel::Lazy;
+            use crate::schema::Lazy;
             if self.covered.contains(&rel.def().path) {
                 return;
             }

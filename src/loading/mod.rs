@@ -6,41 +6,31 @@
 //! (`select(User::ALL).options(selectin(User::posts))`), per-relationship defaults
 //! (`lazy = "selectin"`), or after the fact for many objects at once
 //! ([`AsyncSession::load`](crate::AsyncSession::load): one query for all of them).
+//!
+//! Loaders run on a narrow [`Context`](crate::state::Context) (identity map + connection),
+//! never on the session itself.
 
 mod deferred;
 mod exec;
-mod rel;
-pub(crate) mod slots;
 mod strategy;
 mod write_only;
 
 use std::borrow::Cow;
 
 pub use self::deferred::{
-    ColumnOpt, Columns, Deferred, defer, deferred_bind, load_only, undefer, undefer_group,
+    ColumnOpt, Deferred, defer, deferred_bind, load_only, undefer, undefer_group,
 };
 pub(crate) use self::deferred::{ColumnPlan, load_columns};
-pub(crate) use self::exec::{
-    Step, default_steps, key_condition, raise_declared, run_level, run_steps,
-};
-pub(crate) use self::rel::cols_or_pk;
-pub use self::rel::{Cascade, Lazy, Rel, RelDef, RelKind, Secondary, Slot};
-pub use self::slots::{Many, One, WriteOnly};
+pub(crate) use self::exec::{Step, default_steps, raise_declared, run_level, run_steps};
 pub(crate) use self::strategy::Strategy;
 pub use self::strategy::{
     Load, LoadOpt, contains_eager, joined, noload, raise, raiseload_all, selectin,
 };
 
 use crate::error::{Error, Result};
+use crate::row::Columns;
 use crate::schema::Model;
 use crate::sql::{All, Bind, Select, SqlText, SqlType, Statement, Typed};
-
-/// Visits the relationships of a model (generated code calls it once per relationship).
-#[doc(hidden)]
-pub trait RelVisitor<P: Model> {
-    /// Called with each relationship handle.
-    fn visit<C: Model>(&mut self, rel: Rel<P, C>);
-}
 
 /// Decodes one column value from its wire bytes (used by generated `set_column`).
 #[doc(hidden)]
@@ -149,7 +139,7 @@ impl<M: Model> Statement for Loading<M> {
 
 impl<M: Model> Typed for Loading<M> {
     type Output = M;
-    fn loading(&self) -> Option<&Loading<M>> {
+    fn loading(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
 

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use super::exec::Step;
-use super::rel::Rel;
 use crate::schema::Model;
 use crate::sql::{Expr, Node, Order};
+use crate::state::Rel;
 
 /// Parent keys per statement of a selectin load, by default. The keys travel as one array
 /// parameter, so there is no placeholder limit to stay under (SQLAlchemy's reason for 500):

@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use super::rel::{Rel, RelKind, cols_or_pk, indexes};
 use crate::error::{Error, Result};
-use crate::schema::Model;
-use crate::session::object::{Obj, encode};
+use crate::schema::{Model, RelKind, cols_or_pk, indexes};
 use crate::sql::{
     All, Bind, Delete, Expr, Insert, Node, Select, Update, delete, insert_many, select, update,
 };
+use crate::state::{Obj, Rel, encode};
 
 impl<P: Model, C: Model> Rel<P, C> {
     /// The parent's key values (its join columns), refusing a parent without one yet.
@@ -163,7 +162,7 @@ impl<P: Model, C: Model> Rel<P, C> {
             }
             None => (C::TABLE.name, cols_or_pk(def.remote, C::TABLE)),
         };
-        let cond = super::key_condition(table, &cols, &keys);
+        let cond = crate::sql::key_condition(table, &cols, &keys);
         let mut q = select(All::<C>::new()).filter(Expr::from_node(cond));
         for (col, desc) in def.order_by {
             let e = Expr::<()>::from_node(Node::Column { table, name: col });

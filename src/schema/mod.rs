@@ -1,14 +1,17 @@
 //! Model metadata: what `#[derive(Model)]` knows about a table, and the `Model` trait.
 
-mod ddl;
-
-pub(crate) use self::ddl::dependency_order as dependency_order_of;
-pub use self::ddl::{CreateOptions, create_all, drop_all};
+mod rel;
 
 use tokio_postgres::types::Type;
 
+/// The unit of work's name for [`dependency_order`].
+pub(crate) use self::dependency_order as dependency_order_of;
+pub use self::rel::{Cascade, Lazy, RelHandle, RelKind, RelVisitor, Secondary};
+pub(crate) use self::rel::{cols_or_pk, indexes, row_positions};
+
+use crate::error::{Error, Result};
 use crate::row::FromRow;
-use crate::sql::Bind;
+use crate::value::Bind;
 
 /// A Rust struct mapped to a table. Implemented by `#[derive(Model)]`; not by hand.
 #[diagnostic::on_unimplemented(
@@ -37,7 +40,7 @@ pub trait Model: FromRow + crate::row::FromRowOpt + Send + Sync + 'static {
 
     /// Calls `v.visit(rel)` for each relationship of the model.
     #[doc(hidden)]
-    fn visit_relations<V: crate::loading::RelVisitor<Self>>(v: &mut V)
+    fn visit_relations<V: RelVisitor<Self>>(v: &mut V)
     where
         Self: Sized,
     {
@@ -316,4 +319,31 @@ impl CheckDef {
 /// is not guaranteed to have one address across uses, so pointer equality would be wrong.
 pub(crate) fn same_table(a: &TableDef, b: &TableDef) -> bool {
     a.name == b.name
+}
+
+/// Orders tables so each comes after the ones it references (Kahn's algorithm, stable).
+pub(crate) fn dependency_order(tables: &[&'static TableDef]) -> Result<Vec<&'static TableDef>> {
+    let mut done: Vec<&'static TableDef> = Vec::with_capacity(tables.len());
+    let mut left: Vec<&'static TableDef> = tables.to_vec();
+    while !left.is_empty() {
+        let before = left.len();
+        left.retain(|t| {
+            let ready = t.references().all(|r| {
+                same_table(r, t)
+                    || done.iter().any(|d| same_table(d, r))
+                    || !tables.iter().any(|x| same_table(x, r))
+            });
+            if ready {
+                done.push(t);
+            }
+            !ready
+        });
+        if left.len() == before {
+            let names: Vec<&str> = left.iter().map(|t| t.name).collect();
+            return Err(Error::invalid(format!(
+                "foreign keys form a cycle between tables {names:?}"
+            )));
+        }
+    }
+    Ok(done)
 }

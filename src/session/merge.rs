@@ -10,8 +10,8 @@ use futures_util::future::BoxFuture;
 use super::object::{AnyObj, encode};
 use super::{AsyncSession, Obj, ObjectState, pk_binds};
 use crate::error::Result;
-use crate::loading::{Many, One, Rel, RelVisitor, Slot};
 use crate::schema::Model;
+use crate::state::{Many, One, Rel, RelVisitor, Slot};
 
 /// Source object (by address) → the session's object it merged into.
 type Memo = HashMap<usize, Arc<dyn AnyObj>>;
@@ -54,8 +54,8 @@ impl<M: Model> Collect<M> {
                     .iter()
                     .flatten()
                     .filter_map(|e| match e {
-                        crate::loading::slots::Edge::Strong(o) => Some(o.clone()),
-                        crate::loading::slots::Edge::Weak(_) => None,
+                        crate::state::Edge::Strong(o) => Some(o.clone()),
+                        crate::state::Edge::Weak(_) => None,
                     })
                     .collect();
                 let target = self.target.clone();
@@ -69,8 +69,8 @@ impl<M: Model> Collect<M> {
                     return;
                 }
                 let member = match &slot.target {
-                    Some(Some(crate::loading::slots::Edge::Strong(o))) => Some(o.clone()),
-                    Some(Some(crate::loading::slots::Edge::Weak(_))) => return,
+                    Some(Some(crate::state::Edge::Strong(o))) => Some(o.clone()),
+                    Some(Some(crate::state::Edge::Weak(_))) => return,
                     _ => None,
                 };
                 let target = self.target.clone();
@@ -131,7 +131,7 @@ async fn merge_many<P: Model, C: Model>(
                 merged
                     .iter()
                     .cloned()
-                    .map(crate::loading::slots::Edge::Strong)
+                    .map(crate::state::Edge::Strong)
                     .collect(),
             );
             slot.added

@@ -8,19 +8,18 @@ mod flush;
 mod journal;
 mod merge;
 mod nested;
-pub(crate) mod object;
 mod read;
 mod relations;
 mod repository;
 mod scoped;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-pub use self::object::key_part;
-pub use self::object::{Obj, ObjMut, ObjRef, ObjectState, SessionEvent};
 pub use self::repository::{KeysetPage, ListOptions, Page, Repository};
 pub use self::scoped::{scoped_session, with_scoped_session};
+/// Object state lives in `state`; the session's files reach it as `super::object`.
+pub(crate) use crate::state::object;
+use crate::state::{IdentityMap, Obj, ObjectState, SessionEvent};
 
 use self::journal::{Entry, Journal};
 use self::object::{AnyObj, Registry};
@@ -165,11 +164,6 @@ impl From<Engine> for SessionFactory {
         engine.session_builder()
     }
 }
-
-type IdentityKey = (&'static str, object::Key);
-/// Identity key → object. foldhash (seeded per process) instead of SipHash: keys are short
-/// and hashed once per loaded row.
-type IdentityMap = HashMap<IdentityKey, Weak<dyn AnyObj>, foldhash::fast::RandomState>;
 
 /// A unit of work over one connection and transaction at a time.
 ///
@@ -823,20 +817,6 @@ fn downcast<M: Model>(o: &Arc<dyn AnyObj>) -> Option<Obj<M>> {
         .downcast::<object::Cell<M>>()
         .ok()
         .map(Obj)
-}
-
-/// De-duplicates objects by identity, keeping first occurrences in order (SQLAlchemy's
-/// `unique()`, needed when a join repeats parent rows).
-pub fn unique<M: Model>(objs: Vec<Obj<M>>) -> Vec<Obj<M>> {
-    let mut seen: std::collections::HashSet<*const (), foldhash::fast::RandomState> =
-        std::collections::HashSet::with_capacity_and_hasher(objs.len(), Default::default());
-    let mut out = Vec::with_capacity(objs.len());
-    for o in objs {
-        if seen.insert(Arc::as_ptr(&o.0) as *const ()) {
-            out.push(o);
-        }
-    }
-    out
 }
 
 fn lock_written_empty(r: &Registry) -> bool {

@@ -3,13 +3,17 @@
 
 use std::sync::{Arc, Weak};
 
+use futures_util::future::BoxFuture;
+
 use super::object::{self, Registry, identity_key};
-use super::{AsyncSession, IdentityMap, ObjectState, PrimaryKey, SessionEvent, flush, unique};
-use crate::Obj;
+use super::{AsyncSession, ObjectState, PrimaryKey, flush};
+use crate::engine::Connection;
 use crate::error::{Error, Result};
+use crate::loading::Loading;
 use crate::row::Row;
 use crate::schema::Model;
 use crate::sql::{AssertSqlSafe, Bind, Raw, Typed};
+use crate::state::{Context, IdentityMap, Obj, fetch_into, identify_into, unique};
 
 impl AsyncSession {
     /// Runs a typed statement and returns its rows as plain values (tuples, scalars, models
@@ -49,7 +53,7 @@ impl AsyncSession {
     ) -> Result<Vec<Obj<M>>> {
         self.autoflush().await?;
         self.connection().await?;
-        let Some(loading) = q.loading() else {
+        let Some(loading) = q.loading().and_then(|l| l.downcast_ref::<Loading<M>>()) else {
             let objs = self.fetch_rows_into::<M>(q, overwrite, None).await?;
             crate::loading::run_level(self, &objs, &crate::loading::Load::default()).await?;
             return Ok(objs);
@@ -141,65 +145,12 @@ impl AsyncSession {
         }
     }
 
-    /// Rows of `q` through the identity map, no autoflush (loaders and the unit of work).
-    pub(crate) async fn fetch_objects<M: Model>(
-        &mut self,
-        q: &impl crate::Statement,
-    ) -> Result<Vec<Obj<M>>> {
-        // Inside a flush the session is marked pending-rollback until the flush succeeds:
-        // use the open connection as it is.
-        if self.conn.is_none() {
-            self.connection().await?;
-        }
-        self.fetch_rows_into::<M>(q, false, None).await
-    }
-
-    /// Runs statements pipelined on the session's connection (one round trip).
-    pub(crate) async fn run_pipelined(
-        &mut self,
-        stmts: &[(Arc<str>, Vec<Bind>)],
-    ) -> Result<Vec<Vec<tokio_postgres::Row>>> {
-        self.connection().await?.run_pipelined(stmts).await
-    }
-
-    /// The object with this identity key, when loaded and not expired.
-    pub(crate) fn lookup<M: Model>(&self, key: &object::Key) -> Option<Obj<M>> {
-        let existing = self
-            .identity
-            .get(&(M::TABLE.name, key.clone()))
-            .and_then(Weak::upgrade)?;
-        if existing.is_expired() || existing.state() != ObjectState::Persistent {
-            return None;
-        }
-        existing
-            .as_any()
-            .downcast::<object::Cell<M>>()
-            .ok()
-            .map(Obj)
-    }
-
-    /// As [`AsyncSession::identify`], for a row holding the deferred columns `cols`.
-    pub(crate) fn identify_cols<M: Model>(
-        &mut self,
-        row: &Row,
-        offset: usize,
-        cols: Option<crate::loading::Columns>,
-    ) -> Result<Obj<M>> {
-        identify_into::<M>(&mut self.identity, &self.registry, row, offset, false, cols)
-    }
-
-    /// The object for a row (columns from `offset`), through the identity map.
-    pub(crate) fn identify<M: Model>(&mut self, row: &Row, offset: usize) -> Result<Obj<M>> {
-        identify_into::<M>(&mut self.identity, &self.registry, row, offset, false, None)
-    }
-
     async fn fetch_rows_into<M: Model>(
         &mut self,
         q: &impl crate::Statement,
         overwrite: bool,
-        cols: Option<crate::loading::Columns>,
+        cols: Option<crate::row::Columns>,
     ) -> Result<Vec<Obj<M>>> {
-        let (sql, binds) = q.compile()?;
         let AsyncSession {
             conn,
             identity,
@@ -207,21 +158,7 @@ impl AsyncSession {
             ..
         } = self;
         let conn = conn.as_mut().ok_or_else(Error::connection_lost)?;
-        let mut out = Vec::new();
-        // Rows are mapped into the identity map as they arrive: no intermediate row vector.
-        conn.run_read(q.is_plain_read(), &sql, &binds, |row| {
-            out.push(identify_into::<M>(
-                identity,
-                registry,
-                &Row(row),
-                0,
-                overwrite,
-                cols,
-            )?);
-            Ok(())
-        })
-        .await?;
-        Ok(out)
+        fetch_into::<M>(conn, identity, registry, q, overwrite, cols).await
     }
 
     /// The object with this primary key: from the identity map with no SQL when it is loaded
@@ -348,43 +285,37 @@ impl AsyncSession {
     }
 }
 
-fn identify_into<M: Model>(
-    identity: &mut IdentityMap,
-    registry: &Arc<Registry>,
-    row: &Row,
-    offset: usize,
-    overwrite: bool,
-    cols: Option<crate::loading::Columns>,
-) -> Result<Obj<M>> {
-    let value = match cols {
-        Some(cols) => M::from_row_columns(row, offset, cols)?,
-        None => M::from_row_at(row, offset)?,
-    };
-    let mut key = object::Key::with_capacity(16);
-    value.write_identity(&mut key);
-    // One hash of the key per row (entry), not two (get, then insert).
-    let slot = match identity.entry((M::TABLE.name, key)) {
-        std::collections::hash_map::Entry::Occupied(e) => {
-            if let Some(existing) = e.get().upgrade() {
-                if overwrite || existing.is_expired() {
-                    existing.load_at(row, offset, cols)?;
-                } else if let Some(cols) = cols.filter(|c| c.loaded != 0) {
-                    // Deferred columns this statement loaded, which the object has not.
-                    existing.fill_deferred(row, offset, cols)?;
-                }
-                if let Ok(cell) = existing.as_any().downcast::<object::Cell<M>>() {
-                    return Ok(Obj(cell));
-                }
+/// Loaders and the unit of work's child loads run on this narrow view of the session.
+impl Context for AsyncSession {
+    fn identity_map(&self) -> &IdentityMap {
+        &self.identity
+    }
+
+    fn identity(&mut self) -> (&mut IdentityMap, &Arc<Registry>) {
+        (&mut self.identity, &self.registry)
+    }
+
+    fn connection(&mut self) -> BoxFuture<'_, Result<&mut Connection>> {
+        Box::pin(AsyncSession::connection(self))
+    }
+
+    fn open(
+        &mut self,
+    ) -> BoxFuture<'_, Result<(&mut Connection, &mut IdentityMap, &Arc<Registry>)>> {
+        Box::pin(async move {
+            // Inside a flush the session is marked pending-rollback until the flush
+            // succeeds: use the open connection as it is.
+            if self.conn.is_none() {
+                AsyncSession::connection(self).await?;
             }
-            e.into_mut()
-        }
-        std::collections::hash_map::Entry::Vacant(e) => e.insert(Weak::<object::Cell<M>>::new()),
-    };
-    let obj = Obj::loaded(value, registry);
-    registry.emit(&SessionEvent::Loaded {
-        table: M::TABLE.name,
-    });
-    let weak: Weak<object::Cell<M>> = Arc::downgrade(&obj.0);
-    *slot = weak;
-    Ok(obj)
+            let AsyncSession {
+                conn,
+                identity,
+                registry,
+                ..
+            } = self;
+            let conn = conn.as_mut().ok_or_else(Error::connection_lost)?;
+            Ok((conn, identity, &*registry))
+        })
+    }
 }

@@ -1,17 +1,20 @@
 //! SQL statements: raw SQL with bound values, and the values themselves.
 
 mod columnar;
+mod ddl;
 mod dml;
 mod expr;
 mod func;
+mod keys;
 mod raw;
 mod select;
 mod types;
-mod value;
 mod writer;
 
 use std::borrow::Cow;
 
+pub use self::ddl::CreateOptions;
+pub(crate) use self::ddl::{create_statements, drop_statements};
 pub use self::dml::{
     Assignments, ColumnList, ConflictTarget, Delete, Insert, InsertSelect, OnConstraint, Update,
     delete, insert, insert_many, insert_select, update,
@@ -22,12 +25,13 @@ pub use self::func::{
     AnyExpr, Window, avg, case, coalesce, count, count_star, dense_rank, excluded, exists, func,
     max, min, rank, row_number, sum,
 };
+pub(crate) use self::keys::key_condition;
 pub use self::raw::{AssertSqlSafe, Raw, sql};
 pub use self::select::{All, Compound, Cte, MaybeModel, Optional, Select, Selectable, select};
 pub use self::types::{CustomType, bind_node, enum_from_sql, enum_to_sql, enum_type};
-pub(crate) use self::value::bind_array;
-pub use self::value::{Bind, SqlType};
 pub use self::writer::{SqlText, quote_ident};
+pub(crate) use crate::value::bind_array;
+pub use crate::value::{Bind, SqlType};
 
 use crate::error::Result;
 
@@ -40,19 +44,17 @@ pub trait Typed: Statement {
     /// What each row maps to.
     type Output: crate::FromRow;
 
-    /// The loading options carried by the statement, if any.
+    /// The loading options carried by the statement, if any: a `Loading<Self::Output>`
+    /// (defined above this layer, in `loading`; the session downcasts it).
     #[doc(hidden)]
-    fn loading(&self) -> Option<&crate::loading::Loading<Self::Output>>
-    where
-        Self::Output: crate::Model,
-    {
+    fn loading(&self) -> Option<&dyn std::any::Any> {
         None
     }
 
     /// The deferred columns the statement's column options put in its rows (`None`: the
     /// output's default columns).
     #[doc(hidden)]
-    fn columns(&self) -> Option<crate::loading::Columns> {
+    fn columns(&self) -> Option<crate::row::Columns> {
         None
     }
 }

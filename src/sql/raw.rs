@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::value::{Bind, SqlType};
 use crate::error::{Error, Result};
+use crate::value::{Bind, SqlType};
 
 /// SQL text built at runtime that a person has checked for injection.
 ///

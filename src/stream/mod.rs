@@ -47,7 +47,7 @@ pin_project! {
         started: Instant,
         rows: u64,
         // Deferred columns chosen by the statement's column options.
-        cols: Option<crate::loading::Columns>,
+        cols: Option<crate::row::Columns>,
         _t: PhantomData<fn() -> T>,
     }
 }
@@ -178,7 +178,7 @@ enum State<T> {
 pub struct BatchStream<T> {
     state: State<T>,
     batch: usize,
-    cols: Option<crate::loading::Columns>,
+    cols: Option<crate::row::Columns>,
 }
 
 impl<T> std::fmt::Debug for BatchStream<T> {

@@ -1,11 +1,13 @@
-//! `create_all` / `drop_all`: DDL from model metadata, in foreign-key order.
+//! DDL from model metadata, as statements: `CREATE TYPE`/`CREATE TABLE`/`CREATE INDEX` in
+//! foreign-key order, and the matching `DROP`s. Running them is `create_all` / `drop_all`
+//! (`engine/ddl.rs`).
 
 use tokio_postgres::types::Kind;
 
-use super::{ColumnDef, TableDef, same_table};
-use crate::Connection;
-use crate::error::{Error, Result};
-use crate::sql::{AssertSqlSafe, Raw, quote_ident};
+use super::raw::{AssertSqlSafe, Raw};
+use super::writer::quote_ident;
+use crate::error::Result;
+use crate::schema::{ColumnDef, TableDef, dependency_order};
 
 /// Options for [`create_all`] and [`drop_all`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,20 +24,12 @@ impl Default for CreateOptions {
     }
 }
 
-/// Creates the tables (with keys, constraints and indexes) in foreign-key order: a table is
-/// created after the tables it references. Runs in one transaction when none is open.
-///
-/// ```no_run
-/// # async fn demo(conn: &mut aludel::Connection) -> aludel::Result<()> {
-/// # #[derive(aludel::Model)] struct User { #[aludel(primary_key, identity)] id: i32 }
-/// aludel::create_all(conn, &[User::TABLE], Default::default()).await?;
-/// # Ok(()) }
-/// ```
-pub async fn create_all(
-    conn: &mut Connection,
+/// The statements that create `tables` (enum types, tables with keys and constraints,
+/// indexes), a table after the tables it references.
+pub(crate) fn create_statements(
     tables: &[&'static TableDef],
     opts: CreateOptions,
-) -> Result<()> {
+) -> Result<Vec<Raw>> {
     let ordered = dependency_order(tables)?;
     let mut script = String::new();
     for (name, labels) in enum_types(&ordered) {
@@ -60,29 +54,14 @@ pub async fn create_all(
     for t in &ordered {
         create_table_sql(t, opts, &mut script);
     }
-    run_script(conn, script).await
+    Ok(statements(script))
 }
 
-/// The enum types the tables' columns use, once each, in first-use order.
-fn enum_types(tables: &[&'static TableDef]) -> Vec<(String, Vec<String>)> {
-    let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for c in tables.iter().flat_map(|t| t.columns) {
-        let ty = (c.sql_type)();
-        if let Kind::Enum(labels) = ty.kind() {
-            if !out.iter().any(|(n, _)| n == ty.name()) {
-                out.push((ty.name().to_owned(), labels.clone()));
-            }
-        }
-    }
-    out
-}
-
-/// Drops the tables, dependents first.
-pub async fn drop_all(
-    conn: &mut Connection,
+/// The statements that drop `tables` (dependents first), then their enum types.
+pub(crate) fn drop_statements(
     tables: &[&'static TableDef],
     opts: CreateOptions,
-) -> Result<()> {
+) -> Result<Vec<Raw>> {
     let ordered = dependency_order(tables)?;
     let mut script = String::new();
     for t in ordered.iter().rev() {
@@ -101,50 +80,31 @@ pub async fn drop_all(
         script.push_str(&quote_ident(&name));
         script.push_str(";\n");
     }
-    run_script(conn, script).await
+    Ok(statements(script))
 }
 
-async fn run_script(conn: &mut Connection, script: String) -> Result<()> {
-    let own_tx = !conn.in_transaction();
-    if own_tx {
-        conn.begin().await?;
-    }
-    for stmt in script.split(";\n").filter(|s| !s.trim().is_empty()) {
+fn statements(script: String) -> Vec<Raw> {
+    script
+        .split(";\n")
+        .filter(|s| !s.trim().is_empty())
         // Identifiers come from the derive and are quoted; types and defaults are literals
         // written in the model's source.
-        conn.execute(&Raw::audited(AssertSqlSafe(stmt))).await?;
-    }
-    if own_tx {
-        conn.commit().await?;
-    }
-    Ok(())
+        .map(|stmt| Raw::audited(AssertSqlSafe(stmt.to_owned())))
+        .collect()
 }
 
-/// Orders tables so each comes after the ones it references (Kahn's algorithm, stable).
-pub(crate) fn dependency_order(tables: &[&'static TableDef]) -> Result<Vec<&'static TableDef>> {
-    let mut done: Vec<&'static TableDef> = Vec::with_capacity(tables.len());
-    let mut left: Vec<&'static TableDef> = tables.to_vec();
-    while !left.is_empty() {
-        let before = left.len();
-        left.retain(|t| {
-            let ready = t.references().all(|r| {
-                same_table(r, t)
-                    || done.iter().any(|d| same_table(d, r))
-                    || !tables.iter().any(|x| same_table(x, r))
-            });
-            if ready {
-                done.push(t);
+/// The enum types the tables' columns use, once each, in first-use order.
+fn enum_types(tables: &[&'static TableDef]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for c in tables.iter().flat_map(|t| t.columns) {
+        let ty = (c.sql_type)();
+        if let Kind::Enum(labels) = ty.kind() {
+            if !out.iter().any(|(n, _)| n == ty.name()) {
+                out.push((ty.name().to_owned(), labels.clone()));
             }
-            !ready
-        });
-        if left.len() == before {
-            let names: Vec<&str> = left.iter().map(|t| t.name).collect();
-            return Err(Error::invalid(format!(
-                "foreign keys form a cycle between tables {names:?}"
-            )));
         }
     }
-    Ok(done)
+    out
 }
 
 fn ddl_type(c: &ColumnDef) -> String {

@@ -294,9 +294,9 @@ struct KeepRelations<'a, M> {
     old: &'a mut M,
 }
 
-impl<M: Model> crate::loading::RelVisitor<M> for KeepRelations<'_, M> {
-    fn visit<C: Model>(&mut self, rel: crate::loading::Rel<M, C>) {
-        use crate::loading::Slot;
+impl<M: Model> super::rel::RelVisitor<M> for KeepRelations<'_, M> {
+    fn visit<C: Model>(&mut self, rel: super::rel::Rel<M, C>) {
+        use super::rel::Slot;
         match &rel.def().slot {
             Slot::Many(f) => std::mem::swap(f(self.new), f(self.old)),
             Slot::One(f) => std::mem::swap(f(self.new), f(self.old)),
@@ -376,7 +376,7 @@ fn fill_deferred<M: Model>(
     inner: &mut Inner<M>,
     row: &Row,
     offset: usize,
-    cols: crate::loading::Columns,
+    cols: crate::row::Columns,
 ) -> Result<()> {
     let mut at = offset;
     let mut k = 0;
@@ -488,25 +488,20 @@ pub(crate) trait AnyObj: Send + Sync {
     /// left not loaded.
     fn load(&self, row: &Row) -> Result<()>;
     /// As `load`, reading the columns from `offset` (`cols`: the deferred ones in the row).
-    fn load_at(
-        &self,
-        row: &Row,
-        offset: usize,
-        cols: Option<crate::loading::Columns>,
-    ) -> Result<()>;
+    fn load_at(&self, row: &Row, offset: usize, cols: Option<crate::row::Columns>) -> Result<()>;
     /// As `load`, for the RETURNING rows of the flush's own INSERT (`insert`) or UPDATE:
     /// loaded deferred columns keep their values, except, after an INSERT, those the
     /// server fills (identity, server default), which it did not send.
     fn load_returning(&self, row: &Row, insert: bool) -> Result<()>;
     /// Fills deferred columns the object has not loaded from a row that carries them.
-    fn fill_deferred(&self, row: &Row, offset: usize, cols: crate::loading::Columns) -> Result<()>;
+    fn fill_deferred(&self, row: &Row, offset: usize, cols: crate::row::Columns) -> Result<()>;
     /// Sets one column from its wire encoding; `track` records the change for the next flush
     /// (snapshot + written list) when the object is persistent.
     fn set_column_raw(self: Arc<Self>, idx: usize, raw: Option<&[u8]>, track: bool) -> Result<()>;
     /// What the relationship slots ask of the next flush (history is taken).
-    fn rel_work(self: Arc<Self>, out: &mut Vec<crate::session::relations::RelWork>) -> Result<()>;
+    fn rel_work(self: Arc<Self>, out: &mut Vec<super::history::RelWork>) -> Result<()>;
     /// What deleting this object means for each of its relationships.
-    fn delete_rules(self: Arc<Self>) -> Vec<crate::session::relations::DeleteRule>;
+    fn delete_rules(self: Arc<Self>) -> Vec<super::history::DeleteRule>;
     fn expire(&self);
     fn is_expired(&self) -> bool;
     fn attach(&self, registry: &Arc<Registry>);
@@ -587,12 +582,7 @@ impl<M: Model> AnyObj for Cell<M> {
     fn load(&self, row: &Row) -> Result<()> {
         self.load_at(row, 0, None)
     }
-    fn load_at(
-        &self,
-        row: &Row,
-        offset: usize,
-        cols: Option<crate::loading::Columns>,
-    ) -> Result<()> {
+    fn load_at(&self, row: &Row, offset: usize, cols: Option<crate::row::Columns>) -> Result<()> {
         let value = match cols {
             Some(cols) => M::from_row_columns(row, offset, cols)?,
             None => <M as crate::row::FromRow>::from_row_at(row, offset)?,
@@ -614,7 +604,7 @@ impl<M: Model> AnyObj for Cell<M> {
         inner.snapshot = None;
         Ok(())
     }
-    fn fill_deferred(&self, row: &Row, offset: usize, cols: crate::loading::Columns) -> Result<()> {
+    fn fill_deferred(&self, row: &Row, offset: usize, cols: crate::row::Columns) -> Result<()> {
         fill_deferred(&mut wlock(&self.inner), row, offset, cols)
     }
     fn set_column_raw(self: Arc<Self>, idx: usize, raw: Option<&[u8]>, track: bool) -> Result<()> {
@@ -627,11 +617,11 @@ impl<M: Model> AnyObj for Cell<M> {
         }
         inner.value.set_column(idx, raw)
     }
-    fn rel_work(self: Arc<Self>, out: &mut Vec<crate::session::relations::RelWork>) -> Result<()> {
-        crate::session::relations::rel_work(Obj(self), out)
+    fn rel_work(self: Arc<Self>, out: &mut Vec<super::history::RelWork>) -> Result<()> {
+        super::history::rel_work(Obj(self), out)
     }
-    fn delete_rules(self: Arc<Self>) -> Vec<crate::session::relations::DeleteRule> {
-        crate::session::relations::delete_rules(Obj(self))
+    fn delete_rules(self: Arc<Self>) -> Vec<super::history::DeleteRule> {
+        super::history::delete_rules(Obj(self))
     }
     fn expire(&self) {
         let mut inner = wlock(&self.inner);

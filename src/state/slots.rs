@@ -6,9 +6,9 @@
 use std::fmt;
 use std::sync::{Arc, Weak};
 
+use super::object::{Cell, Obj};
 use crate::error::{Error, Result};
 use crate::schema::Model;
-use crate::session::object::{Cell, Obj};
 
 /// One reference from a slot to a related object. References set by the user or a loader
 /// are strong; the reverse side filled in by `back_populates` is weak, so two objects that

@@ -4,73 +4,10 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::schema::{Model, TableDef};
-use crate::session::object::Obj;
+use crate::schema::{Cascade, Lazy, Model, RelHandle, RelKind, Secondary, cols_or_pk, indexes};
 
+use super::object::Obj;
 use super::slots::{Edge, Many, One, WriteOnly};
-
-/// Which way the foreign key points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RelKind {
-    /// The parent holds the foreign key (`post.author`).
-    ManyToOne,
-    /// The children hold the foreign key (`user.posts`).
-    OneToMany,
-    /// Like one-to-many, with at most one child (`user.profile`).
-    OneToOne,
-    /// Through a secondary (link) table (`article.tags`).
-    ManyToMany,
-}
-
-/// What the unit of work does to related objects (SQLAlchemy's `cascade=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cascade {
-    /// Adding the parent to a session adds its new related objects (default on).
-    pub save_update: bool,
-    /// Deleting the parent deletes its children.
-    pub delete: bool,
-    /// A child removed from the collection is deleted.
-    pub delete_orphan: bool,
-}
-
-impl Cascade {
-    /// `save-update` only: SQLAlchemy's default (`merge` has no separate meaning here).
-    pub const DEFAULT: Cascade = Cascade {
-        save_update: true,
-        delete: false,
-        delete_orphan: false,
-    };
-}
-
-/// The default loading strategy of a relationship (`lazy = "…"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lazy {
-    /// Not loaded unless asked for (a query option or `AsyncSession::load`). The default:
-    /// where SQLAlchemy would lazy-load on access, aludel returns a typed error.
-    Explicit,
-    /// Loaded with every query for the parent, by one extra `= ANY($1)` query.
-    Selectin,
-    /// Loaded in the parent's query with a LEFT OUTER JOIN.
-    Joined,
-    /// Loading it is an error (for tests that must prove no extra SQL runs).
-    Raise,
-    /// Never loaded: reads as empty.
-    NoLoad,
-    /// A write-only collection.
-    WriteOnly,
-}
-
-/// The link table of a many-to-many relationship.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy)]
-pub struct Secondary {
-    /// Its table.
-    pub table: fn() -> &'static TableDef,
-    /// Its columns referencing the parent's key.
-    pub local: &'static [&'static str],
-    /// Its columns referencing the target's key.
-    pub remote: &'static [&'static str],
-}
 
 /// Where the relationship's field lives in the parent struct.
 #[doc(hidden)]
@@ -145,44 +82,6 @@ impl<P: Model, C: Model> fmt::Debug for Rel<P, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Rel({})", self.0.path)
     }
-}
-
-/// Column names of `cols`, or the primary key of `t`.
-pub(crate) fn cols_or_pk(
-    cols: Option<&'static [&'static str]>,
-    t: &'static TableDef,
-) -> Vec<&'static str> {
-    match cols {
-        Some(c) => c.to_vec(),
-        None => t.primary_key().map(|c| c.name).collect(),
-    }
-}
-
-/// Where columns `names` sit in a `select(Model::ALL)` row (join keys are never deferred).
-pub(crate) fn row_positions(t: &'static TableDef, names: &[&'static str]) -> Result<Vec<usize>> {
-    indexes(t, names)?
-        .into_iter()
-        .zip(names)
-        .map(|(i, n)| {
-            t.default_position(i).ok_or_else(|| {
-                Error::invalid(format!(
-                    "`{}.{n}` joins a relationship and cannot be Deferred",
-                    t.name
-                ))
-            })
-        })
-        .collect()
-}
-
-/// Column indexes of `names` in `t`.
-pub(crate) fn indexes(t: &'static TableDef, names: &[&'static str]) -> Result<Vec<usize>> {
-    names
-        .iter()
-        .map(|n| {
-            t.column_index(n)
-                .ok_or_else(|| Error::invalid(format!("no column `{n}` in table `{}`", t.name)))
-        })
-        .collect()
 }
 
 impl<P: Model, C: Model> Rel<P, C> {
@@ -351,5 +250,30 @@ impl<P: Model, C: Model> Rel<P, C> {
             Slot::WriteOnly(_) => {}
         }
         Ok(())
+    }
+}
+
+impl<P: Model, C: Model> RelHandle<P> for Rel<P, C> {
+    type Target = C;
+}
+
+/// Visits the relationships of a model with their typed handles: what the session's
+/// visitors implement. Every such visitor is also a [`crate::schema::RelVisitor`], the
+/// trait the derive's `visit_relations` names (it cannot name [`Rel`], which lives above
+/// the schema because its slots hold objects).
+pub(crate) trait RelVisitor<P: Model> {
+    /// Called with each relationship handle.
+    fn visit<C: Model>(&mut self, rel: Rel<P, C>);
+}
+
+impl<P: Model, V: RelVisitor<P>> crate::schema::RelVisitor<P> for V {
+    #[inline]
+    fn visit<R: RelHandle<P>>(&mut self, rel: R) {
+        // `Rel` is the only `RelHandle`: the downcast is a type-id comparison that always
+        // succeeds (and folds away once monomorphised).
+        let any: &dyn std::any::Any = &rel;
+        if let Some(rel) = any.downcast_ref::<Rel<P, R::Target>>() {
+            RelVisitor::visit(self, *rel);
+        }
     }
 }
