@@ -53,9 +53,9 @@ pub mod testing;
 pub mod web;
 
 pub use crate::engine::{
-    Connection, Engine, EngineBuilder, IsolationLevel, Observer, PoolStatus, Savepoint,
-    SessionReset, StatementCacheStats, StatementEvent, StatementKind, StatementMode, TxOptions,
-    create_all, drop_all,
+    Connection, Engine, EngineBuilder, IsolationLevel, Observer, PoolMetrics, PoolStatus,
+    Savepoint, SessionReset, StatementCacheStats, StatementEvent, StatementKind, StatementMode,
+    TxOptions, create_all, drop_all,
 };
 pub use crate::error::{Error, PoolTimeout, Result};
 pub use crate::loading::{

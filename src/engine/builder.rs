@@ -4,12 +4,14 @@ use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use deadpool::Runtime;
+use deadpool::managed::{Hook, HookError};
 
+use super::manager::PgManager;
+use super::metrics::Metrics;
 use super::observe::{Observer, Observers};
 use super::tx::{IsolationLevel, TxOptions};
-use super::{Engine, ExecSettings, Shared};
+use super::{Engine, ExecSettings, Pool, Shared};
 use crate::error::{Error, Result};
 
 /// How statements are sent to the server.
@@ -107,7 +109,7 @@ impl Default for PoolSettings {
             pooled: true,
             max_size: 10,
             wait_timeout: Some(Duration::from_secs(30)),
-            create_timeout: Some(Duration::from_secs(10)),
+            create_timeout: Some(Duration::from_secs(5)),
             recycle_timeout: Some(Duration::from_secs(5)),
             max_lifetime: None,
             pre_ping: false,
@@ -182,7 +184,22 @@ impl EngineBuilder {
         self
     }
 
-    /// How long opening a new connection may take (default 10 s).
+    /// How long opening a new connection may take, all of it: TCP connect, TLS, startup and
+    /// authentication (default 5 s; `None` waits as long as the OS does). A checkout that
+    /// needs a new connection fails with [`Error::is_connect_timeout`] after it.
+    ///
+    /// While the server is unreachable, the pool also backs off: after a failed attempt,
+    /// checkouts that need a new connection fail at once with [`Error::is_connect`] until
+    /// the next probe (100 ms after the first failure, doubling up to 5 s, with jitter), and
+    /// one checkout at a time probes. See `docs/architecture.md`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let engine = aludel::Engine::builder("postgres://postgres@127.0.0.1:5432/postgres")
+    ///     .connect_timeout(Some(Duration::from_secs(2)))
+    ///     .build()?;
+    /// # Ok::<(), aludel::Error>(())
+    /// ```
     pub fn connect_timeout(mut self, t: Option<Duration>) -> Self {
         self.pool.create_timeout = t;
         if let (Ok(cfg), Some(t)) = (&mut self.url, t) {
@@ -304,8 +321,9 @@ impl EngineBuilder {
             return Err(Error::config("max_size must be at least 1"));
         }
         let settings = self.pool;
+        let metrics = Arc::new(Metrics::default());
         let pool = if settings.pooled {
-            Some(build_pool(&pg, &settings)?)
+            Some(build_pool(&pg, &settings, &metrics)?)
         } else {
             None
         };
@@ -329,30 +347,31 @@ impl EngineBuilder {
                 closed: std::sync::atomic::AtomicBool::new(false),
                 server_read_committed: std::sync::OnceLock::new(),
                 exec,
+                metrics,
             }),
         })
     }
 }
 
-pub(crate) fn build_pool(pg: &tokio_postgres::Config, s: &PoolSettings) -> Result<Pool> {
-    let recycling_method = if s.pre_ping {
-        RecyclingMethod::Verified
-    } else {
-        RecyclingMethod::Fast
-    };
-    let manager = Manager::from_config(pg.clone(), NoTls, ManagerConfig { recycling_method });
+pub(crate) fn build_pool(
+    pg: &tokio_postgres::Config,
+    s: &PoolSettings,
+    metrics: &Arc<Metrics>,
+) -> Result<Pool> {
+    let manager = PgManager::new(pg, s.create_timeout, s.pre_ping, metrics.clone());
+    // No deadpool create timeout: the manager applies the connect timeout inside the
+    // creation task, which outlives a cancelled checkout.
     let mut builder = Pool::builder(manager)
         .max_size(s.max_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(s.wait_timeout)
-        .create_timeout(s.create_timeout)
         .recycle_timeout(s.recycle_timeout);
     if let Some(max) = s.max_lifetime {
-        builder = builder.pre_recycle(deadpool_postgres::Hook::sync_fn(move |_, metrics| {
-            if metrics.age() >= max {
-                Err(deadpool_postgres::HookError::message(
-                    "connection reached its max lifetime",
-                ))
+        let metrics = metrics.clone();
+        builder = builder.pre_recycle(Hook::sync_fn(move |_, object| {
+            if object.age() >= max {
+                Metrics::bump(&metrics.discarded_expired);
+                Err(HookError::message("connection reached its max lifetime"))
             } else {
                 Ok(())
             }

@@ -3,9 +3,11 @@
 //! The pool (deadpool) takes back whatever it is given. `Connection` makes sure that is always
 //! a connection that is idle and outside any transaction:
 //!
-//! * a statement in flight when the connection is dropped (its future was cancelled) means
-//!   the protocol state is unknown: a cancel request is sent to the server and the connection
-//!   is detached from the pool and closed;
+//! * a statement in flight when the connection is dropped (its future was cancelled) hands
+//!   the connection to a drain task (`engine/drain.rs`): it waits for the server to finish
+//!   the statement (sending a cancel request if it keeps running), rolls back, and only then
+//!   returns the connection to the pool; one that cannot be drained in time is closed. A
+//!   `COMMIT` in flight is never drained: the connection is closed at once;
 //! * an open transaction with no statement in flight gets a `ROLLBACK` queued on the
 //!   connection before it goes back (the same thing `tokio_postgres::Transaction` does on
 //!   drop): the driver sends requests in order, so the next user's statements run after it;
@@ -18,19 +20,29 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use deadpool_postgres::Object;
+use super::PoolObject as Object;
 use futures_util::TryStreamExt;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, RowStream};
 use tracing::Instrument;
 
+use super::drain;
+use super::metrics::Metrics;
 use super::observe::{StatementEvent, StatementKind, statement_span};
 use super::tx::TxOptions;
 use super::{Shared, StatementMode};
 use crate::error::{Error, Kind, Result};
 use crate::row::{FromRow, Row};
 use crate::sql::{Bind, Statement, Typed, plain_read_text};
+
+/// What is in flight on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flight {
+    Idle,
+    Statement,
+    Commit,
+}
 
 pub(crate) enum Backend {
     Pooled(Option<Object>),
@@ -41,12 +53,13 @@ pub(crate) enum Backend {
 /// transactions (SQLAlchemy's `AsyncConnection`).
 ///
 /// Dropping it returns it to the pool, rolled back first if a transaction is open; a
-/// connection dropped with a statement in flight is cancelled on the server and closed.
+/// connection dropped with a statement in flight goes back once the statement has finished
+/// (cancelled on the server if it keeps running) and the transaction is rolled back.
 pub struct Connection {
     backend: Backend,
     shared: Arc<Shared>,
-    /// A statement was sent and its result not fully read.
-    in_flight: bool,
+    /// A statement was sent and its result not fully read (and whether it is a `COMMIT`).
+    in_flight: Flight,
     /// The connection can no longer be trusted (connection error).
     broken: bool,
     /// 0 outside a transaction, 1 in one, +1 per open savepoint.
@@ -84,7 +97,7 @@ impl Connection {
         Connection {
             backend,
             shared,
-            in_flight: false,
+            in_flight: Flight::Idle,
             broken: false,
             depth: 0,
             aborted: false,
@@ -115,9 +128,11 @@ impl Connection {
     /// Runs `stmt` and returns all rows.
     ///
     /// # Cancel safety
-    /// Dropping the future mid-statement cancels it on the server and discards this
-    /// connection when the `Connection` is dropped; using the connection again after such a
-    /// drop fails with a connection-lost error.
+    /// Dropping the future mid-statement leaves the statement's outcome unknown; when the
+    /// `Connection` is then dropped, it is drained in the background (the statement is
+    /// cancelled on the server if it keeps running, an open transaction is rolled back) and
+    /// goes back to the pool idle. Do not use the connection again after such a drop: drop
+    /// it.
     pub async fn query(&mut self, stmt: &impl Statement) -> Result<Vec<Row>> {
         self.query_as::<Row>(stmt).await
     }
@@ -258,9 +273,9 @@ impl Connection {
         let started = Instant::now();
         let params = sets.iter().map(Vec::len).sum();
         let span = statement_span(&sql, params);
-        self.in_flight = true;
+        self.in_flight = Flight::Statement;
         let result = self.send_many(&sql, &sets).instrument(span.clone()).await;
-        self.in_flight = false;
+        self.in_flight = Flight::Idle;
         self.finish(&sql, params, StatementKind::Query, started, &span, result)
     }
 
@@ -272,17 +287,12 @@ impl Connection {
         let counts = match (&self.backend, self.shared.exec.mode) {
             (Backend::Pooled(Some(obj)), StatementMode::Cached) => {
                 let types: Vec<Type> = first.iter().map(|b| b.sql_type().clone()).collect();
-                let before = obj.statement_cache.size();
-                let prepared = obj.prepare_typed_cached(sql, &types).await;
-                self.shared
-                    .exec
-                    .stmt_cache
-                    .after_prepare(&obj.statement_cache, before);
+                let prepared = prepare_cached(obj, sql, &types, &self.shared.exec.stmt_cache).await;
                 let stmt = prepared.map_err(|e| {
                     if super::cache::is_stale_statement(&e) {
                         // Inside the batch's transaction: no retry, but the next
                         // statement prepares afresh.
-                        obj.statement_cache.clear();
+                        obj.statements.clear();
                     }
                     Error::from_driver(e)
                 })?;
@@ -421,7 +431,7 @@ impl Connection {
         const SQL: &str = "SHOW default_transaction_isolation";
         let started = Instant::now();
         let span = statement_span(SQL, 0);
-        self.in_flight = true;
+        self.in_flight = Flight::Statement;
         let answer = async {
             self.client()?
                 .simple_query(SQL)
@@ -430,7 +440,7 @@ impl Connection {
         }
         .instrument(span.clone())
         .await;
-        self.in_flight = false;
+        self.in_flight = Flight::Idle;
         let (messages, rows) = match answer {
             Ok(messages) => {
                 let rows = messages
@@ -631,9 +641,9 @@ impl Connection {
         self.screen(sql)?;
         let started = Instant::now();
         let span = statement_span(sql, binds.len());
-        self.in_flight = true;
+        self.in_flight = Flight::Statement;
         let result = self.send(sql, binds, sink).instrument(span.clone()).await;
-        self.in_flight = false;
+        self.in_flight = Flight::Idle;
         self.finish(
             sql,
             binds.len(),
@@ -691,7 +701,7 @@ impl Connection {
             self.send_pending_begin()?;
         }
         let started = Instant::now();
-        self.in_flight = true;
+        self.in_flight = Flight::Statement;
         let results = {
             let this = &*self;
             futures_util::future::join_all(stmts.iter().map(|(sql, binds)| {
@@ -711,7 +721,7 @@ impl Connection {
             }))
             .await
         };
-        self.in_flight = false;
+        self.in_flight = Flight::Idle;
         let mut out = Vec::with_capacity(results.len());
         let mut first_err = None;
         for ((sql, binds), (result, span)) in stmts.iter().zip(results) {
@@ -745,7 +755,7 @@ impl Connection {
 
     /// Marks a statement as sent and not fully read (streams), or finished.
     pub(crate) fn set_in_flight(&mut self, on: bool) {
-        self.in_flight = on;
+        self.in_flight = if on { Flight::Statement } else { Flight::Idle };
     }
 
     /// Reports a streamed statement to observers and the slow log when it ends.
@@ -785,7 +795,7 @@ impl Connection {
                         // transaction-mode pooler moved us to another backend, or someone
                         // ran DEALLOCATE / DISCARD): forget them all, so it fails once, not
                         // forever.
-                        obj.statement_cache.clear();
+                        obj.statements.clear();
                         if !self.in_server_transaction() {
                             // Outside a transaction the failed statement aborted nothing:
                             // prepare afresh and run it once more.
@@ -816,13 +826,17 @@ impl Connection {
         self.send_pending_begin()?;
         let started = Instant::now();
         let span = statement_span(sql, 0);
-        self.in_flight = true;
+        self.in_flight = if kind == StatementKind::Commit {
+            Flight::Commit
+        } else {
+            Flight::Statement
+        };
         let fut = async {
             let client = self.client()?;
             client.batch_execute(sql).await.map_err(Error::from_driver)
         };
         let result = fut.instrument(span.clone()).await.map(|()| 0);
-        self.in_flight = false;
+        self.in_flight = Flight::Idle;
         self.finish(sql, 0, kind, started, &span, result)
             .map(|_| ())
     }
@@ -864,10 +878,31 @@ impl Connection {
         result
     }
 
+    /// A statement was in flight (its future was dropped): a pooled connection goes to a
+    /// drain task that brings it back to idle (cancelling the statement if it keeps running)
+    /// and returns it to the pool; see `engine/drain.rs`. Without a runtime, or unpooled, it
+    /// is cancelled and closed.
+    fn drain_or_discard(&mut self) {
+        let reset = drain::Reset {
+            rollback: self.in_server_transaction() || self.dirty,
+            script: self.dirty.then(|| self.shared.exec.reset.sql()).flatten(),
+        };
+        let Backend::Pooled(slot) = &mut self.backend else {
+            self.discard();
+            return;
+        };
+        let Some(obj) = slot.take() else { return };
+        if let Some(obj) = drain::spawn(obj, reset, &self.shared.pg, self.shared.metrics.clone()) {
+            Metrics::bump(&self.shared.metrics.cancelled_discarded);
+            *slot = Some(obj);
+            self.discard();
+        }
+    }
+
     /// Detaches the connection from the pool and closes it; cancels a running statement
     /// first when one was in flight.
     fn discard(&mut self) {
-        let cancel = self.in_flight;
+        let cancel = self.in_flight != Flight::Idle;
         match &mut self.backend {
             Backend::Pooled(slot) => {
                 if let Some(obj) = slot.take() {
@@ -887,6 +922,21 @@ impl Connection {
     }
 }
 
+/// The connection's prepared statement for `sql` with `types`, prepared now on a miss.
+async fn prepare_cached(
+    obj: &Object,
+    sql: &str,
+    types: &[Type],
+    bound: &super::cache::Bound,
+) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+    if let Some(stmt) = obj.statements.get(sql, types, bound) {
+        return Ok(stmt);
+    }
+    let stmt = obj.prepare_typed(sql, types).await?;
+    obj.statements.insert(sql, types, stmt.clone(), bound);
+    Ok(stmt)
+}
+
 /// Prepares `sql` through the connection's statement cache and starts it.
 async fn cached_query(
     obj: &Object,
@@ -894,14 +944,8 @@ async fn cached_query(
     binds: &[Bind],
     cache: &super::cache::Bound,
 ) -> Result<RowStream, tokio_postgres::Error> {
-    let before = obj.statement_cache.size();
-    let stmt = if binds.is_empty() {
-        obj.prepare_cached(sql).await?
-    } else {
-        let types: Vec<Type> = binds.iter().map(|b| b.sql_type().clone()).collect();
-        obj.prepare_typed_cached(sql, &types).await?
-    };
-    cache.after_prepare(&obj.statement_cache, before);
+    let types: Vec<Type> = binds.iter().map(|b| b.sql_type().clone()).collect();
+    let stmt = prepare_cached(obj, sql, &types, cache).await?;
     obj.query_raw(&stmt, binds.iter().map(Bind::as_to_sql))
         .await
 }
@@ -974,9 +1018,25 @@ fn queue_rollback(client: &Client, reset: Option<&'static str>) -> bool {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if self.in_flight || self.broken {
+        if self.broken {
+            if matches!(self.backend, Backend::Pooled(Some(_))) {
+                Metrics::bump(&self.shared.metrics.discarded_broken);
+            }
             self.discard();
             return;
+        }
+        match self.in_flight {
+            Flight::Idle => {}
+            Flight::Statement => return self.drain_or_discard(),
+            // Never drained: closing the connection now (its driver task ends with it) keeps
+            // a COMMIT that is still queued from being sent; the transaction then rolls back
+            // on the server. Draining would let it commit behind a caller that gave up.
+            Flight::Commit => {
+                if matches!(self.backend, Backend::Pooled(Some(_))) {
+                    Metrics::bump(&self.shared.metrics.cancelled_discarded);
+                }
+                return self.discard();
+            }
         }
         if (self.depth > 0 && self.begin_pending.is_none()) || self.dirty {
             let reset = self.dirty.then(|| self.shared.exec.reset.sql()).flatten();

@@ -8,7 +8,10 @@ mod builder;
 mod cache;
 mod connection;
 mod ddl;
+mod drain;
 mod lexer;
+mod manager;
+mod metrics;
 mod observe;
 mod tx;
 
@@ -16,18 +19,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use deadpool_postgres::{Pool, PoolError, TimeoutType};
+use deadpool::managed::{PoolError, TimeoutType};
 use tokio_postgres::NoTls;
 
 pub use self::builder::{EngineBuilder, SessionReset, StatementMode};
 pub use self::cache::StatementCacheStats;
 pub use self::connection::{Connection, Savepoint};
 pub use self::ddl::{create_all, drop_all};
+pub use self::metrics::PoolMetrics;
 pub use self::observe::{Observer, StatementEvent, StatementKind};
 pub use self::tx::{IsolationLevel, TxOptions};
 
 use self::builder::PoolSettings;
 use self::connection::Backend;
+use self::metrics::Metrics;
 use self::observe::Observers;
 use crate::error::{Error, PoolTimeout, Result};
 use crate::row::{FromRow, Row};
@@ -50,7 +55,7 @@ pub struct Engine {
 }
 
 pub(crate) struct Shared {
-    pg: tokio_postgres::Config,
+    pub(crate) pg: tokio_postgres::Config,
     settings: PoolSettings,
     /// `None` when pooling is off; replaced wholesale by `dispose`.
     pool: RwLock<Option<Pool>>,
@@ -58,7 +63,15 @@ pub(crate) struct Shared {
     /// The server's `default_transaction_isolation` is READ COMMITTED (asked once).
     pub(crate) server_read_committed: std::sync::OnceLock<bool>,
     pub(crate) exec: ExecSettings,
+    /// The pool's counters, kept across `dispose`.
+    pub(crate) metrics: Arc<Metrics>,
 }
+
+/// The pool, with aludel's manager (`engine/manager.rs`).
+pub(crate) type Pool = deadpool::managed::Pool<manager::PgManager>;
+
+/// A connection checked out of the pool.
+pub(crate) type PoolObject = deadpool::managed::Object<manager::PgManager>;
 
 /// How a connection runs statements; shared by every connection of an engine.
 #[derive(Debug, Clone)]
@@ -135,10 +148,13 @@ impl Engine {
         };
         let started = Instant::now();
         match pool.get().await {
-            Ok(obj) => Ok(Connection::new(
-                Backend::Pooled(Some(obj)),
-                self.shared.clone(),
-            )),
+            Ok(obj) => {
+                shared.metrics.checkout(started.elapsed());
+                Ok(Connection::new(
+                    Backend::Pooled(Some(obj)),
+                    self.shared.clone(),
+                ))
+            }
             Err(PoolError::Timeout(TimeoutType::Wait)) => {
                 let s = pool.status();
                 Err(Error::from_pool_timeout(PoolTimeout {
@@ -154,7 +170,7 @@ impl Engine {
             Err(PoolError::Timeout(_)) => {
                 Err(Error::connect_timeout(shared.settings.create_timeout))
             }
-            Err(PoolError::Backend(e)) => Err(Error::connect(e)),
+            Err(PoolError::Backend(e)) => Err(e),
             Err(PoolError::Closed) => Err(Error::closed()),
             Err(e) => Err(Error::config(format!("pool error: {e}"))),
         }
@@ -210,7 +226,8 @@ impl Engine {
         if !self.shared.settings.pooled {
             return Ok(());
         }
-        let fresh = builder::build_pool(&self.shared.pg, &self.shared.settings)?;
+        let fresh =
+            builder::build_pool(&self.shared.pg, &self.shared.settings, &self.shared.metrics)?;
         let old = {
             let mut guard = self.shared.pool.write().unwrap_or_else(|p| p.into_inner());
             guard.replace(fresh)
@@ -241,6 +258,13 @@ impl Engine {
     /// (`Cached` mode), summed over every connection of this engine.
     pub fn statement_cache_stats(&self) -> StatementCacheStats {
         self.shared.exec.stmt_cache.stats()
+    }
+
+    /// The pool's counters now: connections created and discarded (by reason), cancelled
+    /// statements drained or discarded, connect failures, waiters, checkout latency. See
+    /// [`PoolMetrics`].
+    pub fn metrics(&self) -> PoolMetrics {
+        self.shared.metrics.snapshot(self.pool_status().waiting)
     }
 
     /// The statement mode connections of this engine use.
@@ -304,8 +328,9 @@ impl Engine {
     /// ```
     ///
     /// # Cancel safety
-    /// Dropping the future at any point rolls the transaction back (or discards the
-    /// connection if a statement was in flight); nothing is committed.
+    /// Dropping the future at any point rolls the transaction back (after draining the
+    /// statement in flight, if any; a `COMMIT` in flight closes the connection instead);
+    /// nothing is committed behind the caller.
     pub async fn transaction<T, E, F>(&self, f: F) -> std::result::Result<T, E>
     where
         F: AsyncFnOnce(&mut Connection) -> std::result::Result<T, E>,

@@ -166,6 +166,7 @@ impl fmt::Debug for KindDebug<'_> {
             Kind::ConnectionLost(_) => "ConnectionLost",
             Kind::Connect(_) => "Connect",
             Kind::ConnectTimeout(_) => "ConnectTimeout",
+            Kind::ConnectBackoff(_) => "ConnectBackoff",
             Kind::Encode { .. } => "Encode",
             Kind::Driver(_) => "Driver",
             Kind::PoolTimeout(_) => "PoolTimeout",

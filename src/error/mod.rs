@@ -51,6 +51,9 @@ pub(crate) enum Kind {
     Connect(tokio_postgres::Error),
     /// Opening a connection took longer than the connect timeout.
     ConnectTimeout(Option<Duration>),
+    /// No connection attempt was made: the last one failed and the backoff delay (this much
+    /// longer) has not passed.
+    ConnectBackoff(Duration),
     /// The statement could not be encoded for sending; nothing reached the server and the
     /// connection is kept.
     Encode {
@@ -144,6 +147,11 @@ impl Error {
     /// Opening a connection did not finish within `after` (the connect timeout).
     pub(crate) fn connect_timeout(after: Option<Duration>) -> Self {
         Error::new(Kind::ConnectTimeout(after))
+    }
+
+    /// The server was unreachable at the last attempt; the next one is `retry_in` away.
+    pub(crate) fn connect_backoff(retry_in: Duration) -> Self {
+        Error::new(Kind::ConnectBackoff(retry_in))
     }
 
     pub(crate) fn config(msg: impl Into<Cow<'static, str>>) -> Self {
@@ -369,11 +377,16 @@ impl Error {
         matches!(self.0.kind, Kind::ConnectionLost(_))
     }
 
-    /// A new connection could not be opened: refused, failed authentication, or did not
-    /// finish within the connect timeout (see [`Error::is_connect_timeout`]). Never
-    /// [`Error::is_connection_lost`]: no connection existed yet.
+    /// A new connection could not be opened: refused, failed authentication, did not
+    /// finish within the connect timeout (see [`Error::is_connect_timeout`]), or was not
+    /// attempted because the last attempt failed moments ago (the pool backs off, with
+    /// jitter, while the server is unreachable). Never [`Error::is_connection_lost`]: no
+    /// connection existed yet.
     pub fn is_connect(&self) -> bool {
-        matches!(self.0.kind, Kind::Connect(_) | Kind::ConnectTimeout(_))
+        matches!(
+            self.0.kind,
+            Kind::Connect(_) | Kind::ConnectTimeout(_) | Kind::ConnectBackoff(_)
+        )
     }
 
     /// Opening a connection took longer than the engine's connect timeout.
@@ -518,6 +531,12 @@ impl fmt::Display for Error {
                 millis(*t)
             )?,
             Kind::ConnectTimeout(None) => f.write_str("could not connect: timed out")?,
+            Kind::ConnectBackoff(t) => write!(
+                f,
+                "could not connect: the server was unreachable at the last attempt; \
+                 next attempt in {} ms",
+                millis(*t)
+            )?,
             Kind::Encode {
                 message, source, ..
             } => {

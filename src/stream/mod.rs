@@ -4,7 +4,8 @@
 //! drained or dropped, so it can be returned from a function, moved into a spawned task or
 //! turned into an HTTP body. The driver's response channel is bounded, so a slow consumer
 //! slows the server (TCP back-pressure) and memory stays constant. Dropping it midway cancels
-//! the query on the server and discards the connection (see `engine::connection`).
+//! the query on the server and drains the connection back to the pool (see
+//! `engine::connection`).
 //!
 //! [`BatchStream`] is the `yield_per` / `partitions` mode: a server-side cursor inside a
 //! transaction, fetched `n` rows per round trip.
@@ -72,8 +73,9 @@ impl Connection {
     /// Runs `q` and returns its rows as a stream that owns this connection.
     ///
     /// # Cancel safety
-    /// Dropping the stream before its end cancels the statement on the server and discards
-    /// the connection instead of returning it to the pool mid-result.
+    /// Dropping the stream before its end cancels the statement on the server; the
+    /// connection goes back to the pool only once the rest of the result is drained, never
+    /// mid-result.
     pub async fn stream<Q: Typed>(mut self, q: &Q) -> Result<RowStream<Q::Output>> {
         let (sql, binds) = q.compile()?;
         let started = Instant::now();
@@ -173,8 +175,8 @@ enum State<T> {
 /// Batches of up to `n` rows from a server-side cursor, one round trip each.
 ///
 /// Holds its connection and transaction until drained or dropped; dropping it midway rolls
-/// the transaction back (closing the cursor) or, mid-fetch, cancels and discards the
-/// connection.
+/// the transaction back (closing the cursor) or, mid-fetch, cancels the fetch and drains
+/// the connection before it goes back.
 pub struct BatchStream<T> {
     state: State<T>,
     batch: usize,

@@ -97,7 +97,12 @@ async fn no_leak(db: &TestDb, engine: &Engine) {
         .await
         .unwrap();
     assert!(ok, "a transaction leaked: {seen:?}");
-    assert_eq!(engine.pool_status().in_use, 0);
+    // Connections cut off mid-statement come back once their drain task is done.
+    assert!(
+        crate::pool_faults::pool_settles(engine).await,
+        "{:?}",
+        engine.pool_status()
+    );
 }
 
 /// After a rolled-back attempt: every object is transient, the session does not hold it,

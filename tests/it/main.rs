@@ -17,6 +17,7 @@ mod merge_cascade;
 mod models;
 mod pgbouncer;
 mod pool;
+mod pool_faults;
 mod raw;
 mod rel;
 mod reset;

@@ -95,7 +95,7 @@ async fn a_connection_dropped_inside_a_transaction_comes_back_rolled_back() {
 
 // covers: ENG-09, SES-14
 #[tokio::test]
-async fn a_query_cancelled_by_drop_stops_on_the_server_and_its_connection_is_discarded() {
+async fn a_query_cancelled_by_drop_stops_on_the_server_and_its_connection_is_reused_idle() {
     let db = TestDb::new().await.unwrap();
     let engine = db.engine_builder().max_size(2).build().unwrap();
     let mut c = engine.connect().await.unwrap();
@@ -115,7 +115,7 @@ async fn a_query_cancelled_by_drop_stops_on_the_server_and_its_connection_is_dis
     assert!(task.await.unwrap_err().is_cancelled());
 
     let (seen, ok) = db
-        .wait_for_backends(Duration::from_secs(1), |b| {
+        .wait_for_backends(Duration::from_secs(2), |b| {
             states(b)
                 .iter()
                 .all(|s| *s != "active" && *s != "idle in transaction")
@@ -123,14 +123,34 @@ async fn a_query_cancelled_by_drop_stops_on_the_server_and_its_connection_is_dis
         .await
         .unwrap();
     assert!(ok, "the cancelled query kept running: {seen:?}");
-    let status = engine.pool_status();
-    assert_eq!(status.in_use, 0);
+    assert!(
+        crate::pool_faults::pool_settles(&engine).await,
+        "the drain never gave the connection back: {:?}",
+        engine.pool_status()
+    );
+    let m = engine.metrics();
+    assert_eq!(
+        (m.cancelled_drained, m.cancelled_discarded),
+        (1, 0),
+        "{m:?}"
+    );
+    assert_eq!(m.cancel_requests, 1, "a 30 s sleep needs a cancel request");
+    assert_eq!(m.connections_created, 1, "{m:?}");
+
     let mut next = engine.connect().await.unwrap();
-    assert_ne!(
+    assert_eq!(
         next.backend_pid().await.unwrap(),
         pid,
-        "a connection cancelled mid-query was reused"
+        "the drained connection is reused"
     );
+    assert!(!next.in_transaction());
+    let state: String = next
+        .query_one(&sql(
+            "SELECT state FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(state, "active", "our own query is the only thing running");
 }
 
 // covers: ENG-09, ERR-11
@@ -291,7 +311,11 @@ async fn fifty_checkouts_cancelled_at_random_points_leave_the_pool_healthy() {
         .await
         .unwrap();
     assert!(ok, "backends left busy: {seen:?}");
-    assert_eq!(engine.pool_status().in_use, 0);
+    assert!(
+        crate::pool_faults::pool_settles(&engine).await,
+        "{:?}",
+        engine.pool_status()
+    );
     engine.execute(&sql("SELECT 1")).await.unwrap();
 }
 

@@ -799,7 +799,11 @@ async fn dropping_session_futures_at_every_poll_point_leaves_no_transaction_behi
         .await
         .unwrap();
     assert!(ok, "{seen:?}");
-    assert_eq!(engine.pool_status().in_use, 0);
+    assert!(
+        crate::pool_faults::pool_settles(&engine).await,
+        "{:?}",
+        engine.pool_status()
+    );
 }
 
 // covers: SES-09

@@ -226,3 +226,59 @@ async fn unit_of_work_updates_are_one_statement_shape_whatever_the_row_count() {
         ]
     );
 }
+
+// covers: ENG-15
+/// The cache is an LRU: 1,000 one-off shapes pass through a bound of 50 while three hot
+/// shapes, used all along, stay prepared (prepared once each, never evicted).
+#[tokio::test]
+async fn hot_statements_survive_a_thousand_one_off_shapes() {
+    let db = TestDb::new().await.unwrap();
+    let engine = db
+        .engine_builder()
+        .max_size(1)
+        .statement_cache_size(50)
+        .build()
+        .unwrap();
+    let mut c = engine.connect().await.unwrap();
+    let hot = |k: i32| {
+        sql([
+            "SELECT $1::int4 * 2",
+            "SELECT $1::int4 * 3",
+            "SELECT $1::int4 * 5",
+        ][k as usize])
+        .bind(k)
+    };
+    let before = engine.statement_cache_stats();
+    for i in 0..1_000 {
+        let text = AssertSqlSafe(format!("SELECT $1::int4 - {i}"));
+        let n: i32 = c.query_one(&Raw::audited(text).bind(i)).await.unwrap();
+        assert_eq!(n, 0);
+        let k = i % 3;
+        let m: i32 = c.query_one(&hot(k)).await.unwrap();
+        assert_eq!(m, k * [2, 3, 5][k as usize]);
+    }
+    let stats = engine.statement_cache_stats();
+    let misses = stats.misses - before.misses;
+    assert_eq!(misses, 1_000 + 3, "each hot shape prepared once: {stats:?}");
+    assert_eq!(stats.evictions - before.evictions, 1_003 - 50, "{stats:?}");
+    assert_eq!(stats.hits - before.hits, 1_000 - 3, "{stats:?}");
+
+    let prepared: Vec<String> = c
+        .query_as(&sql("SELECT statement FROM pg_prepared_statements"))
+        .await
+        .unwrap();
+    assert!(prepared.len() <= 50, "{} prepared", prepared.len());
+    for text in [
+        "SELECT $1::int4 * 2",
+        "SELECT $1::int4 * 3",
+        "SELECT $1::int4 * 5",
+    ] {
+        assert!(
+            prepared.iter().any(|p| p == text),
+            "{text} was evicted: {prepared:?}"
+        );
+    }
+    // The most recent one-off shapes are there, the oldest are closed on the server.
+    assert!(prepared.iter().any(|p| p == "SELECT $1::int4 - 999"));
+    assert!(!prepared.iter().any(|p| p == "SELECT $1::int4 - 0"));
+}

@@ -119,7 +119,7 @@ async fn batched_mode_fetches_n_rows_per_round_trip() {
 
 // covers: STR-04, STR-05, ENG-09
 #[tokio::test]
-async fn dropping_a_stream_early_stops_the_query_and_discards_its_connection() {
+async fn dropping_a_stream_early_stops_the_query_and_its_connection_is_drained_for_reuse() {
     let db = setup(10).await;
     let engine = db.engine_builder().max_size(2).build().unwrap();
     let mut conn = engine.connect().await.unwrap();
@@ -142,13 +142,15 @@ async fn dropping_a_stream_early_stops_the_query_and_discards_its_connection() {
         .await
         .unwrap();
     assert!(ok, "the query kept running on the server: {seen:?}");
-    assert_eq!(engine.pool_status().in_use, 0);
+    assert!(crate::pool_faults::pool_settles(&engine).await);
+    assert_eq!(engine.metrics().cancelled_drained, 1);
     let mut next = engine.connect().await.unwrap();
-    assert_ne!(
+    assert_eq!(
         next.backend_pid().await.unwrap(),
         pid,
-        "a connection dropped mid-result is never reused"
+        "a connection dropped mid-result is drained and reused"
     );
+    assert!(!next.in_transaction());
     // Early break of a batched stream: the transaction is rolled back, the connection reused.
     let mut batches = engine
         .stream_batches(&select(Narrow::ALL), 2)

@@ -55,7 +55,12 @@ async fn assert_no_open_transactions(db: &TestDb, engine: &Engine) {
         .await
         .unwrap();
     assert!(ok, "backends left in a transaction: {seen:?}");
-    assert_eq!(engine.pool_status().in_use, 0, "{:?}", engine.pool_status());
+    // Connections cut off mid-statement come back once their drain task is done.
+    assert!(
+        crate::pool_faults::pool_settles(engine).await,
+        "{:?}",
+        engine.pool_status()
+    );
 }
 
 async fn ok(mut db: DbSession, name: String) -> Result<HttpResponse, aludel::Error> {
