@@ -124,6 +124,39 @@ pub use aludel_macros::SqlNewtype;
 #[cfg(feature = "testing")]
 pub use aludel_macros::test;
 
+/// The guide for SQLAlchemy users (`docs/guide`): every example runs as a doctest against the
+/// test kit's database.
+#[cfg(all(
+    any(doc, doctest),
+    feature = "testing",
+    feature = "json",
+    feature = "chrono",
+    feature = "axum",
+    feature = "actix"
+))]
+pub mod guide {
+    #![doc = include_str!("../docs/guide/README.md")]
+
+    #[doc = include_str!("../docs/guide/01-engine.md")]
+    pub mod engine {}
+    #[doc = include_str!("../docs/guide/02-models.md")]
+    pub mod models {}
+    #[doc = include_str!("../docs/guide/03-sessions.md")]
+    pub mod sessions {}
+    #[doc = include_str!("../docs/guide/04-querying.md")]
+    pub mod querying {}
+    #[doc = include_str!("../docs/guide/05-relationships.md")]
+    pub mod relationships {}
+    #[doc = include_str!("../docs/guide/06-transactions.md")]
+    pub mod transactions {}
+    #[doc = include_str!("../docs/guide/07-streaming.md")]
+    pub mod streaming {}
+    #[doc = include_str!("../docs/guide/08-web.md")]
+    pub mod web {}
+    #[doc = include_str!("../docs/guide/09-testing.md")]
+    pub mod testing {}
+}
+
 // The README's examples compile (and run, where not `no_run`) as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
