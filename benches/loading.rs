@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use aludel::{Many, Model, Obj, select, selectin};
+use aludel::{Many, Model, Obj, load::selectin, select};
 use common::RawUser;
 use criterion::{Criterion, SamplingMode};
 
@@ -82,9 +82,9 @@ fn count_tree(users: &[Obj<TreeUser>]) -> (usize, usize, usize) {
 #[derive(Debug, Default, Clone)]
 struct Counter(Arc<AtomicUsize>);
 
-impl aludel::Observer for Counter {
-    fn on_statement(&self, e: &aludel::StatementEvent<'_>) {
-        if matches!(e.kind, aludel::StatementKind::Query) {
+impl aludel::engine::Observer for Counter {
+    fn on_statement(&self, e: &aludel::engine::StatementEvent<'_>) {
+        if matches!(e.kind, aludel::engine::StatementKind::Query) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }

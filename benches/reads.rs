@@ -40,7 +40,7 @@ fn w1(
                         let engine = engine.clone();
                         async move {
                             let mut s = engine.session();
-                            let users: Vec<User> = s.execute(&select(User::ALL)).await.unwrap();
+                            let users: Vec<User> = s.all(&select(User::ALL)).await.unwrap();
                             assert_eq!(users.len() as i64, n);
                         }
                     },
@@ -83,7 +83,7 @@ fn w3(
                             let q = select((User::ALL, Post::ALL.optional()))
                                 .left_join::<Post>(Post::user_id.eq(User::id))
                                 .filter(User::hair_color.eq("black"));
-                            let rows: Vec<(User, Option<Post>)> = s.execute(&q).await.unwrap();
+                            let rows: Vec<(User, Option<Post>)> = s.all(&q).await.unwrap();
                             assert_eq!(rows.len() as i64, n / 2);
                         }
                     },

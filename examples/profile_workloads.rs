@@ -50,7 +50,7 @@ async fn main() {
             seed(1).await;
             for _ in 0..reps * 2000 {
                 let mut s = engine.session();
-                let users: Vec<User> = s.execute(&select(User::ALL)).await.unwrap();
+                let users: Vec<User> = s.all(&select(User::ALL)).await.unwrap();
                 assert_eq!(users.len(), 1);
             }
         }

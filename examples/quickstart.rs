@@ -7,7 +7,7 @@
 #![allow(clippy::print_stdout)]
 
 use aludel::testing::{Recorder, database_url};
-use aludel::{Engine, Many, Model, Obj, One, create_all, select, selectin};
+use aludel::{Engine, Many, Model, Obj, One, create_all, load::selectin, select};
 use futures_util::TryStreamExt;
 
 #[derive(Model, Debug, Clone, Default)]

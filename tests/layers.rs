@@ -331,3 +331,73 @@ fn the_checker_sees_paths_in_code_and_groups_not_in_comments_or_strings() {
     assert_eq!(map.get("Z").map(String::as_str), Some("engine"));
     assert_eq!(map.get("Error").map(String::as_str), Some("error"));
 }
+
+/// The names the crate root exports publicly: every `pub use` of lib.rs outside the
+/// `__private` module and not under `#[doc(hidden)]`, groups expanded.
+fn public_root_names(lib: &str) -> Vec<String> {
+    let mut code = code_only(lib);
+    if let Some(start) = code.find("pub mod __private") {
+        let open = start + code[start..].find('{').expect("module body");
+        let (mut depth, mut end) = (0, open);
+        for (i, c) in code[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 {
+                end = open + i + 1;
+                break;
+            }
+        }
+        code.replace_range(start..end, "");
+    }
+    let mut names = Vec::new();
+    for stmt in code.split(';') {
+        let Some(at) = stmt.find("pub use ") else {
+            continue;
+        };
+        if stmt[..at].contains("#[doc(hidden)]") {
+            continue;
+        }
+        let path = stmt[at + "pub use ".len()..].trim();
+        match (path.find('{'), path.rfind('}')) {
+            (Some(a), Some(z)) => names.extend(
+                path[a + 1..z]
+                    .split(',')
+                    .map(|n| n.rsplit("::").next().unwrap_or("").trim().to_owned())
+                    .map(|n| n.rsplit(" as ").next().unwrap_or("").trim().to_owned())
+                    .filter(|n| !n.is_empty()),
+            ),
+            _ => names.push(path.rsplit("::").next().unwrap_or(path).trim().to_owned()),
+        }
+    }
+    names
+}
+
+#[test]
+fn the_crate_root_exports_few_names() {
+    let lib = fs::read_to_string(root().join("src/lib.rs")).expect("read lib.rs");
+    let names = public_root_names(&lib);
+    assert!(
+        names.len() <= 30,
+        "the crate root exports {} names (keep it to the ~30 a program needs first; the rest \
+         belongs in a namespace): {names:?}",
+        names.len()
+    );
+    for first in [
+        "Engine",
+        "AsyncSession",
+        "Obj",
+        "Model",
+        "Error",
+        "Result",
+        "select",
+        "sql",
+    ] {
+        assert!(
+            names.iter().any(|n| n == first),
+            "`{first}` is not at the crate root"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! Autogenerate and check: the models compared with the live schema.
 
-use aludel::{Connection, TableDef};
+use aludel::{Connection, schema::TableDef};
 
 use crate::diff::{Plan, diff};
 use crate::error::Result;
@@ -33,7 +33,7 @@ impl Comparison {
 /// `ignore` names (the version table, tables the models do not own).
 ///
 /// ```no_run
-/// # async fn demo(conn: &mut aludel::Connection, tables: &[&'static aludel::TableDef]) -> aludel_migrate::Result<()> {
+/// # async fn demo(conn: &mut aludel::Connection, tables: &[&'static aludel::schema::TableDef]) -> aludel_migrate::Result<()> {
 /// let cmp = aludel_migrate::compare(conn, tables, &["aludel_migrations"]).await?;
 /// let file = aludel_migrate::render_migration("0002_add_bio", Some("0001_init"), "add bio", &cmp.up, &cmp.down);
 /// # let _ = file; Ok(()) }
@@ -50,7 +50,7 @@ pub async fn compare(
 /// derive cannot declare, such as an expression index (see [`Cli::with_ddl`](crate::Cli::with_ddl)).
 ///
 /// ```no_run
-/// # async fn demo(conn: &mut aludel::Connection, tables: &[&'static aludel::TableDef]) -> aludel_migrate::Result<()> {
+/// # async fn demo(conn: &mut aludel::Connection, tables: &[&'static aludel::schema::TableDef]) -> aludel_migrate::Result<()> {
 /// const LOWER: &str = "CREATE UNIQUE INDEX users_email_lower_key ON users (lower(email))";
 /// let cmp = aludel_migrate::compare_with(conn, tables, &[LOWER], &["aludel_migrations"]).await?;
 /// assert!(cmp.is_clean());

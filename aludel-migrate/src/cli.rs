@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aludel::{Engine, TableDef};
+use aludel::{Engine, schema::TableDef};
 
 use crate::auto::compare_with;
 use crate::error::{Error, Result};

@@ -529,7 +529,7 @@ fn pg_ident(name: &str) -> String {
     if bare {
         name.to_owned()
     } else {
-        aludel::quote_ident(name)
+        aludel::query::quote_ident(name)
     }
 }
 

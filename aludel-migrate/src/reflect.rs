@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use aludel::{Connection, IsolationLevel, TxOptions, sql};
+use aludel::{Connection, engine::IsolationLevel, engine::TxOptions, sql};
 
 use crate::error::Result;
 use crate::schema::{

@@ -1,7 +1,7 @@
 //! SQL for each [`Op`]: plain statements a reviewer can read and edit. Identifiers are
 //! quoted; types, defaults and definitions are the server's own spelling.
 
-use aludel::quote_ident as q;
+use aludel::query::quote_ident as q;
 
 use crate::diff::{Op, uses_type};
 use crate::schema::{Column, Table};

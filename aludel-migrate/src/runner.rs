@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use aludel::{AssertSqlSafe, Connection, Engine, Raw, quote_ident, sql};
+use aludel::{Connection, Engine, query::AssertSqlSafe, query::Raw, query::quote_ident, sql};
 
 use crate::error::{Error, Result};
 use crate::render::literal;

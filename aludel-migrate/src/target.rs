@@ -6,7 +6,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aludel::{
-    AssertSqlSafe, Connection, CreateOptions, Raw, TableDef, create_all, quote_ident, sql,
+    Connection, create_all, query::AssertSqlSafe, query::Raw, query::quote_ident,
+    schema::CreateOptions, schema::TableDef, sql,
 };
 
 use crate::error::Result;

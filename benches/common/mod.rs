@@ -88,7 +88,7 @@ pub fn engine(size: usize) -> aludel::Engine {
 }
 
 /// The bench engine's settings, to add an observer.
-pub fn engine_builder(size: usize) -> aludel::EngineBuilder {
+pub fn engine_builder(size: usize) -> aludel::engine::EngineBuilder {
     aludel::Engine::builder(&url())
         .max_size(size)
         .options(&format!("-c search_path={SCHEMA}"))

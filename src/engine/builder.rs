@@ -34,7 +34,7 @@ pub enum StatementMode {
     /// statements fail (26000) or, worse, can run another client's statement.
     ///
     /// ```
-    /// use aludel::{Engine, StatementMode};
+    /// use aludel::{Engine, engine::StatementMode};
     /// let engine = Engine::builder("postgres://app@127.0.0.1:6432/app")
     ///     .statement_mode(StatementMode::Unnamed)
     ///     .build()?;
@@ -55,7 +55,7 @@ pub enum StatementMode {
 /// every reset.
 ///
 /// ```
-/// use aludel::SessionReset;
+/// use aludel::engine::SessionReset;
 /// let engine = aludel::Engine::builder("postgres://postgres@127.0.0.1:5432/postgres")
 ///     .session_reset(SessionReset::Clean)
 ///     .build()?;

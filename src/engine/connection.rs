@@ -234,7 +234,7 @@ impl Connection {
     ///
     /// ```no_run
     /// # async fn demo(conn: &mut aludel::Connection) -> aludel::Result<()> {
-    /// use aludel::{sql, Bind};
+    /// use aludel::{sql, types::Bind};
     /// let sets = (0..1000).map(|i| vec![Bind::new(i), Bind::new(format!("user {i}"))]);
     /// conn.execute_many(&sql("INSERT INTO users (id, name) VALUES ($1, $2)"), sets).await?;
     /// # Ok(()) }

@@ -3,8 +3,8 @@
 
 use super::Connection;
 use crate::error::Result;
-use crate::schema::TableDef;
-use crate::sql::{CreateOptions, Raw};
+use crate::schema::{CreateOptions, TableDef};
+use crate::sql::Raw;
 
 /// Creates the tables (with keys, constraints and indexes) in foreign-key order: a table is
 /// created after the tables it references. Runs in one transaction when none is open.

@@ -34,7 +34,8 @@ use self::builder::PoolSettings;
 use self::connection::Backend;
 use self::metrics::Metrics;
 use self::observe::Observers;
-use crate::error::{Error, PoolTimeout, Result};
+pub use crate::error::PoolTimeout;
+use crate::error::{Error, Result};
 use crate::row::{FromRow, Row};
 use crate::sql::{Statement, Typed};
 

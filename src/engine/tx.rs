@@ -36,7 +36,7 @@ impl IsolationLevel {
 /// outlives the transaction or leaks to the connection's next user.
 ///
 /// ```
-/// use aludel::{IsolationLevel, TxOptions};
+/// use aludel::{engine::IsolationLevel, engine::TxOptions};
 /// let opts = TxOptions::new().isolation(IsolationLevel::Serializable).read_only(true);
 /// # let _ = opts;
 /// ```

@@ -18,7 +18,7 @@ use crate::state::{Context, Key, Obj};
 /// A column field that is loaded only when asked for (large text, blobs, rarely read JSON).
 ///
 /// ```no_run
-/// use aludel::{Deferred, Model, select, undefer};
+/// use aludel::{Deferred, Model, select, load::undefer};
 ///
 /// #[derive(Model, Clone, Debug)]
 /// #[aludel(table = "books")]

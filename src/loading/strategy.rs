@@ -71,7 +71,7 @@ pub(super) fn opt<P: Model, C: Model>(rel: Rel<P, C>, strategy: Strategy) -> Loa
 /// strategy for collections.
 ///
 /// ```no_run
-/// # use aludel::{select, selectin, Model, Many, One};
+/// # use aludel::{select, load::selectin, Model, Many, One};
 /// # #[derive(Model, Clone, Debug)] #[aludel(table = "users")]
 /// # struct User { #[aludel(primary_key)] id: i64,
 /// #   #[aludel(one_to_many(fk = Post::user_id))] posts: Many<Post> }
@@ -114,7 +114,7 @@ pub fn joined<P: Model, C: Model>(rel: Rel<P, C>) -> LoadOpt<P, C> {
 /// keep is what the collection holds, so a filtered join is a filtered eager load:
 ///
 /// ```no_run
-/// # use aludel::{contains_eager, select, Model, Many};
+/// # use aludel::{load::contains_eager, select, Model, Many};
 /// # #[derive(Model, Clone, Debug)] #[aludel(table = "users")]
 /// # struct User { #[aludel(primary_key)] id: i64,
 /// #   #[aludel(one_to_many(fk = Post::user_id))] posts: Many<Post> }

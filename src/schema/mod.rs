@@ -347,3 +347,18 @@ pub(crate) fn dependency_order(tables: &[&'static TableDef]) -> Result<Vec<&'sta
     }
     Ok(done)
 }
+
+/// Options for [`create_all`](crate::create_all) and [`drop_all`](crate::drop_all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// `IF NOT EXISTS` / `IF EXISTS`, so running twice is harmless (default true).
+    pub if_not_exists: bool,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            if_not_exists: true,
+        }
+    }
+}

@@ -17,9 +17,10 @@ use std::sync::{Arc, Weak};
 
 pub use self::repository::{KeysetPage, ListOptions, Page, Repository};
 pub use self::scoped::{scoped_session, with_scoped_session};
+use crate::state::IdentityMap;
 /// Object state lives in `state`; the session's files reach it as `super::object`.
 pub(crate) use crate::state::object;
-use crate::state::{IdentityMap, Obj, ObjectState, SessionEvent};
+pub use crate::state::{Obj, ObjMut, ObjRef, ObjectState, SessionEvent, unique};
 
 use self::journal::{Entry, Journal};
 use self::object::{AnyObj, Registry};

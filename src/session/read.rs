@@ -17,15 +17,15 @@ use crate::state::{Context, IdentityMap, Obj, fetch_into, identify_into, unique}
 
 impl AsyncSession {
     /// Runs a typed statement and returns its rows as plain values (tuples, scalars, models
-    /// not tracked by the session). Autoflushes first.
-    pub async fn execute<Q: Typed>(&mut self, q: &Q) -> Result<Vec<Q::Output>> {
+    /// not tracked by the session), as [`Connection::all`] does. Autoflushes first.
+    pub async fn all<Q: Typed>(&mut self, q: &Q) -> Result<Vec<Q::Output>> {
         self.autoflush().await?;
         let conn = self.connection().await?;
         conn.all(q).await
     }
 
     /// Runs a statement without rows (DML without RETURNING); returns the rows affected.
-    pub async fn execute_dml(&mut self, q: &impl crate::Statement) -> Result<u64> {
+    pub async fn execute(&mut self, q: &impl crate::sql::Statement) -> Result<u64> {
         self.autoflush().await?;
         let conn = self.connection().await?;
         conn.execute(q).await
@@ -110,7 +110,7 @@ impl AsyncSession {
     /// equivalent of SQLAlchemy's lazy load (`awaitable_attrs`), batched.
     ///
     /// ```no_run
-    /// # use aludel::{selectin, Model, Many};
+    /// # use aludel::{load::selectin, Model, Many};
     /// # #[derive(Model, Clone, Debug)] #[aludel(table = "users")]
     /// # struct User { #[aludel(primary_key)] id: i64,
     /// #   #[aludel(one_to_many(fk = Post::user_id))] posts: Many<Post> }
@@ -147,7 +147,7 @@ impl AsyncSession {
 
     async fn fetch_rows_into<M: Model>(
         &mut self,
-        q: &impl crate::Statement,
+        q: &impl crate::sql::Statement,
         overwrite: bool,
         cols: Option<crate::row::Columns>,
     ) -> Result<Vec<Obj<M>>> {
@@ -270,7 +270,7 @@ impl AsyncSession {
 
     /// Runs any statement (raw SQL included) and returns the rows as [`Row`]s, read by column
     /// name or index (SQLAlchemy's `mappings()`). Autoflushes first.
-    pub async fn query(&mut self, q: &impl crate::Statement) -> Result<Vec<Row>> {
+    pub async fn query(&mut self, q: &impl crate::sql::Statement) -> Result<Vec<Row>> {
         self.autoflush().await?;
         self.connection().await?.query(q).await
     }

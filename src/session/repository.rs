@@ -14,7 +14,7 @@ use crate::sql::{All, Column, ColumnType, Expr, IntoExpr, Order, SqlType, count_
 /// # #[derive(aludel::Model, Clone)] #[aludel(table = "users")]
 /// # struct User { #[aludel(primary_key, identity)] id: i32, name: String }
 /// # async fn demo(s: &mut aludel::AsyncSession) -> aludel::Result<()> {
-/// use aludel::ListOptions;
+/// use aludel::session::ListOptions;
 /// let page = s
 ///     .repo::<User>()
 ///     .list(ListOptions::new().filter(User::name.starts_with("a")).order_by(User::id.asc()).limit(20))

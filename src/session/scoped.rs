@@ -22,8 +22,8 @@ tokio::task_local! {
 ///
 /// ```no_run
 /// # async fn demo(engine: aludel::Engine) -> aludel::Result<()> {
-/// aludel::with_scoped_session(&engine, async {
-///     let session = aludel::scoped_session()?;
+/// aludel::session::with_scoped_session(&engine, async {
+///     let session = aludel::session::scoped_session()?;
 ///     let mut s = session.lock().await;
 ///     s.commit().await
 /// })

@@ -7,22 +7,7 @@ use tokio_postgres::types::Kind;
 use super::raw::{AssertSqlSafe, Raw};
 use super::writer::quote_ident;
 use crate::error::Result;
-use crate::schema::{ColumnDef, TableDef, dependency_order};
-
-/// Options for [`create_all`] and [`drop_all`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CreateOptions {
-    /// `IF NOT EXISTS` / `IF EXISTS`, so running twice is harmless (default true).
-    pub if_not_exists: bool,
-}
-
-impl Default for CreateOptions {
-    fn default() -> Self {
-        CreateOptions {
-            if_not_exists: true,
-        }
-    }
-}
+use crate::schema::{ColumnDef, CreateOptions, TableDef, dependency_order};
 
 /// The statements that create `tables` (enum types, tables with keys and constraints,
 /// indexes), a table after the tables it references.

@@ -593,7 +593,7 @@ pub struct InsertSelect<M, R = ()> {
 /// # struct User { #[aludel(primary_key, identity)] id: i32, name: String }
 /// # #[derive(aludel::Model)] #[aludel(table = "archive")]
 /// # struct Archived { #[aludel(primary_key)] user_id: i32, name: String }
-/// let q = aludel::insert_select((Archived::user_id, Archived::name), aludel::select((User::id, User::name)));
+/// let q = aludel::query::insert_select((Archived::user_id, Archived::name), aludel::select((User::id, User::name)));
 /// assert_eq!(
 ///     q.to_sql().unwrap(),
 ///     r#"INSERT INTO "archive" ("user_id", "name") SELECT "users"."id", "users"."name" FROM "users""#

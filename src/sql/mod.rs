@@ -13,7 +13,6 @@ mod writer;
 
 use std::borrow::Cow;
 
-pub use self::ddl::CreateOptions;
 pub(crate) use self::ddl::{create_statements, drop_statements};
 pub use self::dml::{
     Assignments, ColumnList, ConflictTarget, Delete, Insert, InsertSelect, OnConstraint, Update,

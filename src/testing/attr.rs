@@ -1,7 +1,8 @@
 //! Support for `#[aludel::test]`: the arguments a test can take, its runtime and its setup.
 
 use super::{Recorder, TestDb};
-use crate::{AsyncSession, CreateOptions, Engine, SessionFactory, TableDef, create_all};
+use crate::schema::{CreateOptions, TableDef};
+use crate::{AsyncSession, Engine, SessionFactory, create_all};
 
 /// What an `#[aludel::test]` function can take as arguments, each made from the test's
 /// [`TestDb`]: [`Engine`] (the test's engine), [`AsyncSession`] (a new session on it),

@@ -24,7 +24,9 @@ pub use self::attr::{__runtime, __setup};
 pub use self::cluster::TempCluster;
 pub use self::recorder::{Recorded, Recorder};
 
-use crate::{AssertSqlSafe, Connection, Engine, EngineBuilder, Raw, Result, sql};
+use crate::engine::EngineBuilder;
+use crate::sql::{AssertSqlSafe, Raw};
+use crate::{Connection, Engine, Result, sql};
 
 /// The default server when `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::{Observer, StatementEvent, StatementKind};
+use crate::engine::{Observer, StatementEvent, StatementKind};
 
 /// One recorded statement.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@
 //! use aludel::{sql, Engine, SessionFactory};
 //!
 //! async fn create_tag(mut db: DbSession, name: String) -> Result<HttpResponse, aludel::Error> {
-//!     db.execute_dml(&sql("INSERT INTO tags (name) VALUES ($1)").bind(name)).await?;
+//!     db.execute(&sql("INSERT INTO tags (name) VALUES ($1)").bind(name)).await?;
 //!     Ok(HttpResponse::Created().finish()) // the middleware commits before the client sees it
 //! }
 //!

@@ -13,7 +13,7 @@
 //! use axum::{routing::post, Router};
 //!
 //! async fn create_tag(mut db: DbSession, name: String) -> aludel::Result<&'static str> {
-//!     db.execute_dml(&sql("INSERT INTO tags (name) VALUES ($1)").bind(name)).await?;
+//!     db.execute(&sql("INSERT INTO tags (name) VALUES ($1)").bind(name)).await?;
 //!     Ok("created") // 200: the layer commits before the client gets the response
 //! }
 //!

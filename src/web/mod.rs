@@ -205,7 +205,7 @@ impl std::error::Error for Rejection {}
 /// use aludel::web::DbSession;
 ///
 /// async fn rename(mut db: DbSession) -> aludel::Result<()> {
-///     db.execute_dml(&aludel::sql("UPDATE users SET name = $1 WHERE id = $2").bind("ann").bind(1))
+///     db.execute(&aludel::sql("UPDATE users SET name = $1 WHERE id = $2").bind("ann").bind(1))
 ///         .await?;
 ///     db.commit().await // optional inside a transaction layer, which commits on 2xx/3xx
 /// }

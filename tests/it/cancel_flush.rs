@@ -7,7 +7,9 @@ use std::task::{Context, Poll, Wake};
 use std::time::Duration;
 
 use aludel::testing::TestDb;
-use aludel::{AsyncSession, CreateOptions, Engine, Model, Obj, ObjectState, create_all, sql};
+use aludel::{
+    AsyncSession, Engine, Model, Obj, create_all, schema::CreateOptions, session::ObjectState, sql,
+};
 
 #[derive(Model, Debug, Clone, PartialEq)]
 #[aludel(table = "items")]

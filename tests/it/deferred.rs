@@ -3,8 +3,8 @@
 
 use aludel::testing::TestDb;
 use aludel::{
-    CreateOptions, Deferred, Many, Model, Obj, One, create_all, defer, joined, load_only, select,
-    selectin, sql, undefer, undefer_group,
+    Deferred, Many, Model, Obj, One, create_all, load::defer, load::joined, load::load_only,
+    load::selectin, load::undefer, load::undefer_group, schema::CreateOptions, select, sql,
 };
 
 #[derive(Model, Debug, Clone)]
@@ -453,7 +453,7 @@ async fn inserting_a_not_loaded_deferred_column_is_refused_and_writes_nothing() 
     s.rollback().await.unwrap();
     assert_eq!(scalar(&db, "SELECT count(*)::text FROM books").await, "1");
     // the same through the statement builder: an error when the statement compiles
-    let e = s.execute_dml(&aludel::insert(&row)).await.unwrap_err();
+    let e = s.execute(&aludel::insert(&row)).await.unwrap_err();
     assert!(e.to_string().contains("summary"), "{e}");
 }
 
@@ -559,7 +559,7 @@ async fn column_options_decode_the_same_outside_the_identity_map() {
         .options(undefer(Book::summary));
     let mut s = db.engine().session();
     // untracked values: the summary sits before the title in the row
-    let rows = s.execute(&q).await.unwrap();
+    let rows = s.all(&q).await.unwrap();
     assert_eq!(rows[2].title, "t2");
     assert_eq!(rows[2].summary.get().unwrap(), "summary 2");
     let one = s.first(&q).await.unwrap().unwrap();
@@ -575,7 +575,7 @@ async fn column_options_decode_the_same_outside_the_identity_map() {
     assert_eq!(n, 3);
     // bulk_update sends every column: a row without its deferred values is refused first
     let mark = db.recorder().len();
-    let plain = s.execute(&select(Book::ALL)).await.unwrap();
+    let plain = s.all(&select(Book::ALL)).await.unwrap();
     let e = s.bulk_update(&plain).await.unwrap_err();
     assert!(e.to_string().contains("Deferred"), "{e}");
     assert_eq!(stmts(&db, mark).len(), 1, "only the SELECT ran");

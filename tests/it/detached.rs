@@ -2,7 +2,7 @@
 //! write could be lost or a state could lie.
 
 use aludel::testing::TestDb;
-use aludel::{CreateOptions, Model, Obj, ObjectState, create_all, sql};
+use aludel::{Model, Obj, create_all, schema::CreateOptions, session::ObjectState, sql};
 
 #[derive(Model, Debug, Clone, PartialEq)]
 #[aludel(table = "accounts")]

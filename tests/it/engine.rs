@@ -1,7 +1,10 @@
 use std::time::Duration;
 
 use aludel::testing::TestDb;
-use aludel::{Engine, IsolationLevel, StatementKind, StatementMode, TxOptions, sql};
+use aludel::{
+    Engine, engine::IsolationLevel, engine::StatementKind, engine::StatementMode,
+    engine::TxOptions, sql,
+};
 
 // covers: ENG-01
 #[tokio::test]
@@ -284,7 +287,12 @@ async fn unnamed_mode_leaves_no_named_statement_behind() {
         .unwrap();
     c.execute_many(
         &sql("INSERT INTO t VALUES ($1, $2)"),
-        (0..10).map(|i| vec![aludel::Bind::new(i), aludel::Bind::new(format!("n{i}"))]),
+        (0..10).map(|i| {
+            vec![
+                aludel::types::Bind::new(i),
+                aludel::types::Bind::new(format!("n{i}")),
+            ]
+        }),
     )
     .await
     .unwrap();

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use aludel::testing::TestDb;
 use aludel::tokio_postgres::error::SqlState;
-use aludel::{IsolationLevel, StatementMode, TxOptions, sql};
+use aludel::{engine::IsolationLevel, engine::StatementMode, engine::TxOptions, sql};
 
 async fn schema(db: &TestDb) {
     let mut c = db.engine().connect().await.unwrap();
@@ -335,7 +335,9 @@ async fn transaction_control_must_use_the_api_and_data_errors_hide_their_input()
         "start transaction",
     ] {
         let err = c
-            .execute(&aludel::Raw::audited(aludel::AssertSqlSafe(stmt)))
+            .execute(&aludel::query::Raw::audited(aludel::query::AssertSqlSafe(
+                stmt,
+            )))
             .await
             .unwrap_err();
         assert!(err.is_invalid_request(), "{stmt}: {err:?}");
@@ -418,7 +420,7 @@ impl aludel::tokio_postgres::types::ToSql for TextClaimingInt {
     aludel::tokio_postgres::types::to_sql_checked!();
 }
 
-impl aludel::SqlType for TextClaimingInt {
+impl aludel::types::SqlType for TextClaimingInt {
     fn sql_type() -> aludel::tokio_postgres::types::Type {
         aludel::tokio_postgres::types::Type::INT4
     }

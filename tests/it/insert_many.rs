@@ -3,8 +3,8 @@
 
 use aludel::testing::TestDb;
 use aludel::{
-    CreateOptions, Model, SqlEnum, StatementMode, count_star, create_all, insert, insert_many,
-    select, sql,
+    Model, SqlEnum, create_all, engine::StatementMode, func::count_star, insert, insert_many,
+    schema::CreateOptions, select, sql,
 };
 
 #[derive(SqlEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +167,8 @@ async fn upserts_of_many_rows_use_the_array_shape() {
             &insert_many(&bumped)
                 .on_conflict_do_update(
                     Bulk::name,
-                    aludel::Assignments::new().set(Bulk::n, aludel::excluded(Bulk::n)),
+                    aludel::query::Assignments::new()
+                        .set(Bulk::n, aludel::query::excluded(Bulk::n)),
                     None,
                 )
                 .returning((Bulk::id, Bulk::n)),

@@ -3,8 +3,8 @@
 
 use aludel::testing::TestDb;
 use aludel::{
-    CreateOptions, Engine, IsolationLevel, Model, Obj, TxOptions, count_star, create_all, select,
-    sql,
+    Engine, Model, Obj, create_all, engine::IsolationLevel, engine::TxOptions, func::count_star,
+    schema::CreateOptions, select, sql,
 };
 
 #[derive(Model, Debug, Clone, PartialEq)]
@@ -57,7 +57,7 @@ async fn a_read_only_session_sends_only_its_selects() {
     let all: Vec<Obj<Item>> = s.scalars(&select(Item::ALL)).await.unwrap();
     assert_eq!(all.len(), 3);
     let plain: Vec<Item> = s
-        .execute(&select(Item::ALL).filter(Item::name.eq("b")))
+        .all(&select(Item::ALL).filter(Item::name.eq("b")))
         .await
         .unwrap();
     assert_eq!(plain.len(), 1);
@@ -90,7 +90,7 @@ async fn a_read_only_session_sends_only_its_selects() {
     let mark = db.recorder().len();
     {
         let mut s = db.engine().session();
-        let _: Vec<Item> = s.execute(&select(Item::ALL)).await.unwrap();
+        let _: Vec<Item> = s.all(&select(Item::ALL)).await.unwrap();
     }
     assert_eq!(log(&db, mark), ["SELECT"]);
     assert_eq!(db.engine().pool_status().in_use, 0);
@@ -122,7 +122,7 @@ async fn the_first_write_begins_and_commits() {
     // Rolling back after a write sends ROLLBACK; after reads only, nothing.
     let mark = db.recorder().len();
     let mut s = db.engine().session();
-    let _: Vec<Item> = s.execute(&select(Item::ALL)).await.unwrap();
+    let _: Vec<Item> = s.all(&select(Item::ALL)).await.unwrap();
     s.rollback().await.unwrap();
     assert_eq!(log(&db, mark), ["SELECT"]);
     let mark = db.recorder().len();
@@ -143,7 +143,7 @@ async fn other_isolation_levels_locks_raw_sql_and_functions_begin_first() {
             .tx_options(TxOptions::new().isolation(level))
             .session();
         let mark = db.recorder().len();
-        let _: Vec<Item> = s.execute(&select(Item::ALL)).await.unwrap();
+        let _: Vec<Item> = s.all(&select(Item::ALL)).await.unwrap();
         s.commit().await.unwrap();
         let seen = log(&db, mark);
         assert!(seen[0].starts_with("BEGIN ISOLATION LEVEL"), "{seen:?}");
@@ -156,7 +156,7 @@ async fn other_isolation_levels_locks_raw_sql_and_functions_begin_first() {
         .tx_options(TxOptions::new().isolation(IsolationLevel::ReadCommitted))
         .session();
     let mark = db.recorder().len();
-    let _: Vec<Item> = s.execute(&select(Item::ALL)).await.unwrap();
+    let _: Vec<Item> = s.all(&select(Item::ALL)).await.unwrap();
     s.commit().await.unwrap();
     assert_eq!(log(&db, mark), ["SELECT"]);
 
@@ -180,17 +180,14 @@ async fn other_isolation_levels_locks_raw_sql_and_functions_begin_first() {
     // A builder SELECT that calls a function.
     let mut s = db.engine().session();
     let mark = db.recorder().len();
-    let _: Vec<i64> = s
-        .execute(&select(count_star()).from::<Item>())
-        .await
-        .unwrap();
+    let _: Vec<i64> = s.all(&select(count_star()).from::<Item>()).await.unwrap();
     s.commit().await.unwrap();
     assert_eq!(log(&db, mark), ["BEGIN", "SELECT", "COMMIT"]);
     // Once begun, later plain reads run inside the transaction.
     let mut s = db.engine().session();
     let mark = db.recorder().len();
     let _ = s.query(&sql("SELECT 1")).await.unwrap();
-    let _: Vec<Item> = s.execute(&select(Item::ALL)).await.unwrap();
+    let _: Vec<Item> = s.all(&select(Item::ALL)).await.unwrap();
     s.commit().await.unwrap();
     assert_eq!(log(&db, mark), ["BEGIN", "SELECT", "SELECT", "COMMIT"]);
 }
@@ -210,7 +207,7 @@ async fn a_server_default_other_than_read_committed_or_lazy_begin_off_begins_fir
     for engine in [serializable, off] {
         let mut s = engine.session();
         let mark = db.recorder().len();
-        let _: Vec<Item> = s.execute(&select(Item::ALL)).await.unwrap();
+        let _: Vec<Item> = s.all(&select(Item::ALL)).await.unwrap();
         s.commit().await.unwrap();
         assert_eq!(log(&db, mark), ["BEGIN", "SELECT", "COMMIT"]);
     }
@@ -221,14 +218,14 @@ async fn a_failed_plain_read_still_needs_a_rollback() {
     let db = setup().await;
     let mut s = db.engine().session();
     let mark = db.recorder().len();
-    let err = s.execute(&select(Missing::ALL)).await.unwrap_err();
+    let err = s.all(&select(Missing::ALL)).await.unwrap_err();
     assert!(err.as_db_error().is_some(), "{err}");
     // As inside a transaction: the session refuses work until rollback.
-    let again = s.execute(&select(Item::ALL)).await.unwrap_err();
+    let again = s.all(&select(Item::ALL)).await.unwrap_err();
     assert!(again.is_transaction_aborted(), "{again}");
     assert!(s.commit().await.is_err());
     s.rollback().await.unwrap();
-    let _: Vec<Item> = s.execute(&select(Item::ALL)).await.unwrap();
+    let _: Vec<Item> = s.all(&select(Item::ALL)).await.unwrap();
     s.commit().await.unwrap();
     assert_eq!(log(&db, mark), ["SELECT", "SELECT"]);
 }

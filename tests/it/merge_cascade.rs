@@ -2,7 +2,10 @@
 //! failed flush.
 
 use aludel::testing::TestDb;
-use aludel::{CreateOptions, Many, Model, Obj, ObjectState, One, create_all, selectin, sql};
+use aludel::{
+    Many, Model, Obj, One, create_all, load::selectin, schema::CreateOptions, session::ObjectState,
+    sql,
+};
 
 #[derive(Model, Debug, Clone)]
 #[aludel(table = "parents")]

@@ -1,7 +1,9 @@
 use aludel::testing::TestDb;
 use aludel::{
-    Assignments, CreateOptions, Expr, Model, avg, case, coalesce, count, count_star, create_all,
-    delete, drop_all, excluded, func, insert, insert_many, max, select, sql, sum, update, value,
+    Model, create_all, delete, drop_all, func::avg, func::call as func, func::coalesce,
+    func::count, func::count_star, func::max, func::sum, insert, insert_many, query::Assignments,
+    query::Expr, query::case, query::excluded, query::value, schema::CreateOptions, select, sql,
+    update,
 };
 
 #[derive(Model, Debug, Clone, PartialEq)]
@@ -155,7 +157,7 @@ async fn create_all_follows_foreign_keys_and_is_idempotent() {
 async fn select_filters_with_typed_operators() {
     let db = setup().await;
     let e = db.engine();
-    let names = |q: aludel::Select<aludel::Column<User, String>>| async move {
+    let names = |q: aludel::query::Select<aludel::query::Column<User, String>>| async move {
         e.all(&q.order_by(User::name.asc())).await.unwrap()
     };
 
@@ -656,7 +658,7 @@ async fn values_round_trip_unchanged() {
 // covers: QRY-05, QRY-07, QRY-08
 #[tokio::test]
 async fn subqueries_set_operations_and_window_functions() {
-    use aludel::{Window, exists, rank, row_number};
+    use aludel::{func::Window, func::rank, func::row_number, query::exists};
     let db = setup().await;
     let e = db.engine();
 
@@ -782,7 +784,7 @@ async fn subqueries_set_operations_and_window_functions() {
     assert_eq!(ranks, [1, 2, 2, 4, 4, 4]);
     let running: Vec<Option<i64>> = e
         .all(
-            &select(aludel::count(Post::id).over(Window::new().order_by(Post::id.asc())))
+            &select(aludel::func::count(Post::id).over(Window::new().order_by(Post::id.asc())))
                 .from::<Post>()
                 .order_by(Post::id.asc()),
         )
@@ -829,8 +831,8 @@ async fn native_enums_round_trip_in_both_statement_modes() {
         .unwrap();
     assert_eq!(labels, ["happy", "sad", "meh"]);
     for mode in [
-        aludel::StatementMode::Cached,
-        aludel::StatementMode::Unnamed,
+        aludel::engine::StatementMode::Cached,
+        aludel::engine::StatementMode::Unnamed,
     ] {
         let engine = db.engine_builder().statement_mode(mode).build().unwrap();
         let row = MoodRow {
@@ -929,7 +931,7 @@ async fn fk_joins_insert_select_update_from_and_delete_using() {
 
     let copied: Vec<i32> = c
         .all(
-            &aludel::insert_select(
+            &aludel::query::insert_select(
                 (Archived::user_id, Archived::name),
                 select((User::id, User::name)).filter(User::hair_color.is_null()),
             )
@@ -973,10 +975,10 @@ async fn fk_joins_insert_select_update_from_and_delete_using() {
 // covers: ENG-15, QRY-01
 #[tokio::test]
 async fn a_statement_shape_is_rendered_once_and_reused() {
-    use aludel::Statement;
+    use aludel::query::Statement;
     let db = setup().await;
     let shape = |name: &'static str, n: i64| {
-        select(aludel::All::of(&User::alias("shape_probe")).optional())
+        select(aludel::query::All::of(&User::alias("shape_probe")).optional())
             .from_alias(&User::alias("shape_probe"))
             .filter(User::name.of(&User::alias("shape_probe")).eq(name))
             .limit(n)
@@ -1020,7 +1022,7 @@ struct Category {
 // covers: QRY-06, QRY-09, REL-06
 #[tokio::test]
 async fn recursive_ctes_fragments_and_arithmetic() {
-    use aludel::{AnyExpr, Cte, Expr, value};
+    use aludel::{func::AnyExpr, query::Cte, query::Expr, query::value};
     let db = TestDb::new().await.unwrap();
     let mut c = db.engine().connect().await.unwrap();
     create_all(&mut c, &[Category::TABLE], CreateOptions::default())
@@ -1134,8 +1136,9 @@ async fn array_operators_and_a_partial_index_as_upsert_arbiter() {
     ];
     c.execute(&insert_many(&rows)).await.unwrap();
 
-    let slugs =
-        |q: aludel::Select<aludel::Column<Article, String>>| q.order_by(Article::slug.asc());
+    let slugs = |q: aludel::query::Select<aludel::query::Column<Article, String>>| {
+        q.order_by(Article::slug.asc())
+    };
     assert_eq!(
         c.all(&slugs(select(Article::slug).filter(
             Article::tags.overlaps(vec!["db".into(), "go".into()])
@@ -1213,7 +1216,7 @@ struct Membership {
 // covers: QRY-03, QRY-05, UPS-01, TYP-08
 #[tokio::test]
 async fn composite_keys_on_constraint_full_and_lateral_joins_and_newtypes() {
-    use aludel::{Cte, OnConstraint};
+    use aludel::{query::Cte, query::OnConstraint};
     let db = setup().await;
     let e = db.engine();
     let mut c = e.connect().await.unwrap();

@@ -1,7 +1,7 @@
 //! Through a transaction-mode PgBouncer (started by `.ci/pgbouncer-up.sh` when it is not
 //! running; never skipped).
 
-use aludel::{Engine, StatementMode, sql};
+use aludel::{Engine, engine::StatementMode, sql};
 
 const PORT: u16 = 6439;
 

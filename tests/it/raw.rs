@@ -1,5 +1,5 @@
 use aludel::testing::TestDb;
-use aludel::{AssertSqlSafe, Bind, Raw, sql};
+use aludel::{query::AssertSqlSafe, query::Raw, sql, types::Bind};
 
 // covers: RAW-01
 #[tokio::test]

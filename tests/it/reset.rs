@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aludel::testing::TestDb;
-use aludel::{SessionReset, sql};
+use aludel::{engine::SessionReset, sql};
 
 async fn table(db: &TestDb) {
     db.engine()

@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use aludel::testing::TestDb;
 use aludel::{
-    AsyncSession, CreateOptions, Model, Obj, ObjectState, count_star, create_all, select, sql,
+    AsyncSession, Model, Obj, create_all, func::count_star, schema::CreateOptions, select,
+    session::ObjectState, sql,
 };
 
 #[derive(Model, Debug, Clone, PartialEq)]
@@ -73,10 +74,7 @@ async fn sessions_are_lazy_and_autobegin_on_first_statement() {
     drop(sessions);
     let mut s = db.engine().session();
     let mark = db.recorder().len();
-    let _: Vec<i64> = s
-        .execute(&select(count_star()).from::<User>())
-        .await
-        .unwrap();
+    let _: Vec<i64> = s.all(&select(count_star()).from::<User>()).await.unwrap();
     assert_eq!(
         db.recorder().sql_since(mark)[0],
         "BEGIN",
@@ -272,7 +270,7 @@ async fn updates_write_only_changed_columns_and_equal_assignments_write_nothing(
     // Autoflush: a query sees the session's own pending changes.
     ann.write().unwrap().name = "annie".into();
     let found: Vec<String> = s
-        .execute(&select(User::name).filter(User::name.eq("annie")))
+        .all(&select(User::name).filter(User::name.eq("annie")))
         .await
         .unwrap();
     assert_eq!(found, ["annie"]);
@@ -430,16 +428,13 @@ async fn a_failed_flush_writes_nothing_and_requires_rollback() {
     let err = s.flush().await.unwrap_err();
     assert!(err.is_unique_violation(), "{err:?}");
     let next = s
-        .execute(&select(count_star()).from::<User>())
+        .all(&select(count_star()).from::<User>())
         .await
         .unwrap_err();
     assert!(next.is_pending_rollback(), "{next:?}");
     assert!(s.commit().await.unwrap_err().is_pending_rollback());
     s.rollback().await.unwrap();
-    let n: Vec<i64> = s
-        .execute(&select(count_star()).from::<User>())
-        .await
-        .unwrap();
+    let n: Vec<i64> = s.all(&select(count_star()).from::<User>()).await.unwrap();
     assert_eq!(n, [1], "nothing of the failed flush was written");
     let seen: i64 = db
         .admin()
@@ -595,10 +590,7 @@ async fn sessions_move_across_tasks() {
         s
     });
     let mut s = handle.await.unwrap();
-    let n: Vec<i64> = s
-        .execute(&select(count_star()).from::<User>())
-        .await
-        .unwrap();
+    let n: Vec<i64> = s.all(&select(count_star()).from::<User>()).await.unwrap();
     assert_eq!(n, [1]);
 }
 
@@ -701,10 +693,9 @@ async fn the_transaction_helper_commits_rolls_back_and_retries() {
     assert_eq!(names, ["helper"], "the failed block left nothing");
 
     // Two serializable transactions with write skew: the loser is retried and succeeds.
-    let serial = db
-        .engine()
-        .session_builder()
-        .tx_options(aludel::TxOptions::new().isolation(aludel::IsolationLevel::Serializable));
+    let serial = db.engine().session_builder().tx_options(
+        aludel::engine::TxOptions::new().isolation(aludel::engine::IsolationLevel::Serializable),
+    );
     let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
     let run = |tag: &'static str| {
@@ -715,7 +706,7 @@ async fn the_transaction_helper_commits_rolls_back_and_retries() {
             serial
                 .transaction_with_retry(5, async |s| {
                     let n = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let count: Vec<i64> = s.execute(&select(count_star()).from::<User>()).await?;
+                    let count: Vec<i64> = s.all(&select(count_star()).from::<User>()).await?;
                     if n < 2 {
                         barrier.wait().await; // both read before either writes
                     }
@@ -980,7 +971,7 @@ async fn merge_bulk_insert_and_criteria_writes_keep_objects_in_sync() {
 // covers: DI-05
 #[tokio::test]
 async fn repository_crud_paging_and_scoped_sessions() {
-    use aludel::ListOptions;
+    use aludel::session::ListOptions;
     let db = setup().await;
     let mut s = db
         .engine()
@@ -1052,20 +1043,21 @@ async fn repository_crud_paging_and_scoped_sessions() {
     assert_eq!(names, 24);
 
     // Task-scoped sessions: each task sees its own; nothing outlives the scopes.
-    assert!(aludel::scoped_session().unwrap_err().is_invalid_request());
+    assert!(
+        aludel::session::scoped_session()
+            .unwrap_err()
+            .is_invalid_request()
+    );
     let engine = db.engine().clone();
     let weak: Vec<std::sync::Weak<tokio::sync::Mutex<AsyncSession>>> =
         futures_util::future::join_all((0..200).map(|_| {
             let engine = engine.clone();
             async move {
-                aludel::with_scoped_session(&engine, async {
-                    let shared = aludel::scoped_session().unwrap();
+                aludel::session::with_scoped_session(&engine, async {
+                    let shared = aludel::session::scoped_session().unwrap();
                     let weak = std::sync::Arc::downgrade(&shared);
                     let mut s = shared.lock().await;
-                    let _: Vec<i64> = s
-                        .execute(&select(count_star()).from::<User>())
-                        .await
-                        .unwrap();
+                    let _: Vec<i64> = s.all(&select(count_star()).from::<User>()).await.unwrap();
                     weak
                 })
                 .await
@@ -1236,7 +1228,7 @@ async fn introspection_locks_unique_mappings_invalidate_and_autoflush_off() {
         .await
         .unwrap();
     assert_eq!(repeated.len(), 3);
-    assert_eq!(aludel::unique(repeated), std::slice::from_ref(&a));
+    assert_eq!(aludel::session::unique(repeated), std::slice::from_ref(&a));
 
     // Rows by column name (mappings).
     let rows = s
@@ -1278,7 +1270,7 @@ async fn introspection_locks_unique_mappings_invalidate_and_autoflush_off() {
     let mut manual = db.engine().session_builder().autoflush(false).session();
     manual.add(&user("unflushed")).unwrap();
     let n: Vec<i64> = manual
-        .execute(
+        .all(
             &select(count_star())
                 .from::<User>()
                 .filter(User::name.eq("unflushed")),
@@ -1288,7 +1280,7 @@ async fn introspection_locks_unique_mappings_invalidate_and_autoflush_off() {
     assert_eq!(n, [0]);
     manual.flush().await.unwrap();
     let n: Vec<i64> = manual
-        .execute(
+        .all(
             &select(count_star())
                 .from::<User>()
                 .filter(User::name.eq("unflushed")),
@@ -1364,7 +1356,7 @@ async fn a_session_joined_to_an_outer_transaction_commits_into_savepoints() {
 #[tokio::test]
 async fn every_state_transition_is_reported() {
     use ObjectState::*;
-    use aludel::SessionEvent as E;
+    use aludel::session::SessionEvent as E;
     let db = setup().await;
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<E>::new()));
     let sink = log.clone();

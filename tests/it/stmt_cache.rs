@@ -3,7 +3,7 @@
 
 use aludel::testing::TestDb;
 use aludel::tokio_postgres::error::SqlState;
-use aludel::{AssertSqlSafe, Raw, StatementMode, sql};
+use aludel::{engine::StatementMode, query::AssertSqlSafe, query::Raw, sql};
 
 // covers: ENG-09, ERR-11
 #[tokio::test]

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use aludel::testing::TestDb;
-use aludel::{CreateOptions, Model, create_all, select, sql};
+use aludel::{Model, create_all, schema::CreateOptions, select, sql};
 use futures_util::{StreamExt, TryStreamExt};
 
 #[derive(Model, Debug, Clone, PartialEq)]
@@ -201,7 +201,10 @@ async fn an_error_mid_stream_arrives_after_the_good_rows() {
     let stream = db
         .engine()
         .stream(
-            &select(aludel::Expr::<i32>::raw("1 / (500000 - \"numbers\".\"g\")")).from::<Numbers>(),
+            &select(aludel::query::Expr::<i32>::raw(
+                "1 / (500000 - \"numbers\".\"g\")",
+            ))
+            .from::<Numbers>(),
         )
         .await
         .unwrap();

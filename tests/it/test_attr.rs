@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::sync::Mutex;
 
 use aludel::testing::{Recorder, TestDb, database_url};
-use aludel::{AsyncSession, Engine, Model, Obj, count_star, select, sql};
+use aludel::{AsyncSession, Engine, Model, Obj, func::count_star, select, sql};
 
 #[derive(Model, Debug, Clone)]
 #[aludel(table = "authors")]
@@ -91,7 +91,7 @@ async fn without_models_the_schema_is_empty(db: &TestDb, engine: Engine) {
 #[aludel::test(models(Author))]
 async fn a_test_may_return_a_result(mut s: AsyncSession, rec: Recorder) -> aludel::Result<()> {
     let mark = rec.len();
-    let n: Vec<i64> = s.execute(&select(count_star()).from::<Author>()).await?;
+    let n: Vec<i64> = s.all(&select(count_star()).from::<Author>()).await?;
     assert_eq!(n, [0]);
     assert_eq!(
         rec.queries_since(mark).len(),
@@ -106,10 +106,7 @@ static OTHER_SCHEMAS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 #[aludel::test(models(Author, Note))]
 async fn another_test_sees_an_empty_table(db: &TestDb, mut s: AsyncSession) {
-    let n: Vec<i64> = s
-        .execute(&select(count_star()).from::<Note>())
-        .await
-        .unwrap();
+    let n: Vec<i64> = s.all(&select(count_star()).from::<Note>()).await.unwrap();
     assert_eq!(
         n,
         [0],
@@ -133,10 +130,7 @@ async fn two_tests_schemas_do_not_see_each_other(db: &TestDb, mut s: AsyncSessio
         !schema_exists(&theirs).await,
         "the other test's schema outlived it"
     );
-    let n: Vec<i64> = s
-        .execute(&select(count_star()).from::<Note>())
-        .await
-        .unwrap();
+    let n: Vec<i64> = s.all(&select(count_star()).from::<Note>()).await.unwrap();
     assert_eq!(n, [1]);
 }
 

@@ -1,7 +1,7 @@
 //! Column types from the optional features round-trip through models and filters.
 
 use aludel::testing::TestDb;
-use aludel::{Json, Model, create_all, insert, select};
+use aludel::{Model, create_all, insert, select, types::Json};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,7 +91,7 @@ async fn feature_types_round_trip_and_filter() {
     assert_eq!(by_price, [t.id]);
     let by_date: i64 = c
         .one(
-            &select(aludel::count_star())
+            &select(aludel::func::count_star())
                 .from::<Thing>()
                 .filter(Thing::born.lt(chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap())),
         )
@@ -110,14 +110,14 @@ async fn feature_types_round_trip_and_filter() {
     assert_eq!(nested, serde_json::json!({"b": [true, null]}));
     let contains: i64 = c
         .one(
-            &select(aludel::count_star())
+            &select(aludel::func::count_star())
                 .from::<Thing>()
                 .filter(Thing::meta.json_contains(serde_json::json!({"a": 1}))),
         )
         .await
         .unwrap();
     assert_eq!(contains, 1);
-    let typed: aludel::Json<Prefs> = c.one(&select(Thing::prefs)).await.unwrap();
+    let typed: aludel::types::Json<Prefs> = c.one(&select(Thing::prefs)).await.unwrap();
     assert_eq!(typed.0.tags[1], "y'z");
     let stored_type: String = c
         .query_one(&aludel::sql("SELECT pg_typeof(prefs)::text FROM things"))

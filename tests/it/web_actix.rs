@@ -25,7 +25,7 @@ async fn setup() -> TestDb {
 }
 
 async fn insert(db: &mut DbSession, name: &str) -> aludel::Result<u64> {
-    db.execute_dml(&sql("INSERT INTO items (name) VALUES ($1)").bind(name.to_owned()))
+    db.execute(&sql("INSERT INTO items (name) VALUES ($1)").bind(name.to_owned()))
         .await
 }
 
@@ -91,13 +91,13 @@ async fn duplicate(mut db: DbSession, name: String) -> Result<HttpResponse, alud
 
 async fn slow(mut db: DbSession, name: String) -> Result<HttpResponse, aludel::Error> {
     insert(&mut db, &name).await?;
-    db.execute_dml(&sql("SELECT pg_sleep(30)")).await?;
+    db.execute(&sql("SELECT pg_sleep(30)")).await?;
     Ok(HttpResponse::Created().finish())
 }
 
 async fn short(mut db: DbSession, name: String) -> Result<HttpResponse, aludel::Error> {
     insert(&mut db, &name).await?;
-    db.execute_dml(&sql("SELECT pg_sleep(0.005)")).await?;
+    db.execute(&sql("SELECT pg_sleep(0.005)")).await?;
     Ok(HttpResponse::Created().finish())
 }
 
@@ -108,7 +108,7 @@ async fn panics(mut db: DbSession, name: String) -> HttpResponse {
 
 async fn take_slot(mut db: DbSession) -> Result<HttpResponse, aludel::Error> {
     insert(&mut db, "with-slot").await?;
-    db.execute_dml(&sql("INSERT INTO slots VALUES (1)")).await?;
+    db.execute(&sql("INSERT INTO slots VALUES (1)")).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -123,7 +123,7 @@ async fn leaks(mut db: DbSession, name: String) -> Result<HttpResponse, aludel::
 
 /// Inserts a note for the item whose id is the body (text cast to int on the server).
 async fn note(mut db: DbSession, item: String) -> Result<HttpResponse, aludel::Error> {
-    db.execute_dml(&sql("INSERT INTO notes (item_id) VALUES ($1::text::int)").bind(item))
+    db.execute(&sql("INSERT INTO notes (item_id) VALUES ($1::text::int)").bind(item))
         .await?;
     Ok(HttpResponse::Created().finish())
 }

@@ -26,7 +26,7 @@ async fn setup() -> TestDb {
 }
 
 async fn insert(db: &mut DbSession, name: &str) -> aludel::Result<u64> {
-    db.execute_dml(&sql("INSERT INTO items (name) VALUES ($1)").bind(name.to_owned()))
+    db.execute(&sql("INSERT INTO items (name) VALUES ($1)").bind(name.to_owned()))
         .await
 }
 
@@ -97,7 +97,7 @@ async fn duplicate(mut db: DbSession, name: String) -> aludel::Result<StatusCode
 
 /// Inserts a note for the item whose id is the body (text cast to int on the server).
 async fn note(mut db: DbSession, item: String) -> aludel::Result<StatusCode> {
-    db.execute_dml(&sql("INSERT INTO notes (item_id) VALUES ($1::text::int)").bind(item))
+    db.execute(&sql("INSERT INTO notes (item_id) VALUES ($1::text::int)").bind(item))
         .await?;
     Ok(StatusCode::CREATED)
 }
@@ -217,7 +217,7 @@ async fn a_commit_that_fails_is_never_a_200() {
     async fn take_slot(mut db: DbSession) -> aludel::Result<StatusCode> {
         insert(&mut db, "with-slot").await?;
         // Deferred: the INSERT succeeds, the violation surfaces at COMMIT.
-        db.execute_dml(&sql("INSERT INTO slots VALUES (1)")).await?;
+        db.execute(&sql("INSERT INTO slots VALUES (1)")).await?;
         Ok(StatusCode::OK)
     }
     let factory = db.engine().session_builder();
@@ -267,7 +267,7 @@ async fn a_panicking_handler_rolls_back() {
 async fn cancelled_requests_return_their_connections() {
     async fn slow(mut db: DbSession, name: String) -> aludel::Result<StatusCode> {
         insert(&mut db, &name).await?;
-        db.execute_dml(&sql("SELECT pg_sleep(30)")).await?;
+        db.execute(&sql("SELECT pg_sleep(30)")).await?;
         Ok(StatusCode::CREATED)
     }
     let db = setup().await;
@@ -303,7 +303,7 @@ async fn cancelled_requests_return_their_connections() {
 async fn two_hundred_concurrent_requests_through_a_pool_of_ten() {
     async fn short(mut db: DbSession, name: String) -> aludel::Result<StatusCode> {
         insert(&mut db, &name).await?;
-        db.execute_dml(&sql("SELECT pg_sleep(0.005)")).await?;
+        db.execute(&sql("SELECT pg_sleep(0.005)")).await?;
         Ok(StatusCode::CREATED)
     }
     let db = setup().await;
@@ -352,7 +352,7 @@ async fn background_work_opens_its_own_session_after_the_response() {
                 .await?
                 .query_one(&sql("SELECT count(*) FROM items WHERE name = $1").bind(name))
                 .await?;
-            s.execute_dml(&sql("INSERT INTO items (name) VALUES ('from-job')"))
+            s.execute(&sql("INSERT INTO items (name) VALUES ('from-job')"))
                 .await?;
             s.commit().await?;
             Ok::<_, aludel::Error>(seen)

@@ -3,7 +3,7 @@
 //! `ALUDEL_BLESS=1 cargo test -p aludel-migrate --test it codegen` rewrites the file.
 
 use aludel::testing::TestDb;
-use aludel::{CreateOptions, create_all};
+use aludel::{create_all, schema::CreateOptions};
 use aludel_migrate::{codegen, compare, reflect};
 
 use crate::conduit::v1;

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 pub mod v1 {
-    use aludel::{Model, SqlEnum, TableDef};
+    use aludel::{Model, SqlEnum, schema::TableDef};
     use chrono::{DateTime, Utc};
 
     #[derive(SqlEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +120,7 @@ pub mod v1 {
 /// with foreign keys (`bookmarks`), a new enum value (`archived`), a dropped column
 /// (`comments.updated_at`).
 pub mod v2 {
-    use aludel::{Model, SqlEnum, TableDef};
+    use aludel::{Model, SqlEnum, schema::TableDef};
     use chrono::{DateTime, Utc};
 
     pub use super::v1::{ArticleTag, Favorite, Follow, Tag};

@@ -20,7 +20,7 @@ mod roundtrip;
 mod runner;
 
 use aludel::testing::TestDb;
-use aludel::{AssertSqlSafe, Connection, Raw};
+use aludel::{Connection, query::AssertSqlSafe, query::Raw};
 
 /// Runs SQL text statement by statement, as the runner does, in one transaction.
 pub async fn apply(conn: &mut Connection, sql: &str) {

@@ -4,9 +4,9 @@
 //!   [`TransactionMiddleware`]; each handler's [`DbSession`] is the request's session, committed
 //!   after a 2xx/3xx response and rolled back otherwise, before the client sees the response.
 //! - **CRUD through a repository**: handlers go through `session.repo::<Todo>()` (aludel's
-//!   [`Repository`](aludel::Repository)): `create`, `get`, `list` with a total, `update`, `delete`.
+//!   [`Repository`](aludel::session::Repository)): `create`, `get`, `list` with a total, `update`, `delete`.
 //! - **A streamed export**: `GET /todos/export` sends every row as NDJSON straight from a
-//!   [`RowStream`](aludel::RowStream) that owns its pooled connection, in constant memory.
+//!   [`RowStream`](aludel::stream::RowStream) that owns its pooled connection, in constant memory.
 //!
 //! | route | does |
 //! |---|---|
@@ -21,7 +21,7 @@
 use actix_web::web::{self, Bytes, Json, Path, Query, ServiceConfig};
 use actix_web::{HttpResponse, ResponseError};
 use aludel::web::actix::{DbSession, TransactionMiddleware};
-use aludel::{Engine, ListOptions, Model, Obj, TableDef, select};
+use aludel::{Engine, Model, Obj, schema::TableDef, select, session::ListOptions};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 

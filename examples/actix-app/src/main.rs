@@ -5,7 +5,7 @@
 //! (127.0.0.1), `PORT` (8080). The tables are created at start-up when missing.
 
 use actix_web::{App, HttpServer};
-use aludel::{CreateOptions, Engine, create_all};
+use aludel::{Engine, create_all, schema::CreateOptions};
 
 fn main() -> std::io::Result<()> {
     actix_web::rt::System::new().block_on(serve())

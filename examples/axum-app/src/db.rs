@@ -120,8 +120,8 @@ pub async fn migrate(engine: &Engine) -> Result<Migrated, MigrateError> {
     let unversioned: bool = conn
         .query_one(
             &aludel::sql("SELECT to_regclass($1) IS NULL AND to_regclass($2) IS NOT NULL")
-                .bind(aludel::quote_ident(VERSION_TABLE))
-                .bind(aludel::quote_ident(models::User::TABLE.name)),
+                .bind(aludel::query::quote_ident(VERSION_TABLE))
+                .bind(aludel::query::quote_ident(models::User::TABLE.name)),
         )
         .await?;
     if unversioned {

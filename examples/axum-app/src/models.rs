@@ -6,7 +6,7 @@
 //! [`crate::db`]), and the typed builder uses their column handles (`Article::slug`,
 //! `Favorite::user_id`, …).
 
-use aludel::{Many, Model, One, TableDef};
+use aludel::{Many, Model, One, schema::TableDef};
 use chrono::{DateTime, Utc};
 
 /// A registered user. `username` and `email` are unique, in any case: their constraints

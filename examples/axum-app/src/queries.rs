@@ -17,7 +17,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aludel::{AsyncSession, Expr, Load, Obj, count_star, exists, joined, select, selectin, value};
+use aludel::{
+    AsyncSession, Obj, func::count_star, load::Load, load::joined, load::selectin, query::Expr,
+    query::exists, query::value, select,
+};
 use chrono::{DateTime, Utc};
 
 use crate::json::timestamp;
@@ -237,7 +240,7 @@ async fn views(
     if let Some(me) = viewer {
         let author_ids: Vec<i64> = authors.keys().copied().collect();
         let followed: Vec<i64> = s
-            .execute(
+            .all(
                 &select(Follow::followee_id).filter(
                     Follow::follower_id
                         .eq(me)
@@ -253,7 +256,7 @@ async fn views(
     }
 
     let counts: HashMap<i64, i64> = s
-        .execute(
+        .all(
             &select((Favorite::article_id, count_star()))
                 .filter(Favorite::article_id.in_list(ids.clone()))
                 .group_by(Favorite::article_id),
@@ -265,7 +268,7 @@ async fn views(
     let favorited: HashSet<i64> = match viewer {
         None => HashSet::new(),
         Some(me) => s
-            .execute(
+            .all(
                 &select(Favorite::article_id).filter(
                     Favorite::user_id
                         .eq(me)
@@ -314,7 +317,7 @@ pub async fn profiles(
         return Ok(HashMap::new());
     }
     let users = s
-        .execute(
+        .all(
             &select((User::id, User::username, User::bio, User::image))
                 .filter(User::id.in_list(user_ids.clone())),
         )
@@ -322,7 +325,7 @@ pub async fn profiles(
     let followed: HashSet<i64> = match viewer {
         None => HashSet::new(),
         Some(me) => s
-            .execute(
+            .all(
                 &select(Follow::followee_id).filter(
                     Follow::follower_id
                         .eq(me)

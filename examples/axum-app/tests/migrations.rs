@@ -17,7 +17,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use aludel::testing::TestDb;
-use aludel::{CreateOptions, create_all, sql};
+use aludel::{create_all, schema::CreateOptions, sql};
 use aludel_migrate::{ADVISORY_LOCK_CLASS, Cli, Migrations, compare_with, reflect};
 use conduit::db::{self, MODEL_DDL, MigrateError, Migrated, VERSION_TABLE};
 use conduit::models;

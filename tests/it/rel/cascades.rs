@@ -2,7 +2,7 @@
 //! and the cascades — checked from a second connection.
 
 use aludel::testing::TestDb;
-use aludel::{Obj, One, select, selectin, sql};
+use aludel::{Obj, One, load::selectin, select, sql};
 
 use super::*;
 
@@ -287,7 +287,7 @@ async fn association_objects_carry_their_own_columns() {
     s.commit().await.unwrap();
     let mut s = db.engine().session();
     let rows = s
-        .scalars(&select(Enrollment::ALL).options(aludel::joined(Enrollment::course)))
+        .scalars(&select(Enrollment::ALL).options(aludel::load::joined(Enrollment::course)))
         .await
         .unwrap();
     rows[0].write().unwrap().grade = Some("A".into());

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use aludel::testing::TestDb;
 use aludel::{
-    Engine, Many, Obj, One, contains_eager, joined, noload, raise, raiseload_all, select, selectin,
+    Engine, Many, Obj, One, load::contains_eager, load::joined, load::noload, load::raise,
+    load::raiseload_all, load::selectin, select,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -546,7 +547,7 @@ async fn selectin_works_for_composite_key_parents() {
     aludel::create_all(
         &mut c,
         &[Shelf::TABLE, Book::TABLE],
-        aludel::CreateOptions::default(),
+        aludel::schema::CreateOptions::default(),
     )
     .await
     .unwrap();

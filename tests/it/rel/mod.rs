@@ -5,7 +5,7 @@ mod loading;
 mod write_only;
 
 use aludel::testing::TestDb;
-use aludel::{CreateOptions, Many, Model, Obj, One, WriteOnly, create_all};
+use aludel::{Many, Model, Obj, One, WriteOnly, create_all, schema::CreateOptions};
 
 #[derive(Model, Debug, Clone)]
 #[aludel(table = "authors")]

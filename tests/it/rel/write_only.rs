@@ -31,7 +31,7 @@ async fn author_with_events(db: &TestDb, n: i64) -> (aludel::AsyncSession, Obj<A
     for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
         let rows: Vec<Event> = chunk.iter().map(|i| event(i % 100 - 50)).collect();
         let q = Author::events.insert(&a, rows).unwrap();
-        s.execute_dml(&q).await.unwrap();
+        s.execute(&q).await.unwrap();
     }
     s.commit().await.unwrap();
     (s, a)
@@ -186,10 +186,10 @@ async fn bulk_statements_touch_only_this_parents_rows() {
         .insert(&other, vec![event(1), event(2), event(3), event(4)])
         .unwrap();
     let mark = db.recorder().len();
-    assert_eq!(s.execute_dml(&q).await.unwrap(), 4);
+    assert_eq!(s.execute(&q).await.unwrap(), 4);
     assert_eq!(stmts(&db, mark).len(), 1, "one multi-VALUES INSERT");
     let n = s
-        .execute_dml(&Author::events.update(&a).unwrap().set(Event::amount, 0_i64))
+        .execute(&Author::events.update(&a).unwrap().set(Event::amount, 0_i64))
         .await
         .unwrap();
     assert_eq!(n, 10);
@@ -203,7 +203,7 @@ async fn bulk_statements_touch_only_this_parents_rows() {
         4
     );
     let n = s
-        .execute_dml(&Author::events.delete(&other).unwrap())
+        .execute(&Author::events.delete(&other).unwrap())
         .await
         .unwrap();
     assert_eq!(n, 4);

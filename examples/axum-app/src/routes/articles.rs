@@ -1,7 +1,7 @@
 //! Articles: list, feed, get, create, update, delete, favorite, unfavorite.
 
 use aludel::web::axum::DbSession;
-use aludel::{AsyncSession, Many, Obj, One, delete, exists, insert, insert_many, select};
+use aludel::{AsyncSession, Many, Obj, One, delete, insert, insert_many, query::exists, select};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use axum::Json;
 use axum::http::StatusCode;
@@ -313,7 +313,7 @@ pub(super) async fn favorite(
         user_id: me,
         article_id: id,
     };
-    db.execute_dml(&insert(&fav).on_conflict_do_nothing((Favorite::user_id, Favorite::article_id)))
+    db.execute(&insert(&fav).on_conflict_do_nothing((Favorite::user_id, Favorite::article_id)))
         .await?;
     let view = article_by_slug(&mut db, &slug, Some(me))
         .await?
@@ -328,7 +328,7 @@ pub(super) async fn unfavorite(
     ApiPath(slug): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let id = article_id(&mut db, slug.clone()).await?;
-    db.execute_dml(
+    db.execute(
         &delete::<Favorite>().filter(Favorite::user_id.eq(me).and(Favorite::article_id.eq(id))),
     )
     .await?;
@@ -348,7 +348,7 @@ async fn set_tags(db: &mut AsyncSession, article_id: i64, names: Vec<String>) ->
         .collect();
     names.sort();
     names.dedup();
-    db.execute_dml(&delete::<ArticleTag>().filter(ArticleTag::article_id.eq(article_id)))
+    db.execute(&delete::<ArticleTag>().filter(ArticleTag::article_id.eq(article_id)))
         .await?;
     if names.is_empty() {
         return Ok(());
@@ -360,16 +360,16 @@ async fn set_tags(db: &mut AsyncSession, article_id: i64, names: Vec<String>) ->
             name: name.clone(),
         })
         .collect();
-    db.execute_dml(&insert_many(&tags).on_conflict_do_nothing(Tag::name))
+    db.execute(&insert_many(&tags).on_conflict_do_nothing(Tag::name))
         .await?;
     let ids = db
-        .execute(&select(Tag::id).filter(Tag::name.in_list(names)))
+        .all(&select(Tag::id).filter(Tag::name.in_list(names)))
         .await?;
     let links: Vec<ArticleTag> = ids
         .into_iter()
         .map(|tag_id| ArticleTag { article_id, tag_id })
         .collect();
-    db.execute_dml(&insert_many(&links)).await?;
+    db.execute(&insert_many(&links)).await?;
     Ok(())
 }
 

@@ -52,7 +52,7 @@ pub(super) async fn list(
 ) -> ApiResult<Json<Value>> {
     let article = article_id(&mut db, slug).await?;
     let comments = db
-        .execute(
+        .all(
             &select(Comment::ALL)
                 .filter(Comment::article_id.eq(article))
                 .order_by(Comment::created_at.asc())

@@ -5,7 +5,7 @@
 //! pooled connection and yields rows as the server sends them; `Body::from_stream` passes
 //! them on, so a slow client slows the server down (TCP back-pressure) instead of buffering.
 
-use aludel::{Engine, func, select};
+use aludel::{Engine, func::call as func, select};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;

@@ -57,9 +57,9 @@ pub fn router() -> Router<AppState> {
 /// `GET /api/tags`: every tag some article uses, alphabetical.
 async fn tags(mut db: DbSession) -> ApiResult<Json<Value>> {
     let names = db
-        .execute(
+        .all(
             &select(Tag::name)
-                .filter(aludel::exists(
+                .filter(aludel::query::exists(
                     select(ArticleTag::tag_id).filter(ArticleTag::tag_id.eq(Tag::id)),
                 ))
                 .order_by(Tag::name.asc()),

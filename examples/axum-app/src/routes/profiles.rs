@@ -40,10 +40,8 @@ pub(super) async fn follow(
         follower_id: me,
         followee_id: id,
     };
-    db.execute_dml(
-        &insert(&row).on_conflict_do_nothing((Follow::follower_id, Follow::followee_id)),
-    )
-    .await?;
+    db.execute(&insert(&row).on_conflict_do_nothing((Follow::follower_id, Follow::followee_id)))
+        .await?;
     profile.following = true;
     Ok(Json(json!({ "profile": profile })))
 }
@@ -58,7 +56,7 @@ pub(super) async fn unfollow(
     let (id, mut profile) = profile_by_username(&mut db, &username, Some(me))
         .await?
         .ok_or(ApiError::NotFound("profile"))?;
-    db.execute_dml(
+    db.execute(
         &delete::<Follow>().filter(Follow::follower_id.eq(me).and(Follow::followee_id.eq(id))),
     )
     .await?;

@@ -5,7 +5,7 @@
 //! changed columns (the partial UPDATE with a dynamic column set, without building one).
 
 use aludel::web::axum::DbSession;
-use aludel::{Expr, Obj, func, select, value};
+use aludel::{Obj, func::call as func, query::Expr, query::value, select};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
