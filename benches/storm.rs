@@ -182,7 +182,7 @@ struct Totals {
 struct Tally {
     a: Totals,
     r: Totals,
-    metrics: Vec<aludel::PoolMetrics>,
+    metrics: Vec<aludel::engine::PoolMetrics>,
 }
 
 async fn round(
@@ -294,7 +294,7 @@ fn main() {
                 2 * POOL,
                 ok(per_round(&a) <= (2 * POOL) as f64),
             ));
-            let sum = |f: fn(&aludel::PoolMetrics) -> u64| metrics.iter().map(f).sum::<u64>();
+            let sum = |f: fn(&aludel::engine::PoolMetrics) -> u64| metrics.iter().map(f).sum::<u64>();
             notes.push(format!(
                 "{name}, aludel pool metrics over {rounds} rounds: created {} (warm-up {}), adopted {}, drained {}, discarded after cancel {}, cancel requests {}, discarded broken {}",
                 sum(|m| m.connections_created),
