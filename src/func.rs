@@ -1,5 +1,5 @@
 //! SQL functions: aggregates (`count`, `sum`, `max` …), window functions (`row_number`,
-//! `rank` … with [`Window`](Window)), `coalesce`, and [`call`](call) for any
+//! `rank` … with [`Window`]), `coalesce`, and [`call`] for any
 //! other function by name.
 
 pub use crate::sql::func as call;

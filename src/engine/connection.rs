@@ -338,7 +338,7 @@ impl Connection {
     /// Transaction control in the script (`BEGIN`, `COMMIT`, … anywhere in it) is refused
     /// before anything is sent; use [`Connection::begin`] and friends. A connection that ran
     /// a script always gets a `ROLLBACK` queued when it goes back to the pool (and the
-    /// engine's [`SessionReset`](crate::SessionReset), if any), whatever the script did.
+    /// engine's [`SessionReset`](crate::engine::SessionReset), if any), whatever the script did.
     pub async fn batch_execute(&mut self, script: &'static str) -> Result<()> {
         self.screen(script)?;
         self.dirty = true;

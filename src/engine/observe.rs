@@ -59,7 +59,7 @@ pub struct StatementEvent<'a> {
 }
 
 /// Receives every statement an engine runs. Register with
-/// [`EngineBuilder::observer`](crate::EngineBuilder::observer).
+/// [`EngineBuilder::observer`](crate::engine::EngineBuilder::observer).
 ///
 /// Observers run inline on the task that ran the statement: keep them cheap.
 pub trait Observer: Send + Sync + 'static {

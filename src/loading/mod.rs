@@ -51,7 +51,7 @@ where
 }
 
 /// A `SELECT` of model rows with loading options: what
-/// [`Select::options`](crate::Select::options) returns. Run it with
+/// [`Select::options`](crate::query::Select::options) returns. Run it with
 /// [`AsyncSession::scalars`](crate::AsyncSession::scalars).
 #[derive(Debug)]
 pub struct Loading<M: Model> {

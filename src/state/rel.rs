@@ -65,7 +65,7 @@ impl<P: Model, C: Model> fmt::Debug for RelDef<P, C> {
 
 /// A typed handle on one relationship: `User::posts` is a `Rel<User, Post>`.
 ///
-/// Use it to build loading options ([`selectin`](crate::selectin), [`joined`](crate::joined)
+/// Use it to build loading options ([`selectin`](crate::load::selectin), [`joined`](crate::load::joined)
 /// …), to change the relationship with both sides kept in sync ([`Rel::add`], [`Rel::remove`],
 /// [`Rel::set`]), and, for write-only collections, to get statements scoped to a parent
 /// ([`Rel::select`]).
