@@ -1,6 +1,7 @@
 //! SQL statements: raw SQL with bound values, and the values themselves.
 
 mod columnar;
+mod compound;
 mod ddl;
 mod dml;
 mod expr;
@@ -8,6 +9,7 @@ mod func;
 mod keys;
 mod raw;
 mod select;
+mod selectable;
 mod types;
 mod writer;
 
