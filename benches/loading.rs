@@ -15,6 +15,7 @@
 
 mod common;
 
+use aludel::Generated;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,7 +29,7 @@ use criterion::{Criterion, SamplingMode};
 #[aludel(table = "users")]
 pub struct TreeUser {
     #[aludel(primary_key, identity)]
-    pub id: i32,
+    pub id: Generated<i32>,
     pub name: String,
     pub hair_color: Option<String>,
     #[aludel(one_to_many(fk = TreePost::user_id))]
@@ -39,7 +40,7 @@ pub struct TreeUser {
 #[aludel(table = "posts")]
 pub struct TreePost {
     #[aludel(primary_key, identity)]
-    pub id: i32,
+    pub id: Generated<i32>,
     pub user_id: i32,
     pub title: String,
     pub body: Option<String>,
@@ -51,7 +52,7 @@ pub struct TreePost {
 #[aludel(table = "comments")]
 pub struct TreeComment {
     #[aludel(primary_key, identity)]
-    pub id: i32,
+    pub id: Generated<i32>,
     pub post_id: i32,
     pub text: String,
 }

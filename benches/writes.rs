@@ -25,7 +25,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aludel::{Obj, select};
+use aludel::{Generated, Obj, select};
 use common::{RawUser, User};
 use criterion::{BenchmarkId, Criterion, SamplingMode};
 
@@ -79,7 +79,7 @@ fn w2(
                             let objs: Vec<Obj<User>> = (0..n)
                                 .map(|i| {
                                     Obj::new(User {
-                                        id: 0,
+                                        id: Generated::unset(),
                                         name: format!("User {i}"),
                                         hair_color: Some("hair_color".to_owned()),
                                     })
@@ -135,7 +135,7 @@ fn w2(
                         let objs: Vec<Obj<User>> = (0..n)
                             .map(|i| {
                                 Obj::new(User {
-                                    id: 0,
+                                    id: Generated::unset(),
                                     name: format!("User {i}"),
                                     hair_color: Some("hair_color".to_owned()),
                                 })
@@ -201,7 +201,7 @@ fn w8(
                         let start = Instant::now();
                         for u in &users {
                             let mut w = u.write().unwrap();
-                            w.name = format!("User {} r{round}", w.id);
+                            w.name = format!("User {} r{round}", w.id.get().unwrap());
                         }
                         s.commit().await.unwrap();
                         start.elapsed()

@@ -10,13 +10,14 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
+use aludel::Generated;
 use aludel::{Model, Obj, select};
 
 #[derive(Model, Debug, Clone)]
 #[aludel(table = "users")]
 pub struct User {
     #[aludel(primary_key, identity)]
-    pub id: i32,
+    pub id: Generated<i32>,
     pub name: String,
     pub hair_color: Option<String>,
 }
@@ -69,7 +70,7 @@ async fn main() {
                 let objs: Vec<Obj<User>> = (0..1000)
                     .map(|i| {
                         Obj::new(User {
-                            id: 0,
+                            id: Generated::unset(),
                             name: format!("User {i}"),
                             hair_color: Some("hair_color".to_owned()),
                         })
@@ -94,7 +95,7 @@ async fn main() {
                 let users: Vec<Obj<User>> = s.scalars(&select(User::ALL)).await.unwrap();
                 for u in &users {
                     let mut w = u.write().unwrap();
-                    w.name = format!("User {} r{r}", w.id);
+                    w.name = format!("User {} r{r}", w.id.get().unwrap());
                 }
                 s.commit().await.unwrap();
             }

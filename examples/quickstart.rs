@@ -7,14 +7,14 @@
 #![allow(clippy::print_stdout)]
 
 use aludel::testing::{Recorder, database_url};
-use aludel::{Engine, Many, Model, Obj, One, create_all, load::selectin, select};
+use aludel::{Engine, Generated, Many, Model, Obj, One, create_all, load::selectin, select};
 use futures_util::TryStreamExt;
 
 #[derive(Model, Debug, Clone, Default)]
 #[aludel(table = "authors")]
 struct Author {
     #[aludel(primary_key, identity)]
-    id: i64,
+    id: Generated<i64>,
     name: String,
     #[aludel(one_to_many(fk = Book::author_id, back_populates = author))]
     books: Many<Book>,
@@ -24,7 +24,7 @@ struct Author {
 #[aludel(table = "books")]
 struct Book {
     #[aludel(primary_key, identity)]
-    id: i64,
+    id: Generated<i64>,
     #[aludel(references = "Author::id")]
     author_id: Option<i64>,
     title: String,

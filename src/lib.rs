@@ -62,7 +62,7 @@ pub use crate::engine::{Connection, Engine, create_all, drop_all};
 pub use crate::error::{Error, Result};
 pub use crate::loading::Deferred;
 pub use crate::row::{FromRow, Row};
-pub use crate::schema::Model;
+pub use crate::schema::{Generated, Model};
 pub use crate::session::{AsyncSession, SessionFactory};
 pub use crate::sql::{delete, insert, insert_many, select, sql, update};
 pub use crate::state::{Many, Obj, One, Rel, WriteOnly};
@@ -93,19 +93,19 @@ pub use aludel_macros::SqlNewtype;
 /// `Result` return type work as on `#[test]`.
 ///
 /// ```
-/// use aludel::{AsyncSession, Model, Obj, select};
+/// use aludel::{AsyncSession, Generated, Model, Obj, select};
 ///
 /// #[derive(Model, Debug, Clone)]
 /// #[aludel(table = "notes")]
 /// struct Note {
 ///     #[aludel(primary_key, identity)]
-///     id: i64,
+///     id: Generated<i64>,
 ///     body: String,
 /// }
 ///
 /// #[aludel::test(models(Note))]
 /// async fn notes_round_trip(mut s: AsyncSession) -> aludel::Result<()> {
-///     s.add(&Obj::new(Note { id: 0, body: "hello".into() }))?;
+///     s.add(&Obj::new(Note { id: Generated::unset(), body: "hello".into() }))?;
 ///     s.commit().await?;
 ///     let notes = s.scalars(&select(Note::ALL)).await?;
 ///     assert_eq!(notes[0].read()?.body, "hello");
@@ -157,11 +157,11 @@ struct ReadmeDoctests;
 /// Support for generated code; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::loading::{decode_column, deferred_bind};
+    pub use crate::loading::{decode_column, deferred_bind, deferred_generated_bind};
     pub use crate::row::{Columns, FromRowOpt};
     pub use crate::schema::{RelHandle, RelVisitor, Secondary};
     pub use crate::sql::{Node, bind_node, enum_from_sql, enum_to_sql, enum_type};
-    pub use crate::state::{RelDef, Slot, key_part};
+    pub use crate::state::{RelDef, Slot, key_part, key_part_generated};
     pub use tokio_postgres::types::private::BytesMut;
     pub use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, WrongType};
 }

@@ -40,7 +40,13 @@ struct FieldIr {
     nullable: bool,
     primary_key: bool,
     identity: bool,
+    /// `identity = "always"`: GENERATED ALWAYS, the server refuses a value.
+    identity_always: bool,
     server_default: Option<String>,
+    /// `generated = "expr"`: GENERATED ALWAYS AS (expr) STORED.
+    generated_expr: Option<String>,
+    /// A `Generated<T>` field (`ty` is then `T`).
+    generated: bool,
     unique: bool,
     index: bool,
     sql_type: Option<String>,
@@ -342,9 +348,19 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
         .ident
         .clone()
         .ok_or_else(|| syn::Error::new(f.span(), "named field expected"))?;
-    let (ty, deferred) = match deferred_inner(&f.ty) {
+    let (ty, deferred) = match wrapper_inner(&f.ty, "Deferred") {
         Some(inner) => (inner, true),
         None => (f.ty.clone(), false),
+    };
+    if wrapper_inner(&ty, "Generated").is_some_and(|g| wrapper_inner(&g, "Deferred").is_some()) {
+        return Err(syn::Error::new(
+            f.ty.span(),
+            "write `Deferred<Generated<T>>`, not `Generated<Deferred<T>>`",
+        ));
+    }
+    let (ty, generated) = match wrapper_inner(&ty, "Generated") {
+        Some(inner) => (inner, true),
+        None => (ty, false),
     };
     let mut ir = FieldIr {
         column: ident.to_string(),
@@ -353,7 +369,10 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
         ty,
         primary_key: false,
         identity: false,
+        identity_always: false,
         server_default: None,
+        generated_expr: None,
+        generated,
         unique: false,
         index: false,
         sql_type: None,
@@ -370,6 +389,21 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
                 ir.primary_key = true;
             } else if p.is_ident("identity") {
                 ir.identity = true;
+                if meta.input.peek(syn::Token![=]) {
+                    let lit = meta.value()?.parse::<LitStr>()?;
+                    ir.identity_always = match lit.value().to_ascii_lowercase().as_str() {
+                        "always" => true,
+                        "by default" | "by_default" => false,
+                        _ => {
+                            return Err(syn::Error::new(
+                                lit.span(),
+                                "expected `identity`, `identity = \"by default\"` or `identity = \"always\"`",
+                            ));
+                        }
+                    };
+                }
+            } else if p.is_ident("generated") {
+                ir.generated_expr = Some(meta.value()?.parse::<LitStr>()?.value());
             } else if p.is_ident("unique") {
                 ir.unique = true;
             } else if p.is_ident("index") {
@@ -418,8 +452,8 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
             } else {
                 return Err(meta.error(
                     "unknown aludel field attribute; expected one of `primary_key`, `identity`, `column`, \
-                     `server_default`, `unique`, `index`, `sql_type`, `references`, `on_delete`, `version`, \
-                     `group`",
+                     `server_default`, `generated`, `unique`, `index`, `sql_type`, `references`, `on_delete`, \
+                     `version`, `group`",
                 ));
             }
             Ok(())
@@ -443,6 +477,28 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
             "`group` is for Deferred<T> fields",
         ));
     }
+    let server_filled = ir.identity || ir.server_default.is_some() || ir.generated_expr.is_some();
+    if server_filled && !ir.generated {
+        return Err(syn::Error::new(
+            f.ty.span(),
+            "a column the server fills (`identity`, `server_default`, `generated`) needs a \
+             `Generated<T>` field: `Generated::unset()` leaves it to the server, a set value is \
+             sent as given",
+        ));
+    }
+    if ir.generated && !server_filled {
+        return Err(syn::Error::new(
+            f.ty.span(),
+            "`Generated<T>` is for columns the server fills: add `identity`, \
+             `server_default = \"…\"` or `generated = \"…\"`",
+        ));
+    }
+    if ir.generated_expr.is_some() && (ir.identity || ir.server_default.is_some()) {
+        return Err(syn::Error::new(
+            f.ty.span(),
+            "a `generated` column has no identity and no server_default",
+        ));
+    }
     if ir.primary_key && ir.nullable {
         return Err(syn::Error::new(
             f.ty.span(),
@@ -452,11 +508,11 @@ fn parse_field(f: &syn::Field) -> syn::Result<FieldIr> {
     Ok(ir)
 }
 
-/// `T` of a `Deferred<T>` field type.
-fn deferred_inner(ty: &Type) -> Option<Type> {
+/// `T` of a `Deferred<T>` / `Generated<T>` (`name`) field type.
+fn wrapper_inner(ty: &Type, name: &str) -> Option<Type> {
     let Type::Path(p) = ty else { return None };
     let seg = p.path.segments.last()?;
-    if p.qself.is_some() || seg.ident != "Deferred" {
+    if p.qself.is_some() || seg.ident != name {
         return None;
     }
     let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
@@ -549,11 +605,22 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         } else {
             quote!()
         };
+        let always = if f.identity_always {
+            quote!(.always())
+        } else {
+            quote!()
+        };
+        let generated = match &f.generated_expr {
+            Some(e) => quote!(.generated_as(#e)),
+            None => quote!(),
+        };
         quote! {
             ::aludel::ColumnDef::new(#col, #field, <#ty as ::aludel::SqlType>::sql_type)
                 .with(#ddl, #nullable, #pk, #identity, #default, #unique, #index, #fk)
                 #versioned
                 #deferred
+                #always
+                #generated
         }
     });
 
@@ -570,29 +637,71 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
     let inserts = m
         .fields
         .iter()
-        .filter(|f| !f.identity && f.server_default.is_none())
+        .filter(|f| !f.identity_always && f.generated_expr.is_none())
         .map(|f| {
             let fid = &f.ident;
-            if f.deferred {
-                quote!(out.push(::aludel::__private::deferred_bind(&self.#fid));)
-            } else {
-                quote!(out.push(::aludel::Bind::new(::core::clone::Clone::clone(&self.#fid)));)
+            match (f.deferred, f.generated) {
+                (true, true) => {
+                    quote!(out.push(::aludel::__private::deferred_generated_bind(&self.#fid));)
+                }
+                (true, false) => quote!(out.push(::core::option::Option::Some(
+                    ::aludel::__private::deferred_bind(&self.#fid)
+                ));),
+                (false, true) => quote!(out.push(::aludel::Generated::bind(&self.#fid));),
+                (false, false) => quote!(out.push(::core::option::Option::Some(
+                    ::aludel::Bind::new(::core::clone::Clone::clone(&self.#fid))
+                ));),
             }
         });
 
     let values = m.fields.iter().enumerate().map(|(i, f)| {
         let fid = &f.ident;
-        if f.deferred {
-            quote!(#i => self.#fid.loaded().map(|v| ::aludel::Bind::new(::core::clone::Clone::clone(v))),)
-        } else {
-            quote!(#i => ::core::option::Option::Some(::aludel::Bind::new(::core::clone::Clone::clone(&self.#fid))),)
+        match (f.deferred, f.generated) {
+            (true, true) => quote!(#i => ::aludel::__private::deferred_generated_bind(&self.#fid),),
+            (true, false) => quote!(#i => self.#fid.loaded().map(|v| ::aludel::Bind::new(::core::clone::Clone::clone(v))),),
+            (false, true) => quote!(#i => ::aludel::Generated::bind(&self.#fid),),
+            (false, false) => quote!(#i => ::core::option::Option::Some(::aludel::Bind::new(::core::clone::Clone::clone(&self.#fid))),),
         }
     });
 
     let key_parts = m.fields.iter().filter(|f| f.primary_key).map(|f| {
         let fid = &f.ident;
-        quote!(::aludel::__private::key_part(&self.#fid, out);)
+        if f.generated {
+            quote!(::aludel::__private::key_part_generated(&self.#fid, out);)
+        } else {
+            quote!(::aludel::__private::key_part(&self.#fid, out);)
+        }
     });
+    let clears: Vec<TokenStream> = m
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.generated)
+        .map(|(i, f)| {
+            let fid = &f.ident;
+            if f.deferred {
+                quote!(#i => {
+                    if let ::core::result::Result::Ok(g) = self.#fid.get_mut() {
+                        g.clear();
+                    }
+                })
+            } else {
+                quote!(#i => self.#fid.clear(),)
+            }
+        })
+        .collect();
+    let clear_column = if clears.is_empty() {
+        quote!()
+    } else {
+        quote! {
+            fn clear_column(&mut self, idx: usize) {
+                match idx {
+                    #(#clears)*
+                    _ => {}
+                }
+            }
+        }
+    };
 
     let mut pos = 0usize;
     let reads: Vec<TokenStream> = m
@@ -653,11 +762,14 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
     });
     let sets = m.fields.iter().enumerate().map(|(i, f)| {
         let (fid, ty, col) = (&f.ident, &f.ty, &f.column);
-        if f.deferred {
-            quote!(#i => self.#fid = ::aludel::Deferred::new(::aludel::__private::decode_column::<#ty>(raw, #col)?),)
-        } else {
-            quote!(#i => self.#fid = ::aludel::__private::decode_column::<#ty>(raw, #col)?,)
+        let mut value = quote!(::aludel::__private::decode_column::<#ty>(raw, #col)?);
+        if f.generated {
+            value = quote!(::aludel::Generated::new(#value));
         }
+        if f.deferred {
+            value = quote!(::aludel::Deferred::new(#value));
+        }
+        quote!(#i => self.#fid = #value,)
     });
 
     let Some((pk_index, pk_field)) = m
@@ -712,7 +824,7 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
                 &[#(#checks),*],
             );
 
-            fn insert_values(&self, out: &mut ::std::vec::Vec<::aludel::Bind>) {
+            fn insert_values(&self, out: &mut ::std::vec::Vec<::core::option::Option<::aludel::Bind>>) {
                 #(#inserts)*
             }
 
@@ -734,6 +846,8 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
                 }
                 ::core::result::Result::Ok(())
             }
+
+            #clear_column
 
             fn visit_relations<V: ::aludel::__private::RelVisitor<Self>>(v: &mut V) {
                 let _ = &v;
@@ -896,17 +1010,24 @@ mod tests {
     #[test]
     fn expansion_names_columns_and_table() {
         let out = expand_src(
-            "#[aludel(table = \"users\")] struct User { #[aludel(primary_key, identity)] id: i32, \
-             #[aludel(column = \"full_name\")] name: String, hair: Option<String> }",
+            "#[aludel(table = \"users\")] struct User { #[aludel(primary_key, identity)] id: Generated<i32>, \
+             #[aludel(column = \"full_name\")] name: String, hair: Option<String>, \
+             #[aludel(identity = \"always\")] n: Generated<i64> }",
         )
         .unwrap();
+        // a Generated<T> field's column handle has type T
         assert!(out.contains("pub const id : :: aludel :: Column < User , i32 > = :: aludel :: Column :: new (\"users\" , \"id\")"), "{out}");
         assert!(out.contains("\"full_name\""), "{out}");
-        // identity columns are not part of INSERT
+        // a BY DEFAULT identity is sent when set; a GENERATED ALWAYS one never
         let insert =
             &out[out.find("fn insert_values").unwrap()..out.find("fn write_identity").unwrap()];
-        assert!(!insert.contains("self . id"), "{insert}");
+        assert!(
+            insert.contains("Generated :: bind (& self . id)"),
+            "{insert}"
+        );
         assert!(insert.contains("self . name"), "{insert}");
+        assert!(!insert.contains("self . n)"), "{insert}");
+        assert!(out.contains(". always ()"), "{out}");
     }
 
     fn pretty(src: &str) -> String {
@@ -919,17 +1040,17 @@ mod tests {
     fn expansion_snapshot_model() {
         insta::assert_snapshot!(pretty(
             "#[aludel(table = \"posts\", index(user_id, title), check(name = \"title_not_blank\", expr = \"title <> ''\"))] \
-             struct Post { #[aludel(primary_key, identity)] id: i32, \
+             struct Post { #[aludel(primary_key, identity)] id: Generated<i32>, \
              #[aludel(references = \"User::id\", on_delete = \"cascade\")] user_id: i32, \
              #[aludel(unique)] title: String, body: Option<String>, \
-             #[aludel(server_default = \"now()\", sql_type = \"timestamptz\")] created_at: i64 }"
+             #[aludel(server_default = \"now()\", sql_type = \"timestamptz\")] created_at: Generated<i64> }"
         ));
     }
 
     #[test]
     fn expansion_snapshot_relations() {
         insta::assert_snapshot!(pretty(
-            "#[aludel(table = \"users\")] struct User { #[aludel(primary_key, identity)] id: i64, \
+            "#[aludel(table = \"users\")] struct User { #[aludel(primary_key, identity)] id: Generated<i64>, \
              #[aludel(one_to_many(fk = Post::user_id, back_populates = author, cascade = \"all, delete-orphan\", order_by = \"id desc\"))] \
              posts: Many<Post>, \
              #[aludel(many_to_many(secondary = Follow, local = Follow::follower_id, remote = Follow::followee_id, lazy = \"selectin\"))] \
@@ -942,7 +1063,8 @@ mod tests {
         insta::assert_snapshot!(pretty(
             "#[aludel(table = \"books\")] struct Book { #[aludel(primary_key)] id: i64, \
              summary: Deferred<String>, title: String, \
-             #[aludel(group = \"media\")] cover: Deferred<Option<Vec<u8>>> }"
+             #[aludel(group = \"media\")] cover: Deferred<Option<Vec<u8>>>, \
+             #[aludel(server_default = \"''\")] note: Deferred<Generated<String>> }"
         ));
     }
 
@@ -996,6 +1118,30 @@ mod tests {
             )
             .unwrap_err()
             .contains("foreign-key field cannot be Deferred")
+        );
+        assert!(
+            expand_src("struct A { #[aludel(primary_key, identity)] id: i32 }")
+                .unwrap_err()
+                .contains("needs a `Generated<T>` field")
+        );
+        assert!(
+            expand_src("struct A { #[aludel(primary_key)] id: i32, n: Generated<i32> }")
+                .unwrap_err()
+                .contains("`Generated<T>` is for columns the server fills")
+        );
+        assert!(
+            expand_src(
+                "struct A { #[aludel(primary_key)] id: i32, #[aludel(server_default = \"1\")] n: Generated<Deferred<i32>> }"
+            )
+            .unwrap_err()
+            .contains("Deferred<Generated<T>>")
+        );
+        assert!(
+            expand_src(
+                "struct A { #[aludel(primary_key, identity = \"sometimes\")] id: Generated<i32> }"
+            )
+            .unwrap_err()
+            .contains("expected `identity`")
         );
         assert_eq!(snake_case("UserProfile"), "user_profile");
     }

@@ -45,7 +45,7 @@ options:
 /// `check` finds differences, 2 for a bad command line.
 ///
 /// ```no_run
-/// # #[derive(aludel::Model)] struct User { #[aludel(primary_key, identity)] id: i64 }
+/// # #[derive(aludel::Model)] struct User { #[aludel(primary_key, identity)] id: aludel::Generated<i64> }
 /// #[tokio::main]
 /// async fn main() -> std::process::ExitCode {
 ///     aludel_migrate::cli(&[User::TABLE]).await
@@ -121,7 +121,7 @@ impl Cli {
     /// in the scratch schema, where unqualified table names resolve to the scratch copies.
     ///
     /// ```no_run
-    /// # #[derive(aludel::Model)] #[aludel(table = "users")] struct User { #[aludel(primary_key, identity)] id: i64, email: String }
+    /// # #[derive(aludel::Model)] #[aludel(table = "users")] struct User { #[aludel(primary_key, identity)] id: aludel::Generated<i64>, email: String }
     /// let cli = aludel_migrate::Cli::new(&[User::TABLE])
     ///     .with_ddl("CREATE UNIQUE INDEX users_email_lower_key ON users (lower(email))");
     /// # let _ = cli;

@@ -2,10 +2,13 @@
 //! reflected schema, with relationships inferred from foreign keys — the `sqlacodegen` path
 //! for teams adopting aludel on a live database.
 //!
+//! Columns the server fills (identity, `GENERATED ALWAYS` identity, default, stored
+//! generated expression) get `Generated<T>` fields, so a model built with
+//! `Generated::unset()` leaves them to the server and a set value is sent.
+//!
 //! What the derive cannot declare (expression, partial or descending indexes, `ON UPDATE`
-//! actions, multi-column foreign keys, generated columns, `GENERATED ALWAYS` identities,
-//! comments) is written as a `// codegen:` comment next to the item, and `check` will report
-//! it as a difference.
+//! actions, multi-column foreign keys, comments) is written as a `// codegen:` comment next
+//! to the item, and `check` will report it as a difference.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -180,6 +183,9 @@ fn model(
     for c in &t.columns {
         let field = field_name(&c.name);
         fields.insert(field.clone());
+        if c.identity.is_some() || c.default.is_some() || c.generated.is_some() {
+            uses.insert("Generated");
+        }
         column(
             schema,
             t,
@@ -217,24 +223,16 @@ fn column(
     }
     match c.identity {
         Some(Identity::ByDefault) => attrs.push("identity".to_owned()),
-        Some(Identity::Always) => {
-            attrs.push("identity".to_owned());
-            let _ = writeln!(
-                out,
-                "    // codegen: GENERATED ALWAYS in the database; the derive declares BY DEFAULT"
-            );
-        }
+        Some(Identity::Always) => attrs.push("identity = \"always\"".to_owned()),
         None => {}
     }
     if let Some(d) = &c.default {
         attrs.push(format!("server_default = {}", rust_str(d)));
     }
     if let Some(g) = &c.generated {
-        let _ = writeln!(
-            out,
-            "    // codegen: not declared by the derive: GENERATED ALWAYS AS ({g}) STORED"
-        );
+        attrs.push(format!("generated = {}", rust_str(g)));
     }
+    let server_filled = c.identity.is_some() || c.default.is_some() || c.generated.is_some();
     if unique_cols.contains(&c.name) {
         attrs.push("unique".to_owned());
     }
@@ -285,11 +283,14 @@ fn column(
     if !attrs.is_empty() {
         let _ = writeln!(out, "    #[aludel({})]", attrs.join(", "));
     }
-    let ty = if c.nullable {
+    let mut ty = if c.nullable {
         format!("Option<{rust}>")
     } else {
         rust
     };
+    if server_filled {
+        ty = format!("Generated<{ty}>");
+    }
     let _ = writeln!(out, "    pub {field}: {ty},");
 }
 

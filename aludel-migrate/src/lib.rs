@@ -15,7 +15,7 @@
 //! * **Codegen** ([`codegen()`]): `#[derive(Model)]` structs for an existing schema.
 //!
 //! ```no_run
-//! # #[derive(aludel::Model)] struct User { #[aludel(primary_key, identity)] id: i64 }
+//! # #[derive(aludel::Model)] struct User { #[aludel(primary_key, identity)] id: aludel::Generated<i64> }
 //! // src/bin/db.rs: `cargo run --bin db -- revision --autogenerate -m "add users"`
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {

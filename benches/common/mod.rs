@@ -13,6 +13,7 @@
     missing_docs
 )]
 
+use aludel::Generated;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -27,7 +28,7 @@ pub const SCHEMA: &str = "aludel_bench";
 #[aludel(table = "users")]
 pub struct User {
     #[aludel(primary_key, identity)]
-    pub id: i32,
+    pub id: Generated<i32>,
     pub name: String,
     pub hair_color: Option<String>,
 }
@@ -36,7 +37,7 @@ pub struct User {
 #[aludel(table = "posts")]
 pub struct Post {
     #[aludel(primary_key, identity)]
-    pub id: i32,
+    pub id: Generated<i32>,
     pub user_id: i32,
     pub title: String,
     pub body: Option<String>,
@@ -46,7 +47,7 @@ pub struct Post {
 #[aludel(table = "comments")]
 pub struct Comment {
     #[aludel(primary_key, identity)]
-    pub id: i32,
+    pub id: Generated<i32>,
     pub post_id: i32,
     pub text: String,
 }

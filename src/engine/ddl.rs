@@ -11,7 +11,7 @@ use crate::sql::Raw;
 ///
 /// ```no_run
 /// # async fn demo(conn: &mut aludel::Connection) -> aludel::Result<()> {
-/// # #[derive(aludel::Model)] struct User { #[aludel(primary_key, identity)] id: i32 }
+/// # #[derive(aludel::Model)] struct User { #[aludel(primary_key, identity)] id: aludel::Generated<i32> }
 /// aludel::create_all(conn, &[User::TABLE], Default::default()).await?;
 /// # Ok(()) }
 /// ```

@@ -183,6 +183,8 @@ impl fmt::Debug for KindDebug<'_> {
             Kind::PendingRollback => "PendingRollback",
             Kind::StaleData { .. } => "StaleData",
             Kind::RowGone { .. } => "RowGone",
+            Kind::Unset { .. } => "Unset",
+            Kind::GeneratedAlways { .. } => "GeneratedAlways",
         };
         if self.1 {
             if let Kind::Db(e) = self.0 {

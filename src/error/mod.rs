@@ -101,6 +101,16 @@ pub(crate) enum Kind {
     },
     /// `refresh` found no row for the object any more.
     RowGone { table: &'static str },
+    /// A `Generated` field was read (or had to be sent) without a value; `column` names it
+    /// when known (`table.column`).
+    Unset {
+        column: Option<(&'static str, &'static str)>,
+    },
+    /// A value was set on a column the server always generates (`GENERATED ALWAYS`).
+    GeneratedAlways {
+        table: &'static str,
+        column: &'static str,
+    },
 }
 
 impl Error {
@@ -219,6 +229,20 @@ impl Error {
 
     pub(crate) fn row_gone(table: &'static str) -> Self {
         Error::new(Kind::RowGone { table })
+    }
+
+    pub(crate) fn unset() -> Self {
+        Error::new(Kind::Unset { column: None })
+    }
+
+    pub(crate) fn unset_column(table: &'static str, column: &'static str) -> Self {
+        Error::new(Kind::Unset {
+            column: Some((table, column)),
+        })
+    }
+
+    pub(crate) fn generated_always(table: &'static str, column: &'static str) -> Self {
+        Error::new(Kind::GeneratedAlways { table, column })
     }
 
     pub(crate) fn from_pool_timeout(t: PoolTimeout) -> Self {
@@ -510,6 +534,19 @@ impl Error {
     pub fn is_row_gone(&self) -> bool {
         matches!(self.0.kind, Kind::RowGone { .. })
     }
+
+    /// A [`Generated`](crate::Generated) field was read while unset: a new object whose
+    /// server-filled value is not known before its flush.
+    pub fn is_unset(&self) -> bool {
+        matches!(self.0.kind, Kind::Unset { .. })
+    }
+
+    /// A new object has a value in a column the server always generates (`identity =
+    /// "always"`); the flush refused it before any SQL and the session is unchanged. Leave
+    /// the field [`Generated::unset`](crate::Generated::unset).
+    pub fn is_generated_always(&self) -> bool {
+        matches!(self.0.kind, Kind::GeneratedAlways { .. })
+    }
 }
 
 impl fmt::Display for Error {
@@ -603,6 +640,17 @@ impl fmt::Display for Error {
                 "UPDATE/DELETE of `{table}` expected to match {expected} row(s); {matched} matched"
             )?,
             Kind::RowGone { table } => write!(f, "the `{table}` row of this object no longer exists")?,
+            Kind::Unset { column: None } => f.write_str(
+                "this Generated value is unset: the server assigns it when the object is flushed",
+            )?,
+            Kind::Unset {
+                column: Some((table, column)),
+            } => write!(f, "`{table}.{column}` is an unset Generated value; give it a value")?,
+            Kind::GeneratedAlways { table, column } => write!(
+                f,
+                "`{table}.{column}` is GENERATED ALWAYS: the server assigns it and refuses a value; \
+                 leave it Generated::unset()"
+            )?,
         }
         if let Some(sql) = &self.0.statement {
             write!(f, " [statement: {sql}]")?;

@@ -18,13 +18,13 @@ use crate::state::{Context, Key, Obj};
 /// A column field that is loaded only when asked for (large text, blobs, rarely read JSON).
 ///
 /// ```no_run
-/// use aludel::{Deferred, Model, select, load::undefer};
+/// use aludel::{Generated, Deferred, Model, select, load::undefer};
 ///
 /// #[derive(Model, Clone, Debug)]
 /// #[aludel(table = "books")]
 /// struct Book {
 ///     #[aludel(primary_key, identity)]
-///     id: i64,
+///     id: Generated<i64>,
 ///     title: String,
 ///     summary: Deferred<String>,
 /// }
@@ -149,6 +149,15 @@ pub fn deferred_bind<T: SqlType + Clone>(field: &Deferred<T>) -> Bind {
         Some(v) => Bind::new(v.clone()),
         None => Bind::new(Option::<T>::None),
     }
+}
+
+/// The bound value of a `Deferred<Generated<T>>` field: `None` when not loaded or unset (an
+/// INSERT leaves the column to the server).
+#[doc(hidden)]
+pub fn deferred_generated_bind<T: SqlType + Clone>(
+    field: &Deferred<crate::schema::Generated<T>>,
+) -> Option<Bind> {
+    field.loaded().and_then(crate::schema::Generated::bind)
 }
 
 /// One column option.

@@ -18,7 +18,8 @@ mod write_only;
 use std::borrow::Cow;
 
 pub use self::deferred::{
-    ColumnOpt, Deferred, defer, deferred_bind, load_only, undefer, undefer_group,
+    ColumnOpt, Deferred, defer, deferred_bind, deferred_generated_bind, load_only, undefer,
+    undefer_group,
 };
 pub(crate) use self::deferred::{ColumnPlan, load_columns};
 pub(crate) use self::exec::{Step, default_steps, raise_declared, run_level, run_steps};

@@ -71,6 +71,8 @@ impl AsyncSession {
     /// (`UPDATE … FROM (VALUES …)`), writing every non-key column from `rows`; objects loaded
     /// in the session are not touched (SQLAlchemy's bulk UPDATE by primary key). A key with no
     /// row is a stale-data error; roll the transaction back to discard the batches before it.
+    /// Every row must have every column: an unset [`Generated`](crate::Generated) field is an
+    /// [`Error::is_unset`] error before any SQL.
     pub async fn bulk_update<M: Model + Clone>(&mut self, rows: &[M]) -> Result<u64> {
         self.autoflush().await?;
         let t = M::TABLE;
@@ -91,16 +93,23 @@ impl AsyncSession {
         if idx.is_empty() || rows.is_empty() {
             return Ok(0);
         }
-        // Every row sets every column: a Deferred one not loaded has no value to send.
-        if t.has_deferred {
-            for r in rows {
-                if let Some(&i) = idx.iter().find(|&&i| r.column_value(i).is_none()) {
+        // Every row sets every column: a Deferred one not loaded, or a Generated one unset,
+        // has no value to send (and the key must be known).
+        for r in rows {
+            if let Some(&i) = idx
+                .iter()
+                .chain(&pk)
+                .find(|&&i| r.column_value(i).is_none())
+            {
+                let c = &t.columns[i];
+                if c.deferred {
                     return Err(Error::invalid(format!(
                         "bulk_update sets every column, and `{}.{}` is a Deferred column not \
                          loaded in one of the rows",
-                        t.name, t.columns[i].name
+                        t.name, c.name
                     )));
                 }
+                return Err(Error::unset_column(t.name, c.name));
             }
         }
         let per_row = 1 + pk.len() + idx.len();

@@ -64,14 +64,15 @@ pub(crate) fn select_by_pk_sql(t: &TableDef, for_update: bool) -> String {
     )
 }
 
-/// A pending object whose `Deferred` column has no value: an INSERT cannot send it.
+/// Refuses a pending object an INSERT cannot send, before any SQL: a value in a column the
+/// server always generates, or a `Deferred` column with no value (and no server default).
 pub(crate) fn check_insertable(obj: &Arc<dyn AnyObj>) -> Result<()> {
     let t = obj.table();
-    if !t.has_deferred {
-        return Ok(());
-    }
     for (i, c) in t.columns.iter().enumerate() {
-        if c.deferred && c.is_insertable() && obj.column(i).is_none() {
+        if !c.is_insertable() && obj.column(i).is_some() {
+            return Err(Error::generated_always(t.name, c.name));
+        }
+        if c.deferred && !c.is_server_filled() && obj.column(i).is_none() {
             return Err(Error::invalid(format!(
                 "a new `{}` object has Deferred column `{}` not loaded; give it a value \
                  (Deferred::new) before adding it",
@@ -128,11 +129,34 @@ pub(crate) async fn insert_all(
             }
             progress = true;
             plan.sync_pending(&ready)?;
-            let per_row = t.insert_columns().count().max(1);
-            let rows_per_stmt = MAX_ROWS.min(MAX_BINDS / per_row).max(1);
-            for chunk in ready.chunks(rows_per_stmt) {
-                insert_chunk(conn, t, chunk).await?;
-                inserted.extend(chunk.iter().cloned());
+            let mut rows: Vec<Vec<Option<Bind>>> = ready
+                .iter()
+                .map(|o| {
+                    let mut v = Vec::new();
+                    o.insert_binds(&mut v);
+                    v
+                })
+                .collect();
+            // Consecutive rows setting the same columns share statements (add order kept).
+            let mut start = 0;
+            while start < ready.len() {
+                let sig = signature(&rows[start]);
+                let end = start
+                    + rows[start..]
+                        .iter()
+                        .take_while(|r| signature(r) == sig)
+                        .count();
+                let per_row = sig.iter().filter(|s| **s).count().max(1);
+                let rows_per_stmt = MAX_ROWS.min(MAX_BINDS / per_row).max(1);
+                let mut at = start;
+                while at < end {
+                    let next = (at + rows_per_stmt).min(end);
+                    let chunk_rows = rows[at..next].iter_mut().map(std::mem::take).collect();
+                    insert_chunk(conn, t, &ready[at..next], chunk_rows).await?;
+                    inserted.extend(ready[at..next].iter().cloned());
+                    at = next;
+                }
+                start = end;
             }
         }
         if !progress {
@@ -144,38 +168,30 @@ pub(crate) async fn insert_all(
     Ok(inserted)
 }
 
+/// Which insert columns a row sets.
+fn signature(row: &[Option<Bind>]) -> Vec<bool> {
+    row.iter().map(Option::is_some).collect()
+}
+
+/// One INSERT of rows that set the same columns (`rows[i]` is `objs[i]`'s): the columns go
+/// as arrays (one statement shape per table and column set, any row count), the server
+/// fills the others, and RETURNING loads every column back in input order.
 async fn insert_chunk(
     conn: &mut Connection,
     t: &'static TableDef,
     objs: &[Arc<dyn AnyObj>],
+    rows: Vec<Vec<Option<Bind>>>,
 ) -> Result<()> {
-    let cols: Vec<String> = t.insert_columns().map(|c| quote_ident(c.name)).collect();
-    let mut binds: Vec<Bind> = Vec::with_capacity(objs.len() * cols.len());
-    let mut sql = format!("INSERT INTO {}", quote_ident(t.name));
-    if cols.is_empty() {
-        // Only server-generated columns: one row per statement.
-        sql.push_str(" DEFAULT VALUES");
-    } else {
-        sql.push_str(&format!(" ({}) VALUES ", cols.join(", ")));
-        for (r, obj) in objs.iter().enumerate() {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            let start = binds.len();
-            obj.insert_binds(&mut binds);
-            let marks: Vec<String> = (start + 1..=binds.len()).map(|n| format!("${n}")).collect();
-            sql.push('(');
-            sql.push_str(&marks.join(", "));
-            sql.push(')');
-        }
-    }
-    sql.push_str(&format!(" RETURNING {}", columns_list(t, "")));
-    if cols.is_empty() && objs.len() > 1 {
+    let returning = columns_list(t, "");
+    if objs.len() > 1 && rows.iter().all(|r| r.iter().all(Option::is_none)) {
+        // Every column left to the server: `DEFAULT VALUES`, one row per statement.
+        let (sql, binds) = crate::sql::insert_rows_sql(t, vec![Vec::new()], &returning)?;
         for obj in objs {
-            run_returning(conn, &sql, &[], std::slice::from_ref(obj)).await?;
+            run_returning(conn, &sql, &binds, std::slice::from_ref(obj)).await?;
         }
         return Ok(());
     }
+    let (sql, binds) = crate::sql::insert_rows_sql(t, rows, &returning)?;
     run_returning(conn, &sql, &binds, objs).await
 }
 
@@ -225,7 +241,7 @@ async fn run_returning(
     conn.run(sql, binds, |row| {
         let row = Row(row);
         if let Some(obj) = objs.get(i) {
-            obj.load_returning(&row, true)?;
+            obj.load_returning(&row)?;
             obj.set_state(ObjectState::Persistent);
         }
         i += 1;
@@ -383,7 +399,7 @@ pub(crate) async fn update_chunk(
         let row = Row(row);
         let ord: i32 = row.get(ord_col)?;
         if let Some((_, obj, _)) = usize::try_from(ord).ok().and_then(|o| rows.get(o)) {
-            obj.load_returning(&row, false)?;
+            obj.load_returning(&row)?;
         }
         matched += 1;
         Ok(())

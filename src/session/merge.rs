@@ -227,7 +227,12 @@ fn merge_obj<'a, C: Model>(
             }
         }
         let pk = erased.pk_binds();
-        let found = s.get_impl::<C>(pk, false).await?;
+        // An unset (`Generated`) key part: a new object, nothing to look up.
+        let found = if pk.len() == C::TABLE.primary_key().count() {
+            s.get_impl::<C>(pk, false).await?
+        } else {
+            None
+        };
         let target = match found {
             Some(t) => t,
             None => {
@@ -254,8 +259,9 @@ fn merge_obj<'a, C: Model>(
 impl AsyncSession {
     /// Copies `value`'s columns onto the session's object with the same primary key (loading
     /// it with one SELECT when it is not in the identity map) and returns that object; changed
-    /// columns are written at the next flush. When no row has that key, `value` becomes a new
-    /// pending object (INSERT at flush). SQLAlchemy's `merge`, with its merge cascade:
+    /// columns are written at the next flush. When no row has that key (or the key is an
+    /// unset [`Generated`](crate::Generated)), `value` becomes a new pending object, inserted
+    /// at flush with the key it carries. Unset `Generated` columns are not copied. SQLAlchemy's `merge`, with its merge cascade:
     /// related objects in a relationship `value` loaded or set are merged the same way
     /// (recursively) and the session's collection becomes exactly them; a relationship
     /// `value` did not load or set (`Many::new()`, `One::new()`) leaves the session's side
@@ -271,7 +277,12 @@ impl AsyncSession {
     /// ```
     pub async fn merge<M: Model>(&mut self, mut value: M) -> Result<Obj<M>> {
         let pk = pk_binds(&value);
-        let existing = self.get_impl::<M>(pk, false).await?;
+        // An unset (`Generated`) key part: a new object, nothing to look up.
+        let existing = if pk.len() == M::TABLE.primary_key().count() {
+            self.get_impl::<M>(pk, false).await?
+        } else {
+            None
+        };
         let mut memo = Memo::default();
         let (obj, tasks) = match existing {
             Some(obj) => {

@@ -174,10 +174,10 @@ impl From<Engine> for SessionFactory {
 ///
 /// ```no_run
 /// # #[derive(aludel::Model, Clone)] #[aludel(table = "users")]
-/// # struct User { #[aludel(primary_key, identity)] id: i32, name: String }
+/// # struct User { #[aludel(primary_key, identity)] id: aludel::Generated<i32>, name: String }
 /// # async fn demo(engine: aludel::Engine) -> aludel::Result<()> {
 /// let mut s = engine.session();
-/// let ann = aludel::Obj::new(User { id: 0, name: "ann".into() });
+/// let ann = aludel::Obj::new(User { id: aludel::Generated::unset(), name: "ann".into() });
 /// s.add(&ann)?;
 /// s.commit().await?;                      // INSERT … RETURNING, COMMIT; `ann` is expired
 /// s.refresh(&ann).await?;                 // one SELECT
@@ -636,6 +636,9 @@ impl AsyncSession {
                         obj.expire();
                         obj.detach();
                     } else {
+                        // Keeps what the server assigned (a re-add sends it, as SQLAlchemy
+                        // does) except where the server refuses a value.
+                        obj.clear_generated_always();
                         obj.make_transient();
                     }
                 }

@@ -12,7 +12,7 @@ use crate::sql::{All, Column, ColumnType, Expr, IntoExpr, Order, SqlType, count_
 ///
 /// ```no_run
 /// # #[derive(aludel::Model, Clone)] #[aludel(table = "users")]
-/// # struct User { #[aludel(primary_key, identity)] id: i32, name: String }
+/// # struct User { #[aludel(primary_key, identity)] id: aludel::Generated<i32>, name: String }
 /// # async fn demo(s: &mut aludel::AsyncSession) -> aludel::Result<()> {
 /// use aludel::session::ListOptions;
 /// let page = s
@@ -143,11 +143,11 @@ impl<M: Model> Repository<'_, M> {
     ///
     /// ```no_run
     /// # #[derive(aludel::Model)] #[aludel(table = "users")]
-    /// # struct User { #[aludel(primary_key, identity)] id: i32 }
+    /// # struct User { #[aludel(primary_key, identity)] id: aludel::Generated<i32> }
     /// # async fn demo(s: &mut aludel::AsyncSession) -> aludel::Result<()> {
     /// let mut after = None;
     /// loop {
-    ///     let page = s.repo::<User>().list_after(User::id, after, 100, None, |u| u.id).await?;
+    ///     let page = s.repo::<User>().list_after(User::id, after, 100, None, |u| u.id.cloned().unwrap_or_default()).await?;
     ///     // … use page.items …
     ///     match page.next { Some(next) => after = Some(next), None => break }
     /// }

@@ -9,7 +9,7 @@ use super::select::Selectable;
 use super::writer::Writer;
 use super::{Bind, Statement, Typed, private};
 use crate::error::{Error, Result};
-use crate::schema::Model;
+use crate::schema::{Model, TableDef};
 
 /// What an `ON CONFLICT` names: one column or a tuple of columns of `M` (the unique index
 /// they form), or a constraint by name ([`OnConstraint`]).
@@ -135,6 +135,8 @@ pub struct Insert<M, R = ()> {
     returning: Option<Writer2>,
     /// Why the statement cannot be sent (reported when it compiles, before any SQL).
     invalid: Option<String>,
+    /// A `GENERATED ALWAYS` column a row gives a value (refused before any SQL).
+    always: Option<&'static str>,
     _m: PhantomData<fn() -> (M, R)>,
 }
 
@@ -143,12 +145,127 @@ pub struct Insert<M, R = ()> {
 enum Body {
     /// No rows.
     Empty,
-    /// One row of a table whose columns are all filled by the server: `DEFAULT VALUES`.
+    /// Rows that leave every column to the server: `DEFAULT VALUES` (one row only).
     Defaults { rows: usize },
-    /// One array per column.
-    Columns(Columnar),
-    /// One bind per value (a column type without an array form).
-    Values(Vec<Vec<Bind>>),
+    /// Rows that all set the same columns `cols`: one array per column.
+    Columns {
+        cols: Vec<&'static str>,
+        data: Columnar,
+    },
+    /// One bind per value, `None` rendered `DEFAULT`: rows that set different columns, or a
+    /// column type without an array form.
+    Values {
+        cols: Vec<&'static str>,
+        rows: Vec<Vec<Option<Bind>>>,
+    },
+}
+
+impl Body {
+    /// The body for `rows` of `t`, each with one value per insert column (`None`: left to
+    /// the server). Columns no row sets are left out; when every row sets the same columns
+    /// they go as arrays, else as `VALUES` with `DEFAULT` cells. `Err`: why it cannot be
+    /// sent.
+    fn of(t: &'static TableDef, rows: Vec<Vec<Option<Bind>>>) -> std::result::Result<Self, String> {
+        if rows.is_empty() {
+            return Ok(Body::Empty);
+        }
+        let names: Vec<&'static str> = t.insert_columns().map(|c| c.name).collect();
+        let sent: Vec<usize> = (0..names.len())
+            .filter(|&j| rows.iter().any(|r| matches!(r.get(j), Some(Some(_)))))
+            .collect();
+        if sent.is_empty() {
+            return Ok(Body::Defaults { rows: rows.len() });
+        }
+        let cols: Vec<&'static str> = sent.iter().map(|&j| names[j]).collect();
+        let rows: Vec<Vec<Option<Bind>>> = rows
+            .into_iter()
+            .map(|mut r| {
+                sent.iter()
+                    .map(|&j| r.get_mut(j).and_then(Option::take))
+                    .collect()
+            })
+            .collect();
+        let uniform = rows.iter().all(|r| r.iter().all(Option::is_some));
+        if uniform {
+            let full: Vec<Vec<Bind>> = rows
+                .iter()
+                .map(|r| r.iter().flatten().cloned().collect())
+                .collect();
+            match Columnar::build(&full, cols.len()) {
+                Ok(data) => return Ok(Body::Columns { cols, data }),
+                Err(NotColumnar::Encode(e)) => {
+                    return Err(format!(
+                        "a `{}` row to insert could not be encoded: {e}",
+                        t.name
+                    ));
+                }
+                Err(NotColumnar::Unsupported) => {}
+            }
+        }
+        let binds: usize = rows.iter().map(|r| r.iter().flatten().count()).sum();
+        if binds > MAX_BINDS {
+            return Err(format!(
+                "{} rows of `{}` need {binds} bind parameters (at most {MAX_BINDS}): they set \
+                 different columns or a column type has no array form to send them as one \
+                 parameter per column; insert them in smaller batches inside one transaction",
+                rows.len(),
+                t.name,
+            ));
+        }
+        Ok(Body::Values { cols, rows })
+    }
+
+    fn render(&self, w: &mut Writer) -> Result<()> {
+        match self {
+            Body::Empty => return Err(Error::invalid("an INSERT needs at least one row")),
+            Body::Defaults { rows } => {
+                if *rows > 1 {
+                    return Err(Error::invalid(
+                        "a multi-row INSERT needs at least one client-supplied column",
+                    ));
+                }
+                w.push(" DEFAULT VALUES");
+            }
+            Body::Columns { cols, data } => {
+                render_column_list(w, cols);
+                data.render(w);
+            }
+            Body::Values { cols, rows } => {
+                render_column_list(w, cols);
+                w.push(" VALUES ");
+                for (i, row) in rows.iter().enumerate() {
+                    if i > 0 {
+                        w.push(", ");
+                    }
+                    w.push("(");
+                    w.comma_list(row, |w, b| match b {
+                        Some(b) => w.bind(b.clone()),
+                        None => w.push("DEFAULT"),
+                    });
+                    w.push(")");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The unit of work's INSERT of `rows` of `t` (one value per insert column, `None`: left to
+/// the server) with `RETURNING returning`: the SQL text and its binds. Rows that set the same
+/// columns go as arrays, one statement shape per table and column set.
+pub(crate) fn insert_rows_sql(
+    t: &'static TableDef,
+    rows: Vec<Vec<Option<Bind>>>,
+    returning: &str,
+) -> Result<(String, Vec<Bind>)> {
+    let body = Body::of(t, rows).map_err(Error::invalid)?;
+    let mut w = Writer::new();
+    w.push("INSERT INTO ");
+    w.ident(t.name);
+    body.render(&mut w)?;
+    w.push(" RETURNING ");
+    w.push_text(returning);
+    Ok((w.sql, w.binds))
 }
 
 /// Bind parameters one statement can carry (the protocol counts them in 16 bits).
@@ -174,27 +291,49 @@ pub fn insert<M: Model>(row: &M) -> Insert<M> {
 /// array-typed column), so the SQL text is the same for every row count and `RETURNING`
 /// yields rows in input order.
 ///
+/// A [`Generated`](crate::Generated) column is sent when the rows set it and left out
+/// (the server fills it) when none does; rows that differ go as `VALUES` with `DEFAULT` in
+/// the unset cells.
+///
 /// ```
+/// use aludel::Generated;
 /// # #[derive(aludel::Model)] #[aludel(table = "users")]
-/// # struct User { #[aludel(primary_key, identity)] id: i32, name: String, age: Option<i32> }
-/// let rows = [User { id: 0, name: "ann".into(), age: None }, User { id: 0, name: "bo".into(), age: Some(7) }];
+/// # struct User { #[aludel(primary_key, identity)] id: aludel::Generated<i32>, name: String, age: Option<i32> }
+/// let rows = [
+///     User { id: Generated::unset(), name: "ann".into(), age: None },
+///     User { id: Generated::unset(), name: "bo".into(), age: Some(7) },
+/// ];
 /// assert_eq!(
 ///     aludel::insert_many(&rows).to_sql().unwrap(),
 ///     r#"INSERT INTO "users" ("name", "age") SELECT "u"."c1", "u"."c2" FROM unnest($1, $2) WITH ORDINALITY AS "u"("c1", "c2", "n") ORDER BY "u"."n""#
+/// );
+/// let mixed = [
+///     User { id: 7.into(), name: "cy".into(), age: None },
+///     User { id: Generated::unset(), name: "di".into(), age: None },
+/// ];
+/// assert_eq!(
+///     aludel::insert_many(&mixed).to_sql().unwrap(),
+///     r#"INSERT INTO "users" ("id", "name", "age") VALUES ($1, $2, $3), (DEFAULT, $4, $5)"#
 /// );
 /// ```
 pub fn insert_many<'a, M: Model>(rows: impl IntoIterator<Item = &'a M>) -> Insert<M> {
     let t = M::TABLE;
     let mut unloaded = None;
-    let rows: Vec<Vec<Bind>> = rows
+    let mut always = None;
+    let rows: Vec<Vec<Option<Bind>>> = rows
         .into_iter()
         .map(|r| {
+            if always.is_none() {
+                always = generated_always_set(r);
+            }
             if t.has_deferred && unloaded.is_none() {
                 unloaded = t
                     .columns
                     .iter()
                     .enumerate()
-                    .find(|(i, c)| c.deferred && c.is_insertable() && r.column_value(*i).is_none())
+                    .find(|(i, c)| {
+                        c.deferred && !c.is_server_filled() && r.column_value(*i).is_none()
+                    })
                     .map(|(_, c)| c.name);
             }
             let mut v = Vec::new();
@@ -209,35 +348,11 @@ pub fn insert_many<'a, M: Model>(rows: impl IntoIterator<Item = &'a M>) -> Inser
             t.name
         )
     });
-    let ncols = t.insert_columns().count();
-    let body = if rows.is_empty() {
-        Body::Empty
-    } else if ncols == 0 {
-        Body::Defaults { rows: rows.len() }
-    } else {
-        match Columnar::build(&rows, ncols) {
-            Ok(c) => Body::Columns(c),
-            Err(NotColumnar::Encode(e)) => {
-                invalid.get_or_insert_with(|| {
-                    format!("a `{}` row to insert could not be encoded: {e}", t.name)
-                });
-                Body::Empty
-            }
-            Err(NotColumnar::Unsupported) => {
-                if rows.len() * ncols > MAX_BINDS {
-                    invalid.get_or_insert_with(|| {
-                        format!(
-                            "{} rows of `{}` need {} bind parameters (at most {MAX_BINDS}) and a \
-                             column type has no array form to send them as one parameter per \
-                             column; insert them in smaller batches inside one transaction",
-                            rows.len(),
-                            t.name,
-                            rows.len() * ncols
-                        )
-                    });
-                }
-                Body::Values(rows)
-            }
+    let body = match Body::of(t, rows) {
+        Ok(b) => b,
+        Err(e) => {
+            invalid.get_or_insert(e);
+            Body::Empty
         }
     };
     Insert {
@@ -246,8 +361,19 @@ pub fn insert_many<'a, M: Model>(rows: impl IntoIterator<Item = &'a M>) -> Inser
         arbiter_where: None,
         returning: None,
         invalid,
+        always,
         _m: PhantomData,
     }
+}
+
+/// The first column of `row` the server always generates that has a value (refused).
+fn generated_always_set<M: Model>(row: &M) -> Option<&'static str> {
+    M::TABLE
+        .columns
+        .iter()
+        .enumerate()
+        .find(|(i, c)| !c.is_insertable() && row.column_value(*i).is_some())
+        .map(|(_, c)| c.name)
 }
 
 impl<M: Model, R> Insert<M, R> {
@@ -259,6 +385,7 @@ impl<M: Model, R> Insert<M, R> {
             arbiter_where: self.arbiter_where,
             returning: Some(returning_sql(&sel)),
             invalid: self.invalid,
+            always: self.always,
             _m: PhantomData,
         }
     }
@@ -302,39 +429,16 @@ impl<M: Model, R> Insert<M, R> {
     }
 
     fn render(&self, w: &mut Writer) -> Result<()> {
+        let t = M::TABLE;
+        if let Some(c) = self.always {
+            return Err(Error::generated_always(t.name, c));
+        }
         if let Some(msg) = &self.invalid {
             return Err(Error::invalid(msg.clone()));
         }
-        let t = M::TABLE;
         w.push("INSERT INTO ");
         w.ident(t.name);
-        match &self.body {
-            Body::Empty => return Err(Error::invalid("an INSERT needs at least one row")),
-            Body::Defaults { rows } => {
-                if *rows > 1 {
-                    return Err(Error::invalid(
-                        "a multi-row INSERT needs at least one client-supplied column",
-                    ));
-                }
-                w.push(" DEFAULT VALUES");
-            }
-            Body::Columns(cols) => {
-                render_column_list(w, t);
-                cols.render(w);
-            }
-            Body::Values(rows) => {
-                render_column_list(w, t);
-                w.push(" VALUES ");
-                for (i, row) in rows.iter().enumerate() {
-                    if i > 0 {
-                        w.push(", ");
-                    }
-                    w.push("(");
-                    w.comma_list(row, |w, b| w.bind(b.clone()));
-                    w.push(")");
-                }
-            }
-        }
+        self.body.render(w)?;
         match &self.conflict {
             Conflict::None => {}
             Conflict::DoNothing(target) => {
@@ -363,16 +467,9 @@ impl<M: Model, R> Insert<M, R> {
 }
 
 /// ` ("a", "b", …)`: the columns an INSERT supplies.
-fn render_column_list(w: &mut Writer, t: &crate::schema::TableDef) {
+fn render_column_list(w: &mut Writer, cols: &[&'static str]) {
     w.push(" (");
-    let mut first = true;
-    for c in t.insert_columns() {
-        if !first {
-            w.push(", ");
-        }
-        first = false;
-        w.ident(c.name);
-    }
+    w.comma_list(cols, |w, c| w.ident(c));
     w.push(")");
 }
 
@@ -590,7 +687,7 @@ pub struct InsertSelect<M, R = ()> {
 ///
 /// ```
 /// # #[derive(aludel::Model)] #[aludel(table = "users")]
-/// # struct User { #[aludel(primary_key, identity)] id: i32, name: String }
+/// # struct User { #[aludel(primary_key, identity)] id: aludel::Generated<i32>, name: String }
 /// # #[derive(aludel::Model)] #[aludel(table = "archive")]
 /// # struct Archived { #[aludel(primary_key)] user_id: i32, name: String }
 /// let q = aludel::query::insert_select((Archived::user_id, Archived::name), aludel::select((User::id, User::name)));

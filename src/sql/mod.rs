@@ -16,6 +16,7 @@ mod writer;
 use std::borrow::Cow;
 
 pub(crate) use self::ddl::{create_statements, drop_statements};
+pub(crate) use self::dml::insert_rows_sql;
 pub use self::dml::{
     Assignments, ColumnList, ConflictTarget, Delete, Insert, InsertSelect, OnConstraint, Update,
     delete, insert, insert_many, insert_select, update,

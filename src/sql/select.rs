@@ -93,7 +93,7 @@ enum Distinct {
 ///
 /// ```
 /// # #[derive(aludel::Model)] #[aludel(table = "users")]
-/// # struct User { #[aludel(primary_key, identity)] id: i32, name: String, hair_color: Option<String> }
+/// # struct User { #[aludel(primary_key, identity)] id: aludel::Generated<i32>, name: String, hair_color: Option<String> }
 /// use aludel::select;
 /// let q = select(User::ALL)
 ///     .filter(User::hair_color.eq("black"))

@@ -356,10 +356,11 @@ fn snap_all<M: Model>(value: &M) -> Vec<Snap> {
 }
 
 /// Carries the loaded `Deferred` columns of `old` over to `new` (a write-back that did not
-/// read them keeps what the object holds).
-fn keep_deferred<M: Model>(new: &mut M, old: &M, insert: bool) -> Result<()> {
+/// read them keeps what the object holds; an unset `Generated` one, which the INSERT left to
+/// the server, stays not loaded).
+fn keep_deferred<M: Model>(new: &mut M, old: &M) -> Result<()> {
     for (i, c) in M::TABLE.columns.iter().enumerate() {
-        if !c.deferred || (insert && !c.is_insertable()) {
+        if !c.deferred {
             continue;
         }
         if let Some(b) = old.column_value(i) {
@@ -471,12 +472,26 @@ pub fn key_part<T: crate::sql::SqlType>(value: &T, out: &mut BytesMut) {
     put_part(out, |o| value.to_sql_checked(&T::sql_type(), o));
 }
 
+/// Appends one `Generated` primary-key field to an identity key; an unset one reads as NULL
+/// (a new object's key before its INSERT).
+#[doc(hidden)]
+pub fn key_part_generated<T: crate::value::SqlType>(
+    value: &crate::schema::Generated<T>,
+    out: &mut BytesMut,
+) {
+    match value.as_option() {
+        Some(v) => key_part(v, out),
+        None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+    }
+}
+
 /// What the unit of work needs from any object, whatever its model.
 pub(crate) trait AnyObj: Send + Sync {
     fn table(&self) -> &'static TableDef;
     fn state(&self) -> ObjectState;
     fn set_state(&self, state: ObjectState);
-    fn insert_binds(&self, out: &mut Vec<Bind>);
+    /// One value per insert column, `None` for an unset `Generated` field.
+    fn insert_binds(&self, out: &mut Vec<Option<Bind>>);
     fn pk_binds(&self) -> Vec<Bind>;
     fn key(&self) -> Key;
     /// Changed columns since the snapshot: (column index, new value). Clears the snapshot.
@@ -489,10 +504,9 @@ pub(crate) trait AnyObj: Send + Sync {
     fn load(&self, row: &Row) -> Result<()>;
     /// As `load`, reading the columns from `offset` (`cols`: the deferred ones in the row).
     fn load_at(&self, row: &Row, offset: usize, cols: Option<crate::row::Columns>) -> Result<()>;
-    /// As `load`, for the RETURNING rows of the flush's own INSERT (`insert`) or UPDATE:
-    /// loaded deferred columns keep their values, except, after an INSERT, those the
-    /// server fills (identity, server default), which it did not send.
-    fn load_returning(&self, row: &Row, insert: bool) -> Result<()>;
+    /// As `load`, for the RETURNING rows of the flush's own INSERT or UPDATE: loaded
+    /// deferred columns keep the values it sent.
+    fn load_returning(&self, row: &Row) -> Result<()>;
     /// Fills deferred columns the object has not loaded from a row that carries them.
     fn fill_deferred(&self, row: &Row, offset: usize, cols: crate::row::Columns) -> Result<()>;
     /// Sets one column from its wire encoding; `track` records the change for the next flush
@@ -508,6 +522,9 @@ pub(crate) trait AnyObj: Send + Sync {
     fn detach(&self);
     /// Back to transient: reports the transition, then forgets the session.
     fn make_transient(&self);
+    /// Unsets the `GENERATED ALWAYS` columns (a rolled-back INSERT: the server would refuse
+    /// the value it assigned when the object is added again).
+    fn clear_generated_always(&self);
     fn mark_deleted_in_tx(&self, on: bool) -> bool;
     /// The state, `Detached`/`Transient` when the owning session is gone.
     fn effective_state(&self) -> ObjectState;
@@ -543,7 +560,7 @@ impl<M: Model> AnyObj for Cell<M> {
             }
         }
     }
-    fn insert_binds(&self, out: &mut Vec<Bind>) {
+    fn insert_binds(&self, out: &mut Vec<Option<Bind>>) {
         rlock(&self.inner).value.insert_values(out);
     }
     fn pk_binds(&self) -> Vec<Bind> {
@@ -593,11 +610,11 @@ impl<M: Model> AnyObj for Cell<M> {
         inner.snapshot = None;
         Ok(())
     }
-    fn load_returning(&self, row: &Row, insert: bool) -> Result<()> {
+    fn load_returning(&self, row: &Row) -> Result<()> {
         let mut value = <M as crate::row::FromRow>::from_row(row)?;
         let mut inner = wlock(&self.inner);
         if M::TABLE.has_deferred && !inner.expired {
-            keep_deferred(&mut value, &inner.value, insert)?;
+            keep_deferred(&mut value, &inner.value)?;
         }
         replace_columns(&mut inner, value);
         inner.expired = false;
@@ -656,6 +673,14 @@ impl<M: Model> AnyObj for Cell<M> {
         let mut inner = wlock(&self.inner);
         inner.session = None;
         inner.snapshot = None;
+    }
+    fn clear_generated_always(&self) {
+        let mut inner = wlock(&self.inner);
+        for (i, c) in M::TABLE.columns.iter().enumerate() {
+            if !c.is_insertable() {
+                inner.value.clear_column(i);
+            }
+        }
     }
     fn mark_deleted_in_tx(&self, on: bool) -> bool {
         std::mem::replace(&mut wlock(&self.inner).deleted_in_tx, on)

@@ -1,6 +1,7 @@
 //! Column deferral: `Deferred<T>` fields, `defer` / `undefer` / `undefer_group` /
 //! `load_only`, explicit batched column loads, and how deferred columns flush.
 
+use aludel::Generated;
 use aludel::testing::TestDb;
 use aludel::{
     Deferred, Many, Model, Obj, One, create_all, load::defer, load::joined, load::load_only,
@@ -11,7 +12,7 @@ use aludel::{
 #[aludel(table = "shelves")]
 struct Shelf {
     #[aludel(primary_key, identity)]
-    id: i64,
+    id: Generated<i64>,
     name: String,
     #[aludel(one_to_many(fk = Book::shelf_id, back_populates = shelf, order_by = "id"))]
     books: Many<Book>,
@@ -22,7 +23,7 @@ struct Shelf {
 #[aludel(table = "books")]
 struct Book {
     #[aludel(primary_key, identity)]
-    id: i64,
+    id: Generated<i64>,
     summary: Deferred<String>,
     title: String,
     #[aludel(group = "media")]
@@ -45,7 +46,7 @@ struct Doc {
     body: Deferred<String>,
     meta: Deferred<Option<String>>,
     #[aludel(server_default = "'fresh'")]
-    note: Deferred<String>,
+    note: Deferred<Generated<String>>,
 }
 
 async fn setup() -> TestDb {
@@ -68,7 +69,7 @@ async fn seed(db: &TestDb, n: i64) {
         .iter()
         .map(|name| {
             Obj::new(Shelf {
-                id: 0,
+                id: Generated::unset(),
                 name: (*name).into(),
                 books: Many::default(),
             })
@@ -79,9 +80,14 @@ async fn seed(db: &TestDb, n: i64) {
     }
     s.flush().await.unwrap();
     for i in 0..n {
-        let shelf = shelves[(i % 2) as usize].read().unwrap().id;
+        let shelf = shelves[(i % 2) as usize]
+            .read()
+            .unwrap()
+            .id
+            .cloned()
+            .unwrap();
         let b = Obj::new(Book {
-            id: 0,
+            id: Generated::unset(),
             summary: Deferred::new(format!("summary {i}")),
             title: format!("t{i}"),
             cover: Deferred::new(Some(vec![i as u8; 4])),
@@ -409,20 +415,35 @@ async fn new_objects_insert_their_deferred_values_and_keep_them_in_memory() {
         name: "x".into(),
         body: Deferred::new("body text".into()),
         meta: Deferred::new(Some("m".into())),
-        // the server fills it: the value here is not sent, and not kept
-        note: Deferred::new("ignored".into()),
+        // unset: the server fills it
+        note: Deferred::new(Generated::unset()),
     });
-    s.add(&d).unwrap();
+    let given = Obj::new(Doc {
+        id: 8,
+        name: "y".into(),
+        body: Deferred::new("b".into()),
+        meta: Deferred::new(None),
+        note: Deferred::new(Generated::new("mine".into())),
+    });
+    s.add_all([&d, &given]).unwrap();
     let mark = db.recorder().len();
     s.flush().await.unwrap();
     let q = stmts(&db, mark);
     assert!(
-        q[0].starts_with("INSERT INTO \"docs\" (\"id\", \"name\", \"body\", \"meta\") VALUES"),
+        q[0].starts_with("INSERT INTO \"docs\" (\"id\", \"name\", \"body\", \"meta\") SELECT"),
         "{}",
         q[0]
     );
+    assert!(
+        q[1].starts_with(
+            "INSERT INTO \"docs\" (\"id\", \"name\", \"body\", \"meta\", \"note\") SELECT"
+        ),
+        "a value given is sent: {}",
+        q[1]
+    );
     // RETURNING reads the default columns; the deferred values the flush wrote are kept
     assert_eq!(d.read().unwrap().body.get().unwrap(), "body text");
+    assert_eq!(given.read().unwrap().note.get().unwrap(), "mine");
     assert!(!d.read().unwrap().note.is_loaded());
     s.load(std::slice::from_ref(&d), undefer(Doc::note))
         .await
@@ -432,6 +453,10 @@ async fn new_objects_insert_their_deferred_values_and_keep_them_in_memory() {
     assert_eq!(
         scalar(&db, "SELECT body || '/' || meta FROM docs WHERE id = 7").await,
         "body text/m"
+    );
+    assert_eq!(
+        scalar(&db, "SELECT note FROM docs WHERE id = 8").await,
+        "mine"
     );
 }
 
@@ -444,7 +469,7 @@ async fn inserting_a_not_loaded_deferred_column_is_refused_and_writes_nothing() 
     let loaded = s.scalars(&select(Book::ALL)).await.unwrap();
     let row = loaded[0].get().unwrap();
     let mut copy = row.clone();
-    copy.id = 0;
+    copy.id = Generated::unset();
     copy.title = "copy".into();
     let c = Obj::new(copy);
     s.add(&c).unwrap();

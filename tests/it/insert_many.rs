@@ -1,6 +1,7 @@
 //! The builder's multi-row INSERT: columns as arrays (`unnest`), one statement shape and a
 //! fixed bind count for any row count, rows returned in input order.
 
+use aludel::Generated;
 use aludel::testing::TestDb;
 use aludel::{
     Model, SqlEnum, create_all, engine::StatementMode, func::count_star, insert, insert_many,
@@ -22,7 +23,7 @@ enum Mood {
 #[aludel(table = "bulk")]
 struct Bulk {
     #[aludel(primary_key, identity)]
-    id: i32,
+    id: Generated<i32>,
     #[aludel(unique)]
     name: String,
     n: i64,
@@ -33,7 +34,7 @@ struct Bulk {
     last: Option<Mood>,
     doc: serde_json::Value,
     #[aludel(server_default = "7")]
-    rank: i32,
+    rank: Generated<i32>,
 }
 
 const COLUMNS: usize = 8;
@@ -43,7 +44,7 @@ const COLUMNS: usize = 8;
 fn row(i: usize) -> Bulk {
     let k = (i * 7919) % 100_003;
     Bulk {
-        id: 0,
+        id: Generated::unset(),
         name: format!("r{k:06}"),
         n: i as i64 - 5_000,
         note: (i % 3 == 0).then(|| format!("note \"{i}\", {{x}} ünï")),
@@ -56,7 +57,7 @@ fn row(i: usize) -> Bulk {
         mood: [Mood::Calm, Mood::Busy, Mood::SoSo][i % 3],
         last: (i % 2 == 0).then_some(Mood::SoSo),
         doc: serde_json::json!({ "i": i, "list": [i, null], "s": "a\"b" }),
-        rank: 0,
+        rank: Generated::unset(),
     }
 }
 
@@ -106,8 +107,8 @@ async fn one_statement_shape_for_any_row_count_and_rows_in_input_order() {
         assert_eq!(names, want, "{mode:?} {n}");
         assert!(back.windows(2).all(|w| w[0].0 < w[1].0), "{mode:?} {n}");
         sent.extend(rows.into_iter().zip(back).map(|(mut r, (id, _))| {
-            r.id = id;
-            r.rank = 7;
+            r.id = id.into();
+            r.rank = 7.into();
             r
         }));
     }

@@ -1,6 +1,7 @@
 //! Sessions at READ COMMITTED run plain builder SELECTs before their `BEGIN` (lazy begin):
 //! what the statement log shows, and every path that must still begin at once.
 
+use aludel::Generated;
 use aludel::testing::TestDb;
 use aludel::{
     Engine, Model, Obj, create_all, engine::IsolationLevel, engine::TxOptions, func::count_star,
@@ -11,7 +12,7 @@ use aludel::{
 #[aludel(table = "items")]
 struct Item {
     #[aludel(primary_key, identity)]
-    id: i32,
+    id: Generated<i32>,
     name: String,
 }
 
@@ -62,7 +63,7 @@ async fn a_read_only_session_sends_only_its_selects() {
         .unwrap();
     assert_eq!(plain.len(), 1);
     // From the identity map: no SQL.
-    let first_id = all[0].read().unwrap().id;
+    let first_id = all[0].read().unwrap().id.cloned().unwrap();
     let a = s.get::<Item>(first_id).await.unwrap();
     assert!(a.is_some());
     let by_pk = s.get::<Item>(1_000).await.unwrap();
@@ -104,7 +105,7 @@ async fn the_first_write_begins_and_commits() {
     let a: Obj<Item> = s.get_one(1).await.unwrap();
     a.write().unwrap().name = "A".into();
     s.add(&Obj::new(Item {
-        id: 0,
+        id: Generated::unset(),
         name: "d".into(),
     }))
     .unwrap();

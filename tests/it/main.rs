@@ -10,6 +10,7 @@ mod deferred;
 mod detached;
 mod engine;
 mod errors;
+mod generated;
 #[cfg(feature = "json")]
 mod insert_many;
 mod lazy_begin;

@@ -1,3 +1,4 @@
+use aludel::Generated;
 use aludel::testing::TestDb;
 use aludel::{
     Model, create_all, delete, drop_all, func::avg, func::call as func, func::coalesce,
@@ -13,7 +14,7 @@ use aludel::{
 )]
 struct User {
     #[aludel(primary_key, identity)]
-    id: i32,
+    id: Generated<i32>,
     #[aludel(unique)]
     name: String,
     #[aludel(index)]
@@ -26,13 +27,13 @@ struct User {
 #[aludel(table = "posts", index(user_id, title))]
 struct Post {
     #[aludel(primary_key, identity)]
-    id: i32,
+    id: Generated<i32>,
     #[aludel(references = "User::id", on_delete = "cascade")]
     user_id: i32,
     title: String,
     body: Option<String>,
     #[aludel(server_default = "0")]
-    score: i64,
+    score: Generated<i64>,
 }
 
 #[derive(Model, Debug, Clone, PartialEq)]
@@ -45,7 +46,7 @@ struct Tag {
 
 fn user(name: &str, hair: Option<&str>) -> User {
     User {
-        id: 0,
+        id: Generated::unset(),
         name: name.to_owned(),
         hair_color: hair.map(str::to_owned),
         manager_id: None,
@@ -77,11 +78,11 @@ async fn setup() -> TestDb {
     for (i, uid) in ids.iter().enumerate() {
         for p in 0..i {
             let post = Post {
-                id: 0,
+                id: Generated::unset(),
                 user_id: *uid,
                 title: format!("post {p} by {uid}"),
                 body: None,
-                score: 0,
+                score: Generated::unset(),
             };
             c.execute(&insert(&post)).await.unwrap();
         }
@@ -357,7 +358,7 @@ async fn joins_outer_joins_and_self_joins() {
     assert!(
         rows[1..]
             .iter()
-            .all(|(u, p)| u.name == "dee" && p.as_ref().unwrap().user_id == u.id)
+            .all(|(u, p)| u.name == "dee" && p.as_ref().unwrap().user_id == *u.id.get().unwrap())
     );
 
     let inner: Vec<(String, String)> = e
@@ -441,22 +442,32 @@ async fn insert_update_delete_with_returning() {
         .await
         .unwrap();
     let post = Post {
-        id: 0,
+        id: Generated::unset(),
         user_id: uid,
         title: "fresh".into(),
         body: Some("b".into()),
-        score: 99,
+        score: Generated::unset(),
     };
     let stored: Post = e.one(&insert(&post).returning(Post::ALL)).await.unwrap();
-    assert!(stored.id > 0, "identity written back");
+    assert!(*stored.id.get().unwrap() > 0, "identity written back");
     assert_eq!(
         stored.score, 0,
-        "server default, not the client's value, came back via RETURNING"
+        "unset: the server default came back via RETURNING"
     );
     assert_eq!(
         insert(&post).to_sql().unwrap(),
         r#"INSERT INTO "posts" ("user_id", "title", "body") SELECT "u"."c1", "u"."c2", "u"."c3" FROM unnest($1, $2, $3) WITH ORDINALITY AS "u"("c1", "c2", "c3", "n") ORDER BY "u"."n""#
     );
+    let given = Post {
+        score: 99.into(),
+        title: "given".into(),
+        ..post.clone()
+    };
+    let stored: Post = e.one(&insert(&given).returning(Post::ALL)).await.unwrap();
+    assert_eq!(stored.score, 99, "a value given is sent, not replaced");
+    e.execute(&delete::<Post>().filter(Post::title.eq("given")))
+        .await
+        .unwrap();
 
     let updated: Vec<(i32, i64)> = e
         .all(
@@ -604,7 +615,7 @@ async fn row_locks_for_update_skip_locked() {
     let err = b
         .all(
             &select(User::ALL)
-                .filter(User::id.eq(got_a[0].id))
+                .filter(User::id.eq(got_a[0].id.cloned().unwrap()))
                 .for_update_nowait(),
         )
         .await
@@ -632,11 +643,11 @@ async fn values_round_trip_unchanged() {
         assert_eq!(back, t);
     }
     let big = Post {
-        id: 0,
+        id: Generated::unset(),
         user_id: 1,
         title: "big".into(),
         body: Some("y".repeat(1 << 20)),
-        score: 0,
+        score: Generated::unset(),
     };
     let back: Post = e.one(&insert(&big).returning(Post::ALL)).await.unwrap();
     assert_eq!(back.body, big.body, "1 MiB of text round-trips");
@@ -809,7 +820,7 @@ enum Mood {
 #[aludel(table = "moods")]
 struct MoodRow {
     #[aludel(primary_key, identity)]
-    id: i32,
+    id: Generated<i32>,
     mood: Mood,
     last: Option<Mood>,
 }
@@ -836,7 +847,7 @@ async fn native_enums_round_trip_in_both_statement_modes() {
     ] {
         let engine = db.engine_builder().statement_mode(mode).build().unwrap();
         let row = MoodRow {
-            id: 0,
+            id: Generated::unset(),
             mood: Mood::SoSo,
             last: Some(Mood::Happy),
         };
@@ -1102,7 +1113,7 @@ async fn recursive_ctes_fragments_and_arithmetic() {
 #[aludel(table = "articles")]
 struct Article {
     #[aludel(primary_key, identity)]
-    id: i32,
+    id: Generated<i32>,
     slug: String,
     tags: Vec<String>,
     live: bool,
@@ -1110,7 +1121,7 @@ struct Article {
 
 fn article(slug: &str, tags: &[&str], live: bool) -> Article {
     Article {
-        id: 0,
+        id: Generated::unset(),
         slug: slug.into(),
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         live,

@@ -1,3 +1,4 @@
+use aludel::Generated;
 use std::time::Duration;
 
 use aludel::testing::TestDb;
@@ -10,19 +11,19 @@ use aludel::{
 #[aludel(table = "users")]
 struct User {
     #[aludel(primary_key, identity)]
-    id: i32,
+    id: Generated<i32>,
     #[aludel(unique)]
     name: String,
     hair_color: Option<String>,
     #[aludel(server_default = "now()")]
-    created_at: chrono::DateTime<chrono::Utc>,
+    created_at: Generated<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Model, Debug, Clone, PartialEq)]
 #[aludel(table = "posts")]
 struct Post {
     #[aludel(primary_key, identity)]
-    id: i32,
+    id: Generated<i32>,
     #[aludel(references = "User::id", on_delete = "cascade")]
     user_id: i32,
     title: String,
@@ -32,10 +33,10 @@ struct Post {
 
 fn user(name: &str) -> Obj<User> {
     Obj::new(User {
-        id: 0,
+        id: Generated::unset(),
         name: name.into(),
         hair_color: None,
-        created_at: chrono::DateTime::UNIX_EPOCH,
+        created_at: Generated::unset(),
     })
 }
 
@@ -119,9 +120,12 @@ async fn five_thousand_adds_flush_in_five_batched_inserts_with_keys_in_add_order
     let ins = inserts(&db, mark);
     assert_eq!(ins.len(), 5, "≤ 1,000 rows per INSERT");
     assert!(ins[0].contains("RETURNING"), "{}", &ins[0][..80]);
-    let ids: Vec<i32> = objs.iter().map(|o| o.read().unwrap().id).collect();
+    let ids: Vec<i32> = objs
+        .iter()
+        .map(|o| o.read().unwrap().id.cloned().unwrap())
+        .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "keys follow add order");
-    let created = objs[0].read().unwrap().created_at;
+    let created = objs[0].read().unwrap().created_at.cloned().unwrap();
     assert!(
         created > chrono::DateTime::UNIX_EPOCH,
         "server default read back by RETURNING"
@@ -146,10 +150,10 @@ async fn parents_are_inserted_before_children_whatever_the_add_order() {
     let ann = user("ann");
     s.add(&ann).unwrap();
     s.flush().await.unwrap();
-    let ann_id = ann.read().unwrap().id;
+    let ann_id = ann.read().unwrap().id.cloned().unwrap();
     // Add a child first, then a new parent: the users INSERT must still come first.
     let post = Obj::new(Post {
-        id: 0,
+        id: Generated::unset(),
         user_id: ann_id,
         title: "hello".into(),
         version: 1,
@@ -185,7 +189,7 @@ async fn one_object_per_row_and_gets_from_the_map_need_no_sql() {
         .remove(0);
     let b = s.scalars(&select(User::ALL)).await.unwrap().remove(0);
     assert!(Obj::ptr_eq(&a, &b), "the same row is the same object");
-    let id = a.read().unwrap().id;
+    let id = a.read().unwrap().id.cloned().unwrap();
     let again = aludel::assert_statements!(db.recorder(), 0, {
         s.get::<User>(id).await.unwrap().unwrap()
     });
@@ -513,8 +517,8 @@ async fn a_stale_version_fails_the_flush() {
     s.add(&owner).unwrap();
     s.flush().await.unwrap();
     let post = Obj::new(Post {
-        id: 0,
-        user_id: owner.read().unwrap().id,
+        id: Generated::unset(),
+        user_id: owner.read().unwrap().id.cloned().unwrap(),
         title: "v1".into(),
         version: 1,
     });
@@ -532,7 +536,7 @@ async fn a_stale_version_fails_the_flush() {
     // Another session bumps the version behind our back.
     let mut other = db.engine().session();
     let theirs = other
-        .get_one::<Post>(post.read().unwrap().id)
+        .get_one::<Post>(post.read().unwrap().id.cloned().unwrap())
         .await
         .unwrap();
     theirs.write().unwrap().title = "theirs".into();
@@ -670,11 +674,11 @@ async fn the_transaction_helper_commits_rolls_back_and_retries() {
             let u = user("helper");
             s.add(&u)?;
             s.flush().await?;
-            Ok(u.read()?.id)
+            Ok(u.read()?.id.clone())
         })
         .await
         .unwrap();
-    assert!(id > 0);
+    assert!(id.cloned().unwrap() > 0);
     let failed: aludel::Result<()> = factory
         .transaction(async |s| {
             s.add(&user("never"))?;
@@ -847,10 +851,10 @@ async fn merge_bulk_insert_and_criteria_writes_keep_objects_in_sync() {
     // Bulk insert: 2,500 rows in 3 statements, untracked; then 3 tracked rows in input order.
     let rows: Vec<User> = (0..2500)
         .map(|i| User {
-            id: 0,
+            id: Generated::unset(),
             name: format!("b{i}"),
             hair_color: None,
-            created_at: chrono::DateTime::UNIX_EPOCH,
+            created_at: Generated::unset(),
         })
         .collect();
     let mark = db.recorder().len();
@@ -862,16 +866,19 @@ async fn merge_bulk_insert_and_criteria_writes_keep_objects_in_sync() {
             ["x", "y", "z"]
                 .iter()
                 .map(|n| User {
-                    id: 0,
+                    id: Generated::unset(),
                     name: (*n).into(),
                     hair_color: None,
-                    created_at: chrono::DateTime::UNIX_EPOCH,
+                    created_at: Generated::unset(),
                 })
                 .collect(),
         )
         .await
         .unwrap();
-    let ids: Vec<i32> = tracked.iter().map(|o| o.read().unwrap().id).collect();
+    let ids: Vec<i32> = tracked
+        .iter()
+        .map(|o| o.read().unwrap().id.cloned().unwrap())
+        .collect();
     assert!(ids[0] < ids[1] && ids[1] < ids[2]);
     s.commit().await.unwrap();
 
@@ -896,10 +903,10 @@ async fn merge_bulk_insert_and_criteria_writes_keep_objects_in_sync() {
     // merge of an unknown key → INSERT.
     let fresh = s
         .merge(User {
-            id: 999_999,
+            id: 999_999.into(),
             name: "merged-new".into(),
             hair_color: None,
-            created_at: chrono::DateTime::UNIX_EPOCH,
+            created_at: Generated::unset(),
         })
         .await
         .unwrap();
@@ -981,10 +988,10 @@ async fn repository_crud_paging_and_scoped_sessions() {
     let mut repo = s.repo::<User>();
     for i in 0..25 {
         repo.create(User {
-            id: 0,
+            id: Generated::unset(),
             name: format!("r{i:02}"),
             hair_color: (i % 2 == 0).then(|| "black".into()),
-            created_at: chrono::DateTime::UNIX_EPOCH,
+            created_at: Generated::unset(),
         })
         .await
         .unwrap();
@@ -1016,10 +1023,14 @@ async fn repository_crud_paging_and_scoped_sessions() {
     let mut seen = Vec::new();
     loop {
         let page = repo
-            .list_after(User::id, after, 10, None, |u| u.id)
+            .list_after(User::id, after, 10, None, |u| u.id.cloned().unwrap())
             .await
             .unwrap();
-        seen.extend(page.items.iter().map(|o| o.read().unwrap().id));
+        seen.extend(
+            page.items
+                .iter()
+                .map(|o| o.read().unwrap().id.cloned().unwrap()),
+        );
         match page.next {
             Some(n) => after = Some(n),
             None => break,
@@ -1204,7 +1215,7 @@ async fn introspection_locks_unique_mappings_invalidate_and_autoflush_off() {
     s.commit().await.unwrap(); // commit-as-you-go: a second transaction in the same session
 
     // FOR UPDATE holds the row lock: another session's NOWAIT fails with 55P03.
-    let id = a.read().unwrap().id;
+    let id = a.read().unwrap().id.cloned().unwrap();
     let locked = s.get_for_update::<User>(id).await.unwrap().unwrap();
     assert!(Obj::ptr_eq(&locked, &a));
     let mut other = db.engine().session();

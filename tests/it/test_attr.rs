@@ -5,13 +5,13 @@ use std::cell::RefCell;
 use std::sync::Mutex;
 
 use aludel::testing::{Recorder, TestDb, database_url};
-use aludel::{AsyncSession, Engine, Model, Obj, func::count_star, select, sql};
+use aludel::{AsyncSession, Engine, Generated, Model, Obj, func::count_star, select, sql};
 
 #[derive(Model, Debug, Clone)]
 #[aludel(table = "authors")]
 struct Author {
     #[aludel(primary_key, identity)]
-    id: i64,
+    id: Generated<i64>,
     name: String,
 }
 
@@ -19,7 +19,7 @@ struct Author {
 #[aludel(table = "notes")]
 struct Note {
     #[aludel(primary_key, identity)]
-    id: i64,
+    id: Generated<i64>,
     #[aludel(references = "Author::id")]
     author_id: Option<i64>,
     body: String,
@@ -27,7 +27,7 @@ struct Note {
 
 fn note(body: &str) -> Obj<Note> {
     Obj::new(Note {
-        id: 0,
+        id: Generated::unset(),
         author_id: None,
         body: body.into(),
     })

@@ -4,7 +4,7 @@ use aludel::Model;
 #[aludel(table = "users")]
 struct User {
     #[aludel(primary_key, identity)]
-    id: i32,
+    id: aludel::Generated<i32>,
     age: i32,
 }
 

@@ -1,6 +1,6 @@
 //! Models generated from the database by `aludel_migrate::codegen`: review them, then own them.
 
-use aludel::{Many, Model, One, SqlEnum};
+use aludel::{Generated, Many, Model, One, SqlEnum};
 
 /// The enum type `article_status`.
 #[derive(SqlEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub struct ArticleTag {
 pub struct Article {
     /// `id` (bigint).
     #[aludel(primary_key, identity)]
-    pub id: i64,
+    pub id: Generated<i64>,
     /// `slug` (text).
     #[aludel(unique)]
     pub slug: String,
@@ -53,13 +53,13 @@ pub struct Article {
     pub author_id: i64,
     /// `status` (article_status).
     #[aludel(server_default = "'draft'::article_status")]
-    pub status: ArticleStatus,
+    pub status: Generated<ArticleStatus>,
     /// `created_at` (timestamp with time zone).
     #[aludel(server_default = "now()")]
-    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_at: Generated<chrono::DateTime<chrono::Utc>>,
     /// `updated_at` (timestamp with time zone).
     #[aludel(server_default = "now()")]
-    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: Generated<chrono::DateTime<chrono::Utc>>,
     /// The `users` row `author_id` points to.
     #[aludel(many_to_one(fk = author_id))]
     pub author: One<User>,
@@ -86,7 +86,7 @@ pub struct Article {
 pub struct Comment {
     /// `id` (bigint).
     #[aludel(primary_key, identity)]
-    pub id: i64,
+    pub id: Generated<i64>,
     /// `article_id` (bigint).
     #[aludel(references = "Article::id", on_delete = "cascade")]
     pub article_id: i64,
@@ -97,10 +97,10 @@ pub struct Comment {
     pub body: String,
     /// `created_at` (timestamp with time zone).
     #[aludel(server_default = "now()")]
-    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_at: Generated<chrono::DateTime<chrono::Utc>>,
     /// `updated_at` (timestamp with time zone).
     #[aludel(server_default = "now()")]
-    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: Generated<chrono::DateTime<chrono::Utc>>,
     /// The `articles` row `article_id` points to.
     #[aludel(many_to_one(fk = article_id))]
     pub article: One<Article>,
@@ -151,7 +151,7 @@ pub struct Follow {
 pub struct Tag {
     /// `id` (bigint).
     #[aludel(primary_key, identity)]
-    pub id: i64,
+    pub id: Generated<i64>,
     /// `name` (text).
     #[aludel(unique)]
     pub name: String,
@@ -169,7 +169,7 @@ pub struct Tag {
 pub struct User {
     /// `id` (bigint).
     #[aludel(primary_key, identity)]
-    pub id: i64,
+    pub id: Generated<i64>,
     /// `username` (text).
     #[aludel(unique)]
     pub username: String,
@@ -184,10 +184,10 @@ pub struct User {
     pub image: Option<String>,
     /// `created_at` (timestamp with time zone).
     #[aludel(server_default = "now()")]
-    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_at: Generated<chrono::DateTime<chrono::Utc>>,
     /// `updated_at` (timestamp with time zone).
     #[aludel(server_default = "now()")]
-    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: Generated<chrono::DateTime<chrono::Utc>>,
     /// The `articles` rows whose `author_id` points here.
     #[aludel(one_to_many(fk = Article::author_id))]
     pub articles: Many<Article>,

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 pub mod v1 {
-    use aludel::{Model, SqlEnum, schema::TableDef};
+    use aludel::{Generated, Model, SqlEnum, schema::TableDef};
     use chrono::{DateTime, Utc};
 
     #[derive(SqlEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub mod v1 {
     #[aludel(table = "users")]
     pub struct User {
         #[aludel(primary_key, identity)]
-        pub id: i64,
+        pub id: Generated<i64>,
         #[aludel(unique)]
         pub username: String,
         #[aludel(unique)]
@@ -28,9 +28,9 @@ pub mod v1 {
         pub bio: Option<String>,
         pub image: Option<String>,
         #[aludel(server_default = "now()")]
-        pub created_at: DateTime<Utc>,
+        pub created_at: Generated<DateTime<Utc>>,
         #[aludel(server_default = "now()")]
-        pub updated_at: DateTime<Utc>,
+        pub updated_at: Generated<DateTime<Utc>>,
     }
 
     #[derive(Model, Debug, Clone)]
@@ -46,7 +46,7 @@ pub mod v1 {
     #[aludel(table = "articles", index(created_at, id))]
     pub struct Article {
         #[aludel(primary_key, identity)]
-        pub id: i64,
+        pub id: Generated<i64>,
         #[aludel(unique)]
         pub slug: String,
         pub title: String,
@@ -55,18 +55,18 @@ pub mod v1 {
         #[aludel(index, references = "User::id", on_delete = "cascade")]
         pub author_id: i64,
         #[aludel(server_default = "'draft'")]
-        pub status: Status,
+        pub status: Generated<Status>,
         #[aludel(server_default = "now()")]
-        pub created_at: DateTime<Utc>,
+        pub created_at: Generated<DateTime<Utc>>,
         #[aludel(server_default = "now()")]
-        pub updated_at: DateTime<Utc>,
+        pub updated_at: Generated<DateTime<Utc>>,
     }
 
     #[derive(Model, Debug, Clone)]
     #[aludel(table = "tags")]
     pub struct Tag {
         #[aludel(primary_key, identity)]
-        pub id: i64,
+        pub id: Generated<i64>,
         #[aludel(unique)]
         pub name: String,
     }
@@ -93,16 +93,16 @@ pub mod v1 {
     #[aludel(table = "comments", index(article_id, created_at))]
     pub struct Comment {
         #[aludel(primary_key, identity)]
-        pub id: i64,
+        pub id: Generated<i64>,
         #[aludel(references = "Article::id", on_delete = "cascade")]
         pub article_id: i64,
         #[aludel(references = "User::id", on_delete = "cascade")]
         pub author_id: i64,
         pub body: String,
         #[aludel(server_default = "now()")]
-        pub created_at: DateTime<Utc>,
+        pub created_at: Generated<DateTime<Utc>>,
         #[aludel(server_default = "now()")]
-        pub updated_at: DateTime<Utc>,
+        pub updated_at: Generated<DateTime<Utc>>,
     }
 
     pub const TABLES: &[&TableDef] = &[
@@ -120,7 +120,7 @@ pub mod v1 {
 /// with foreign keys (`bookmarks`), a new enum value (`archived`), a dropped column
 /// (`comments.updated_at`).
 pub mod v2 {
-    use aludel::{Model, SqlEnum, schema::TableDef};
+    use aludel::{Generated, Model, SqlEnum, schema::TableDef};
     use chrono::{DateTime, Utc};
 
     pub use super::v1::{ArticleTag, Favorite, Follow, Tag};
@@ -137,7 +137,7 @@ pub mod v2 {
     #[aludel(table = "users")]
     pub struct User {
         #[aludel(primary_key, identity)]
-        pub id: i64,
+        pub id: Generated<i64>,
         #[aludel(unique)]
         pub username: String,
         #[aludel(unique)]
@@ -146,9 +146,9 @@ pub mod v2 {
         pub bio: Option<String>,
         pub image: Option<String>,
         #[aludel(server_default = "now()")]
-        pub created_at: DateTime<Utc>,
+        pub created_at: Generated<DateTime<Utc>>,
         #[aludel(server_default = "now()")]
-        pub updated_at: DateTime<Utc>,
+        pub updated_at: Generated<DateTime<Utc>>,
         pub location: Option<String>,
     }
 
@@ -156,7 +156,7 @@ pub mod v2 {
     #[aludel(table = "articles", index(created_at, id))]
     pub struct Article {
         #[aludel(primary_key, identity)]
-        pub id: i64,
+        pub id: Generated<i64>,
         #[aludel(unique)]
         pub slug: String,
         #[aludel(index)]
@@ -166,32 +166,32 @@ pub mod v2 {
         #[aludel(index, references = "super::v1::User::id", on_delete = "cascade")]
         pub author_id: i64,
         #[aludel(server_default = "'draft'")]
-        pub status: Status,
+        pub status: Generated<Status>,
         #[aludel(server_default = "now()")]
-        pub created_at: DateTime<Utc>,
+        pub created_at: Generated<DateTime<Utc>>,
         #[aludel(server_default = "now()")]
-        pub updated_at: DateTime<Utc>,
+        pub updated_at: Generated<DateTime<Utc>>,
     }
 
     #[derive(Model, Debug, Clone)]
     #[aludel(table = "comments", index(article_id, created_at))]
     pub struct Comment {
         #[aludel(primary_key, identity)]
-        pub id: i64,
+        pub id: Generated<i64>,
         #[aludel(references = "super::v1::Article::id", on_delete = "cascade")]
         pub article_id: i64,
         #[aludel(references = "super::v1::User::id", on_delete = "cascade")]
         pub author_id: i64,
         pub body: String,
         #[aludel(server_default = "now()")]
-        pub created_at: DateTime<Utc>,
+        pub created_at: Generated<DateTime<Utc>>,
     }
 
     #[derive(Model, Debug, Clone)]
     #[aludel(table = "bookmarks")]
     pub struct Bookmark {
         #[aludel(primary_key, identity)]
-        pub id: i64,
+        pub id: Generated<i64>,
         #[aludel(index, references = "super::v1::User::id", on_delete = "cascade")]
         pub user_id: i64,
         #[aludel(references = "super::v1::Article::id", on_delete = "cascade")]

@@ -6,7 +6,7 @@
 //! [`crate::db`]), and the typed builder uses their column handles (`Article::slug`,
 //! `Favorite::user_id`, …).
 
-use aludel::{Many, Model, One, schema::TableDef};
+use aludel::{Generated, Many, Model, One, schema::TableDef};
 use chrono::{DateTime, Utc};
 
 /// A registered user. `username` and `email` are unique, in any case: their constraints
@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 pub struct User {
     /// Identity key.
     #[aludel(primary_key, identity)]
-    pub id: i64,
+    pub id: Generated<i64>,
     /// Public name, used in profile URLs.
     #[aludel(unique)]
     pub username: String,
@@ -33,10 +33,10 @@ pub struct User {
     pub image: Option<String>,
     /// Set by the server on INSERT.
     #[aludel(server_default = "now()")]
-    pub created_at: DateTime<Utc>,
+    pub created_at: Generated<DateTime<Utc>>,
     /// Set by the server on INSERT; bumped on every update.
     #[aludel(server_default = "now()")]
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: Generated<DateTime<Utc>>,
 }
 
 /// `follower` follows `followee`: the self-referential many-to-many of users.
@@ -57,7 +57,7 @@ pub struct Follow {
 pub struct Article {
     /// Identity key.
     #[aludel(primary_key, identity)]
-    pub id: i64,
+    pub id: Generated<i64>,
     /// URL key, unique; derived from the title with a suffix on collision.
     #[aludel(unique)]
     pub slug: String,
@@ -72,10 +72,10 @@ pub struct Article {
     pub author_id: i64,
     /// Set by the server on INSERT.
     #[aludel(server_default = "now()")]
-    pub created_at: DateTime<Utc>,
+    pub created_at: Generated<DateTime<Utc>>,
     /// Set by the server on INSERT; bumped on every update.
     #[aludel(server_default = "now()")]
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: Generated<DateTime<Utc>>,
     /// The author (many-to-one): `joined` into list queries.
     #[aludel(many_to_one(fk = author_id))]
     pub author: One<User>,
@@ -90,7 +90,7 @@ pub struct Article {
 pub struct Tag {
     /// Identity key.
     #[aludel(primary_key, identity)]
-    pub id: i64,
+    pub id: Generated<i64>,
     /// The tag itself, unique (the upsert's conflict target).
     #[aludel(unique)]
     pub name: String,
@@ -126,7 +126,7 @@ pub struct Favorite {
 pub struct Comment {
     /// Identity key (a JSON integer in responses).
     #[aludel(primary_key, identity)]
-    pub id: i64,
+    pub id: Generated<i64>,
     /// The article; deleting it deletes its comments.
     #[aludel(references = "Article::id", on_delete = "cascade")]
     pub article_id: i64,
@@ -137,10 +137,10 @@ pub struct Comment {
     pub body: String,
     /// Set by the server on INSERT.
     #[aludel(server_default = "now()")]
-    pub created_at: DateTime<Utc>,
+    pub created_at: Generated<DateTime<Utc>>,
     /// Set by the server on INSERT.
     #[aludel(server_default = "now()")]
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: Generated<DateTime<Utc>>,
     /// The author (many-to-one).
     #[aludel(many_to_one(fk = author_id))]
     pub author: One<User>,

@@ -48,24 +48,21 @@ pub struct ArticleRow {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<Article> for ArticleRow {
-    fn from(a: Article) -> Self {
-        ArticleRow::from(&a)
-    }
-}
+impl TryFrom<&Article> for ArticleRow {
+    type Error = aludel::Error;
 
-impl From<&Article> for ArticleRow {
-    fn from(a: &Article) -> Self {
-        ArticleRow {
-            id: a.id,
+    /// A stored article (its server-filled columns read back); an unset one is an error.
+    fn try_from(a: &Article) -> aludel::Result<Self> {
+        Ok(ArticleRow {
+            id: a.id.cloned()?,
             slug: a.slug.clone(),
             title: a.title.clone(),
             description: a.description.clone(),
             body: Some(a.body.clone()),
             author_id: a.author_id,
-            created_at: a.created_at,
-            updated_at: a.updated_at,
-        }
+            created_at: a.created_at.cloned()?,
+            updated_at: a.updated_at.cloned()?,
+        })
     }
 }
 
@@ -152,7 +149,7 @@ pub async fn list_articles(
     let rows = articles
         .iter()
         .map(|a| {
-            let mut row = ArticleRow::from(&*a.read()?);
+            let mut row = ArticleRow::try_from(&*a.read()?)?;
             row.body = None;
             Ok(row)
         })
@@ -175,7 +172,7 @@ pub async fn article_by_slug(
         .await?;
     let rows = found
         .iter()
-        .map(|a| Ok(ArticleRow::from(&*a.read()?)))
+        .map(|a| ArticleRow::try_from(&*a.read()?))
         .collect::<aludel::Result<Vec<_>>>()?;
     Ok(views(s, rows, &found, viewer).await?.pop())
 }
@@ -220,7 +217,7 @@ async fn views(
         if let Some(user) = a.author.get()? {
             let u = user.read()?;
             authors.insert(
-                u.id,
+                u.id.cloned()?,
                 Profile {
                     username: u.username.clone(),
                     bio: u.bio.clone(),
@@ -235,7 +232,7 @@ async fn views(
             .iter()
             .map(|t| Ok(t.read()?.name.clone()))
             .collect::<aludel::Result<Vec<_>>>()?;
-        tags.insert(a.id, names);
+        tags.insert(a.id.cloned()?, names);
     }
     if let Some(me) = viewer {
         let author_ids: Vec<i64> = authors.keys().copied().collect();

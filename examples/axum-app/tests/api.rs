@@ -10,11 +10,10 @@
 )]
 
 use aludel::testing::TestDb;
-use aludel::{insert_many, select};
+use aludel::{Generated, insert_many, select};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use chrono::Utc;
 use conduit::models::{Article, ArticleTag, Favorite, Follow, Tag, User};
 use conduit::{AppState, app};
 use http_body_util::BodyExt;
@@ -83,18 +82,17 @@ impl Harness {
 
     /// Users straight into the table (no password hashing); returns their ids in order.
     async fn users(&self, names: &[&str]) -> Vec<i64> {
-        let now = Utc::now();
         let rows: Vec<User> = names
             .iter()
             .map(|n| User {
-                id: 0,
+                id: Generated::unset(),
                 username: (*n).to_owned(),
                 email: format!("{n}@example.com"),
                 password_hash: "not a hash".to_owned(),
                 bio: None,
                 image: None,
-                created_at: now,
-                updated_at: now,
+                created_at: Generated::unset(),
+                updated_at: Generated::unset(),
             })
             .collect();
         self.db
@@ -108,17 +106,16 @@ impl Harness {
     /// `fans` when `i` is even.
     async fn articles(&self, start: usize, n: usize, authors: &[i64], fans: &[i64]) {
         let e = self.db.engine();
-        let now = Utc::now();
         let rows: Vec<Article> = (start..start + n)
             .map(|i| Article {
-                id: 0,
+                id: Generated::unset(),
                 slug: format!("article-{i}"),
                 title: format!("Article {i}"),
                 description: format!("about {i}"),
                 body: format!("body {i}"),
                 author_id: authors[i % authors.len()],
-                created_at: now,
-                updated_at: now,
+                created_at: Generated::unset(),
+                updated_at: Generated::unset(),
                 author: aludel::One::new(),
                 tags: aludel::Many::new(),
             })
@@ -129,7 +126,10 @@ impl Harness {
             .unwrap();
         let tags: Vec<Tag> = std::iter::once("common".to_owned())
             .chain((start..start + n).map(|i| format!("tag{i}")))
-            .map(|name| Tag { id: 0, name })
+            .map(|name| Tag {
+                id: Generated::unset(),
+                name,
+            })
             .collect();
         e.execute(&insert_many(&tags).on_conflict_do_nothing(Tag::name))
             .await

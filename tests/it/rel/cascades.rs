@@ -190,7 +190,7 @@ async fn replacing_a_one_to_one_deletes_the_orphan() {
     let mut s = db.engine().session();
     let ann = author("ann");
     let first = Obj::new(Profile {
-        id: 0,
+        id: Generated::unset(),
         author_id: None,
         bio: "first".into(),
         author: One::new(),
@@ -208,7 +208,7 @@ async fn replacing_a_one_to_one_deletes_the_orphan() {
     );
     s.refresh(&ann).await.unwrap();
     let second = Obj::new(Profile {
-        id: 0,
+        id: Generated::unset(),
         author_id: None,
         bio: "second".into(),
         author: One::new(),
@@ -236,7 +236,7 @@ async fn many_to_many_links_follow_the_collection_and_go_with_either_side() {
         .iter()
         .map(|n| {
             Obj::new(Tag {
-                id: 0,
+                id: Generated::unset(),
                 name: (*n).into(),
             })
         })
@@ -270,13 +270,16 @@ async fn association_objects_carry_their_own_columns() {
     let mut s = db.engine().session();
     let ann = author("ann");
     let course = Obj::new(Course {
-        id: 0,
+        id: Generated::unset(),
         title: "SQL".into(),
     });
     s.add_all([&ann]).unwrap();
     s.add(&course).unwrap();
     s.flush().await.unwrap();
-    let (aid, cid) = (ann.read().unwrap().id, course.read().unwrap().id);
+    let (aid, cid) = (
+        ann.read().unwrap().id.cloned().unwrap(),
+        course.read().unwrap().id.cloned().unwrap(),
+    );
     let e = Obj::new(Enrollment {
         student_id: aid,
         course_id: cid,

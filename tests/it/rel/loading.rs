@@ -76,7 +76,7 @@ async fn selectin_chain_loads_every_level_in_one_statement() {
         assert_eq!(posts.len(), 3);
         for p in &posts {
             let p = p.read().unwrap();
-            assert_eq!(p.author_id, Some(a.read().unwrap().id));
+            assert_eq!(p.author_id, Some(a.read().unwrap().id.cloned().unwrap()));
             assert_eq!(p.comments.len().unwrap(), 2);
             // the reverse side is known without SQL
             assert!(Obj::ptr_eq(&p.author.get().unwrap().unwrap(), a));
@@ -235,7 +235,10 @@ async fn options_filter_and_order_the_related_rows() {
     for a in &authors {
         let posts = a.read().unwrap().posts.get().unwrap();
         assert_eq!(posts.len(), 3, "only published posts");
-        let ids: Vec<i64> = posts.iter().map(|p| p.read().unwrap().id).collect();
+        let ids: Vec<i64> = posts
+            .iter()
+            .map(|p| p.read().unwrap().id.cloned().unwrap())
+            .collect();
         let mut sorted = ids.clone();
         sorted.sort_unstable_by(|a, b| b.cmp(a));
         assert_eq!(ids, sorted);
@@ -674,7 +677,7 @@ async fn declared_selectin_defaults_apply_at_every_level_and_stop_at_loaded_slot
     let mut s = db.engine().session();
     fn node(name: String) -> Obj<TreeNode> {
         Obj::new(TreeNode {
-            id: 0,
+            id: Generated::unset(),
             parent_id: None,
             name,
             parent: One::new(),
@@ -718,7 +721,7 @@ async fn declared_selectin_defaults_apply_at_every_level_and_stop_at_loaded_slot
         count += 1;
         let n = n.read().unwrap();
         for c in n.children.get().unwrap() {
-            assert_eq!(c.read().unwrap().parent_id, Some(n.id));
+            assert_eq!(c.read().unwrap().parent_id, n.id.as_option().copied());
             stack.push(c);
         }
     }

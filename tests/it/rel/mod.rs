@@ -4,6 +4,7 @@ mod cascades;
 mod loading;
 mod write_only;
 
+use aludel::Generated;
 use aludel::testing::TestDb;
 use aludel::{Many, Model, Obj, One, WriteOnly, create_all, schema::CreateOptions};
 
@@ -11,7 +12,7 @@ use aludel::{Many, Model, Obj, One, WriteOnly, create_all, schema::CreateOptions
 #[aludel(table = "authors")]
 pub(crate) struct Author {
     #[aludel(primary_key, identity)]
-    pub(crate) id: i64,
+    pub(crate) id: Generated<i64>,
     pub(crate) name: String,
     #[aludel(one_to_many(fk = Post::author_id, back_populates = author, order_by = "id"))]
     pub(crate) posts: Many<Post>,
@@ -31,7 +32,7 @@ pub(crate) struct Author {
 #[aludel(table = "posts")]
 pub(crate) struct Post {
     #[aludel(primary_key, identity)]
-    pub(crate) id: i64,
+    pub(crate) id: Generated<i64>,
     #[aludel(references = "Author::id")]
     pub(crate) author_id: Option<i64>,
     pub(crate) title: String,
@@ -48,7 +49,7 @@ pub(crate) struct Post {
 #[aludel(table = "comments")]
 pub(crate) struct Comment {
     #[aludel(primary_key, identity)]
-    pub(crate) id: i64,
+    pub(crate) id: Generated<i64>,
     #[aludel(references = "Post::id")]
     pub(crate) post_id: Option<i64>,
     pub(crate) body: String,
@@ -60,7 +61,7 @@ pub(crate) struct Comment {
 #[aludel(table = "profiles")]
 pub(crate) struct Profile {
     #[aludel(primary_key, identity)]
-    pub(crate) id: i64,
+    pub(crate) id: Generated<i64>,
     #[aludel(references = "Author::id", unique)]
     pub(crate) author_id: Option<i64>,
     pub(crate) bio: String,
@@ -72,7 +73,7 @@ pub(crate) struct Profile {
 #[aludel(table = "tags")]
 pub(crate) struct Tag {
     #[aludel(primary_key, identity)]
-    pub(crate) id: i64,
+    pub(crate) id: Generated<i64>,
     #[aludel(unique)]
     pub(crate) name: String,
 }
@@ -99,7 +100,7 @@ pub(crate) struct Follow {
 #[aludel(table = "events")]
 pub(crate) struct Event {
     #[aludel(primary_key, identity)]
-    pub(crate) id: i64,
+    pub(crate) id: Generated<i64>,
     #[aludel(references = "Author::id", on_delete = "cascade", index)]
     pub(crate) author_id: Option<i64>,
     pub(crate) amount: i64,
@@ -109,7 +110,7 @@ pub(crate) struct Event {
 #[aludel(table = "notes")]
 pub(crate) struct Note {
     #[aludel(primary_key, identity)]
-    pub(crate) id: i64,
+    pub(crate) id: Generated<i64>,
     #[aludel(references = "Author::id")]
     pub(crate) author_id: i64,
 }
@@ -119,7 +120,7 @@ pub(crate) struct Note {
 #[aludel(table = "categories")]
 pub(crate) struct Category {
     #[aludel(primary_key, identity)]
-    pub(crate) id: i64,
+    pub(crate) id: Generated<i64>,
     #[aludel(references = "Category::id")]
     pub(crate) parent_id: Option<i64>,
     pub(crate) name: String,
@@ -134,7 +135,7 @@ pub(crate) struct Category {
 #[aludel(table = "tree_nodes")]
 pub(crate) struct TreeNode {
     #[aludel(primary_key, identity)]
-    pub(crate) id: i64,
+    pub(crate) id: Generated<i64>,
     #[aludel(references = "TreeNode::id")]
     pub(crate) parent_id: Option<i64>,
     pub(crate) name: String,
@@ -149,7 +150,7 @@ pub(crate) struct TreeNode {
 #[aludel(table = "messages")]
 pub(crate) struct Message {
     #[aludel(primary_key, identity)]
-    pub(crate) id: i64,
+    pub(crate) id: Generated<i64>,
     #[aludel(references = "Author::id")]
     pub(crate) sender_id: i64,
     #[aludel(references = "Author::id")]
@@ -165,7 +166,7 @@ pub(crate) struct Message {
 #[aludel(table = "courses")]
 pub(crate) struct Course {
     #[aludel(primary_key, identity)]
-    pub(crate) id: i64,
+    pub(crate) id: Generated<i64>,
     pub(crate) title: String,
 }
 
@@ -183,7 +184,7 @@ pub(crate) struct Enrollment {
 
 pub(crate) fn author(name: &str) -> Obj<Author> {
     Obj::new(Author {
-        id: 0,
+        id: Generated::unset(),
         name: name.into(),
         posts: Many::new(),
         profile: One::new(),
@@ -196,7 +197,7 @@ pub(crate) fn author(name: &str) -> Obj<Author> {
 
 pub(crate) fn post(title: &str) -> Obj<Post> {
     Obj::new(Post {
-        id: 0,
+        id: Generated::unset(),
         author_id: None,
         title: title.into(),
         published: true,
@@ -208,7 +209,7 @@ pub(crate) fn post(title: &str) -> Obj<Post> {
 
 pub(crate) fn comment(body: &str) -> Obj<Comment> {
     Obj::new(Comment {
-        id: 0,
+        id: Generated::unset(),
         post_id: None,
         body: body.into(),
         post: One::new(),
@@ -217,7 +218,7 @@ pub(crate) fn comment(body: &str) -> Obj<Comment> {
 
 pub(crate) fn category(name: &str) -> Obj<Category> {
     Obj::new(Category {
-        id: 0,
+        id: Generated::unset(),
         parent_id: None,
         name: name.into(),
         parent: One::new(),

@@ -12,7 +12,7 @@ async fn count(db: &TestDb, q: &'static str) -> i64 {
 
 fn event(amount: i64) -> Event {
     Event {
-        id: 0,
+        id: Generated::unset(),
         author_id: None,
         amount,
     }
@@ -90,7 +90,7 @@ async fn select_is_scoped_to_the_parent_and_composes() {
     );
     let rows = s.scalars(&q).await.unwrap();
     assert_eq!(rows.len(), 10);
-    let aid = a.read().unwrap().id;
+    let aid = a.read().unwrap().id.cloned().unwrap();
     assert!(rows.iter().all(|e| {
         let e = e.read().unwrap();
         e.amount < 0 && e.author_id == Some(aid)
@@ -214,7 +214,7 @@ async fn bulk_statements_touch_only_this_parents_rows() {
         .insert(
             &post("x"),
             vec![Tag {
-                id: 0,
+                id: Generated::unset(),
                 name: "t".into(),
             }],
         )

@@ -1,7 +1,9 @@
 //! Articles: list, feed, get, create, update, delete, favorite, unfavorite.
 
 use aludel::web::axum::DbSession;
-use aludel::{AsyncSession, Many, Obj, One, delete, insert, insert_many, query::exists, select};
+use aludel::{
+    AsyncSession, Generated, Many, Obj, One, delete, insert, insert_many, query::exists, select,
+};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use axum::Json;
 use axum::http::StatusCode;
@@ -156,16 +158,15 @@ pub(super) async fn create(
         checks.tags(tags);
     }
     checks.finish()?;
-    let now = Utc::now(); // placeholders for server defaults
     let mut draft = Article {
-        id: 0,
+        id: Generated::unset(),
         slug: slugify(&title),
         title,
         description,
         body: body_text,
         author_id: me,
-        created_at: now,
-        updated_at: now,
+        created_at: Generated::unset(),
+        updated_at: Generated::unset(),
         author: One::new(),
         tags: Many::new(),
     };
@@ -188,9 +189,9 @@ pub(super) async fn create(
     }
     let stored = stored.ok_or_else(|| ApiError::Internal("no free slug".to_owned()))?;
     if let Some(tags) = new.tag_list {
-        set_tags(&mut db, stored.id, tags).await?;
+        set_tags(&mut db, stored.id.cloned()?, tags).await?;
     }
-    let view = load_articles(&mut db, vec![stored.into()], Some(me))
+    let view = load_articles(&mut db, vec![ArticleRow::try_from(&stored)?], Some(me))
         .await?
         .pop()
         .ok_or(ApiError::NotFound("article"))?;
@@ -245,7 +246,7 @@ pub(super) async fn update(
     }
     checks.finish()?;
 
-    let id = article.read()?.id;
+    let id = article.read()?.id.cloned()?;
     let new_slug = match &changes.title {
         Some(Some(title)) if *title != article.read()?.title => {
             Some(free_slug(&mut db, &slugify(title), id).await?)
@@ -266,14 +267,14 @@ pub(super) async fn update(
         if let Some(Some(body)) = changes.body {
             a.body = body;
         }
-        a.updated_at = Utc::now();
+        a.updated_at = Utc::now().into();
     }
     // UPDATE of the changed columns, RETURNING the stored row (its timestamps included).
     db.flush().await?;
     if let Some(Some(tags)) = changes.tag_list {
         set_tags(&mut db, id, tags).await?;
     }
-    let row: ArticleRow = article.get()?.into();
+    let row = ArticleRow::try_from(&article.get()?)?;
     let view = load_articles(&mut db, vec![row], Some(me))
         .await?
         .pop()
@@ -356,7 +357,7 @@ async fn set_tags(db: &mut AsyncSession, article_id: i64, names: Vec<String>) ->
     let tags: Vec<Tag> = names
         .iter()
         .map(|name| Tag {
-            id: 0,
+            id: Generated::unset(),
             name: name.clone(),
         })
         .collect();

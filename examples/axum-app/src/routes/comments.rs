@@ -1,10 +1,9 @@
 //! `GET`/`POST /articles/{slug}/comments`, `DELETE /articles/{slug}/comments/{id}`.
 
 use aludel::web::axum::DbSession;
-use aludel::{AsyncSession, Obj, One, select};
+use aludel::{AsyncSession, Generated, Obj, One, select};
 use axum::Json;
 use axum::http::StatusCode;
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -26,14 +25,14 @@ pub(super) struct NewComment {
     body: Option<String>,
 }
 
-fn view(c: Comment, author: Profile) -> CommentView {
-    CommentView {
-        id: c.id,
-        created_at: timestamp(&c.created_at),
-        updated_at: timestamp(&c.updated_at),
+fn view(c: Comment, author: Profile) -> aludel::Result<CommentView> {
+    Ok(CommentView {
+        id: c.id.cloned()?,
+        created_at: timestamp(c.created_at.get()?),
+        updated_at: timestamp(c.updated_at.get()?),
         body: c.body,
         author,
-    }
+    })
 }
 
 async fn article_id(db: &mut AsyncSession, slug: String) -> ApiResult<i64> {
@@ -63,13 +62,13 @@ pub(super) async fn list(
     author_ids.sort_unstable();
     author_ids.dedup();
     let authors = profiles(&mut db, author_ids, viewer).await?;
-    let views: Vec<CommentView> = comments
+    let views = comments
         .into_iter()
         .filter_map(|c| {
             let author = authors.get(&c.author_id)?.clone();
             Some(view(c, author))
         })
-        .collect();
+        .collect::<aludel::Result<Vec<CommentView>>>()?;
     Ok(Json(json!({ "comments": views })))
 }
 
@@ -84,14 +83,13 @@ pub(super) async fn create(
     let mut checks = Checks::new();
     let text = checks.required("body", body.comment.body, COMMENT_MAX);
     checks.finish()?;
-    let now = Utc::now(); // placeholders for server defaults
     let comment = Obj::new(Comment {
-        id: 0,
+        id: Generated::unset(),
         article_id: article,
         author_id: me,
         body: text,
-        created_at: now,
-        updated_at: now,
+        created_at: Generated::unset(),
+        updated_at: Generated::unset(),
         author: One::new(),
     });
     db.add(&comment)?;
@@ -103,7 +101,7 @@ pub(super) async fn create(
     let stored = comment.get()?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "comment": view(stored, author) })),
+        Json(json!({ "comment": view(stored, author)? })),
     ))
 }
 

@@ -26,8 +26,8 @@ struct ExportLine<'a> {
     description: &'a str,
     body: &'a str,
     tag_list: &'a [String],
-    created_at: String,
-    updated_at: String,
+    created_at: Option<String>,
+    updated_at: Option<String>,
     author: &'a str,
 }
 
@@ -56,8 +56,8 @@ pub(super) async fn export(State(engine): State<Engine>) -> ApiResult<Response> 
                 description: &article.description,
                 body: &article.body,
                 tag_list: &tags,
-                created_at: timestamp(&article.created_at),
-                updated_at: timestamp(&article.updated_at),
+                created_at: article.created_at.as_option().map(timestamp),
+                updated_at: article.updated_at.as_option().map(timestamp),
                 author: &author,
             };
             // Serializing plain strings and string lists cannot fail.

@@ -5,7 +5,7 @@
 //! changed columns (the partial UPDATE with a dynamic column set, without building one).
 
 use aludel::web::axum::DbSession;
-use aludel::{Obj, func::call as func, query::Expr, query::value, select};
+use aludel::{Generated, Obj, func::call as func, query::Expr, query::value, select};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -61,7 +61,7 @@ pub(super) struct UpdateUser {
 fn user_response(state: &AppState, user: &User) -> ApiResult<Json<Value>> {
     let view = UserView {
         email: user.email.clone(),
-        token: state.jwt.issue(user.id)?,
+        token: state.jwt.issue(user.id.cloned()?)?,
         username: user.username.clone(),
         bio: user.bio.clone(),
         image: user.image.clone(),
@@ -98,16 +98,15 @@ pub(super) async fn register(
     let email = checks.required("email", body.user.email, EMAIL_MAX);
     let password = checks.required("password", body.user.password, PASSWORD_MAX);
     checks.finish()?;
-    let now = Utc::now(); // placeholders: server defaults fill them, RETURNING brings them back
     let user = Obj::new(User {
-        id: 0,
+        id: Generated::unset(),
         username,
         email,
         password_hash: hash_password(password).await?,
         bio: None,
         image: None,
-        created_at: now,
-        updated_at: now,
+        created_at: Generated::unset(),
+        updated_at: Generated::unset(),
     });
     db.add(&user)?;
     db.flush().await.map_err(taken_or)?;
@@ -221,7 +220,7 @@ pub(super) async fn update(
         if let Some(image) = changes.image {
             u.image = image.filter(|i| !i.is_empty());
         }
-        u.updated_at = Utc::now();
+        u.updated_at = Utc::now().into();
     }
     // One UPDATE of the changed columns only, RETURNING the stored row.
     db.flush().await.map_err(taken_or)?;

@@ -1,6 +1,6 @@
 //! Models generated from the database by `aludel_migrate::codegen`: review them, then own them.
 
-use aludel::{Many, Model, One};
+use aludel::{Generated, Many, Model, One};
 
 /// The table `article_tags`.
 #[derive(Model, Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct ArticleTag {
 pub struct Article {
     /// `id` (bigint).
     #[aludel(primary_key, identity)]
-    pub id: i64,
+    pub id: Generated<i64>,
     /// `slug` (text).
     #[aludel(unique)]
     pub slug: String,
@@ -41,10 +41,10 @@ pub struct Article {
     pub author_id: i64,
     /// `created_at` (timestamp with time zone).
     #[aludel(server_default = "now()")]
-    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_at: Generated<chrono::DateTime<chrono::Utc>>,
     /// `updated_at` (timestamp with time zone).
     #[aludel(server_default = "now()")]
-    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: Generated<chrono::DateTime<chrono::Utc>>,
     /// The `users` row `author_id` points to.
     #[aludel(many_to_one(fk = author_id))]
     pub author: One<User>,
@@ -71,7 +71,7 @@ pub struct Article {
 pub struct Comment {
     /// `id` (bigint).
     #[aludel(primary_key, identity)]
-    pub id: i64,
+    pub id: Generated<i64>,
     /// `article_id` (bigint).
     #[aludel(references = "Article::id", on_delete = "cascade")]
     pub article_id: i64,
@@ -82,10 +82,10 @@ pub struct Comment {
     pub body: String,
     /// `created_at` (timestamp with time zone).
     #[aludel(server_default = "now()")]
-    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_at: Generated<chrono::DateTime<chrono::Utc>>,
     /// `updated_at` (timestamp with time zone).
     #[aludel(server_default = "now()")]
-    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: Generated<chrono::DateTime<chrono::Utc>>,
     /// The `articles` row `article_id` points to.
     #[aludel(many_to_one(fk = article_id))]
     pub article: One<Article>,
@@ -136,7 +136,7 @@ pub struct Follow {
 pub struct Tag {
     /// `id` (bigint).
     #[aludel(primary_key, identity)]
-    pub id: i64,
+    pub id: Generated<i64>,
     /// `name` (text).
     #[aludel(unique)]
     pub name: String,
@@ -156,7 +156,7 @@ pub struct Tag {
 pub struct User {
     /// `id` (bigint).
     #[aludel(primary_key, identity)]
-    pub id: i64,
+    pub id: Generated<i64>,
     /// `username` (text).
     #[aludel(unique)]
     pub username: String,
@@ -171,10 +171,10 @@ pub struct User {
     pub image: Option<String>,
     /// `created_at` (timestamp with time zone).
     #[aludel(server_default = "now()")]
-    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_at: Generated<chrono::DateTime<chrono::Utc>>,
     /// `updated_at` (timestamp with time zone).
     #[aludel(server_default = "now()")]
-    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: Generated<chrono::DateTime<chrono::Utc>>,
     /// The `articles` rows whose `author_id` points here.
     #[aludel(one_to_many(fk = Article::author_id))]
     pub articles: Many<Article>,
