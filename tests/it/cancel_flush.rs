@@ -211,8 +211,10 @@ async fn a_commit_dropped_at_any_poll_leaves_true_states() {
         }
         assert!(finished_at.is_some(), "never finished");
     }
-    // Only the poll that sends COMMIT leaves it in doubt.
-    assert!((1..=2).contains(&in_doubt), "{in_doubt} polls in doubt");
+    // Only polls while COMMIT is in flight leave it in doubt: one per loop, or two when a
+    // wakeup before the answer arrives gives the cut one more poll there. (Each `n` is a new
+    // run, so the poll that sends COMMIT can move by one between runs.)
+    assert!((1..=4).contains(&in_doubt), "{in_doubt} polls in doubt");
     no_leak(&db, &engine).await;
 }
 
