@@ -72,7 +72,7 @@ pub trait Model: FromRow + crate::row::FromRowOpt + Send + Sync + 'static {
     const TABLE: &'static TableDef;
 
     /// Appends the values of the columns an INSERT can supply ([`TableDef::insert_columns`]),
-    /// in that order: `None` for an unset [`Generated`](crate::Generated) field, which the
+    /// in that order: `None` for an unset [`Generated`] field, which the
     /// INSERT leaves to the server.
     fn insert_values(&self, out: &mut Vec<Option<Bind>>);
 
@@ -88,7 +88,7 @@ pub trait Model: FromRow + crate::row::FromRowOpt + Send + Sync + 'static {
     #[doc(hidden)]
     fn set_column(&mut self, idx: usize, raw: Option<&[u8]>) -> crate::Result<()>;
 
-    /// Makes column `idx` unset when it is a [`Generated`](crate::Generated) field (an
+    /// Makes column `idx` unset when it is a [`Generated`] field (an
     /// object going back to transient forgets what a `GENERATED ALWAYS` column was given).
     #[doc(hidden)]
     fn clear_column(&mut self, idx: usize) {
@@ -308,7 +308,7 @@ impl ColumnDef {
     }
 
     /// True when the server fills this column on an INSERT that leaves it out (identity,
-    /// server default, generated expression): its field is a [`Generated`](crate::Generated).
+    /// server default, generated expression): its field is a [`Generated`].
     pub fn is_server_filled(&self) -> bool {
         self.identity || self.server_default.is_some() || self.generated.is_some()
     }
