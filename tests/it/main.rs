@@ -20,6 +20,7 @@ mod pgbouncer;
 mod pool;
 mod pool_faults;
 mod raw;
+mod review;
 mod rel;
 mod reset;
 #[cfg(all(feature = "chrono", feature = "json"))]

@@ -1,0 +1,234 @@
+//! Review of the pool-resilience change (4e4d9fb): defects found, one test each.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use aludel::sql;
+use aludel::testing::TestDb;
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A connection made on one runtime (its driver task runs there) is dropped mid-statement,
+/// inside a transaction, on another runtime (an actix worker, a per-test runtime with a
+/// shared engine) that then shuts down. The drain task spawned there is dropped before it
+/// runs, and dropping it returns the pooled object to the pool as it is: mid-statement,
+/// inside the transaction. The next user runs inside the previous user's transaction.
+#[test]
+fn review_drain_dropped_with_its_runtime_returns_the_connection_inside_a_transaction() {
+    let main_rt = multi_thread();
+    let (db, engine) = main_rt.block_on(async {
+        let db = TestDb::new().await.unwrap();
+        db.engine()
+            .execute(&sql("CREATE TABLE t (id int)"))
+            .await
+            .unwrap();
+        let engine = db.engine_builder().max_size(1).build().unwrap();
+        // The pool's one connection is opened here: its driver task runs on `main_rt`.
+        let mut c = engine.connect().await.unwrap();
+        c.backend_pid().await.unwrap();
+        drop(c);
+        (db, engine)
+    });
+    let other = current_thread();
+    other.block_on(async {
+        let mut c = engine.connect().await.unwrap();
+        c.begin().await.unwrap();
+        c.execute(&sql("INSERT INTO t VALUES (1)")).await.unwrap();
+        let cut = tokio::time::timeout(
+            Duration::from_millis(20),
+            c.execute(&sql("SELECT pg_sleep(0.3)")),
+        )
+        .await;
+        assert!(cut.is_err());
+        // Dropped mid-statement: a drain task is spawned on `other`, which shuts down
+        // before it runs.
+        drop(c);
+    });
+    drop(other);
+    main_rt.block_on(async {
+        let mut c = tokio::time::timeout(Duration::from_secs(3), engine.connect())
+            .await
+            .expect("checkout")
+            .unwrap();
+        let xid: Option<String> = c
+            .query_one(&sql("SELECT pg_current_xact_id_if_assigned()::text"))
+            .await
+            .unwrap();
+        assert_eq!(
+            xid, None,
+            "the connection was handed out inside the previous user's transaction"
+        );
+        drop(c);
+        drop(engine);
+        drop(db);
+    });
+}
+
+/// A TCP front for the test server: silent (accepts, never answers) or forwarding.
+struct Front {
+    port: u16,
+    mode: Arc<AtomicU8>,
+}
+
+const SILENT: u8 = 1;
+const UP: u8 = 2;
+const SLOW: u8 = 3;
+
+impl Front {
+    async fn start(mode: u8) -> Front {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(AtomicU8::new(mode));
+        let cfg: tokio_postgres::Config = aludel::testing::database_url().parse().unwrap();
+        let host = match cfg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            other => panic!("the test server must be reachable over TCP: {other:?}"),
+        };
+        let server = (host, cfg.get_ports().first().copied().unwrap_or(5432));
+        tokio::spawn({
+            let mode = mode.clone();
+            async move {
+                let mut held = Vec::new();
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else {
+                        return;
+                    };
+                    if mode.load(Ordering::SeqCst) == SILENT {
+                        held.push(client);
+                    } else {
+                        let server = server.clone();
+                        let slow = mode.load(Ordering::SeqCst) == SLOW;
+                        tokio::spawn(async move {
+                            if slow {
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                            }
+                            let mut pg = tokio::net::TcpStream::connect(server).await?;
+                            tokio::io::copy_bidirectional(&mut client, &mut pg).await
+                        });
+                    }
+                }
+            }
+        });
+        Front { port, mode }
+    }
+
+    fn url(&self) -> String {
+        let cfg: tokio_postgres::Config = aludel::testing::database_url().parse().unwrap();
+        let user = cfg.get_user().unwrap_or("postgres").to_owned();
+        let db = cfg.get_dbname().unwrap_or("postgres").to_owned();
+        format!("postgres://{user}@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+/// After a failed attempt, one checkout probes; the probe's creation task is the only one
+/// that clears `probing`. If that task is dropped before it reports (its runtime shut
+/// down), `probing` stays set: every later checkout fails fast with a backoff error, for
+/// ever, even once the server answers again.
+#[test]
+fn review_probe_dropped_with_its_runtime_leaves_the_backoff_stuck_for_ever() {
+    let main_rt = multi_thread();
+    let front = main_rt.block_on(Front::start(SILENT));
+    let engine = aludel::Engine::builder(&front.url())
+        .max_size(2)
+        .connect_timeout(Some(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    main_rt.block_on(async {
+        let e = engine.connect().await.unwrap_err();
+        assert!(e.is_connect_timeout(), "{e:?}");
+        // Past the first backoff step (at most 100 ms): the next checkout probes.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    });
+    let other = current_thread();
+    other.block_on(async {
+        // The probe starts on `other` (the server is still silent) and is cut off.
+        let cut = tokio::time::timeout(Duration::from_millis(30), engine.connect()).await;
+        assert!(cut.is_err());
+    });
+    drop(other);
+    front.mode.store(UP, Ordering::SeqCst);
+    main_rt.block_on(async {
+        let mut last = None;
+        for _ in 0..60 {
+            match engine.connect().await {
+                Ok(mut c) => {
+                    assert_eq!(c.query_one::<i32>(&sql("SELECT 1")).await.unwrap(), 1);
+                    return;
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server is back and answering, yet 3 s of checkouts all failed: {last:?}");
+    });
+}
+
+/// The drop path says closing a connection with a `COMMIT` in flight "keeps a COMMIT that
+/// is still queued from being sent; the transaction then rolls back on the server", and
+/// `Engine::transaction` promises "nothing is committed behind the caller". The driver
+/// writes the request on the first poll; once the connection task has sent it, closing the
+/// socket (and the cancel request, which reaches an idle backend) does not undo it: the
+/// row is committed although the caller never saw the COMMIT finish; a retry doubles it.
+#[tokio::test]
+async fn review_commit_polled_once_then_dropped_still_commits_behind_the_caller() {
+    use futures_util::FutureExt;
+    let db = TestDb::new().await.unwrap();
+    db.engine()
+        .execute(&sql("CREATE TABLE t (id int)"))
+        .await
+        .unwrap();
+    let engine = db.engine_builder().max_size(2).build().unwrap();
+    let mut c = engine.connect().await.unwrap();
+    c.begin().await.unwrap();
+    c.execute(&sql("INSERT INTO t VALUES (1)")).await.unwrap();
+    // Polled once (the COMMIT is queued on the connection), then given up on.
+    assert!(c.commit().now_or_never().is_none());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let n: i64 = db
+        .engine()
+        .query_one(&sql("SELECT count(*) FROM t"))
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "a transaction dropped during COMMIT was committed");
+}
+
+/// `Engine::close`: "idle connections close now, checked-out ones when they come back". A
+/// connection whose checkout was cancelled while it was being made is parked in the
+/// manager; after `close()` no `create` ever runs again to adopt it, and it stays open on
+/// the server for as long as the engine value lives.
+#[tokio::test]
+async fn review_close_leaves_a_parked_connection_open() {
+    let db = TestDb::new().await.unwrap();
+    let front = Front::start(SLOW).await;
+    let app = format!("review_parked_{}", std::process::id());
+    let url = format!("{}?application_name={app}", front.url());
+    let engine = aludel::Engine::builder(&url).max_size(2).build().unwrap();
+    let cut = tokio::time::timeout(Duration::from_millis(50), engine.connect()).await;
+    assert!(cut.is_err(), "cut off while connecting");
+    engine.close();
+    // The creation finishes (300 ms) and is parked.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let open: i64 = db
+        .engine()
+        .query_one(&sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1").bind(app))
+        .await
+        .unwrap();
+    assert_eq!(open, 0, "a connection of a closed engine is still open on the server");
+    drop(engine);
+}
