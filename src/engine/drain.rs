@@ -74,17 +74,39 @@ pub(crate) fn spawn(
         return Some(obj);
     };
     let target = CancelTarget::of(pg);
+    let mut guard = Draining {
+        obj: Some(obj),
+        metrics,
+    };
     handle.spawn(async move {
-        if drain(&obj, reset, target, &metrics).await {
-            Metrics::bump(&metrics.cancelled_drained);
-            drop(obj); // back to the pool
-        } else {
-            Metrics::bump(&metrics.cancelled_discarded);
+        let Some(obj) = guard.obj.as_ref() else { return };
+        if drain(obj, reset, target, &guard.metrics).await {
+            Metrics::bump(&guard.metrics.cancelled_drained);
+            drop(guard.obj.take()); // back to the pool
+        }
+        // Otherwise the guard closes it.
+    });
+    None
+}
+
+/// Owns the connection while it drains. Dropped with the connection still inside (the
+/// drain failed, or the task was dropped before it finished: its runtime shut down, or the
+/// task never ran), it takes the connection out of the pool's accounting and closes it:
+/// dropping the pooled object itself would hand it back as it is, mid-statement or inside
+/// a transaction.
+struct Draining {
+    obj: Option<PoolObject>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        if let Some(obj) = self.obj.take() {
+            Metrics::bump(&self.metrics.cancelled_discarded);
             // Out of the pool's accounting; dropping it closes the socket.
             drop(PoolObject::take(obj));
         }
-    });
-    None
+    }
 }
 
 /// True when the connection is idle, outside a transaction, with nothing of the cancelled

@@ -123,15 +123,24 @@ impl PgManager {
     }
 
     /// Starts opening a connection on its own task.
-    fn spawn_creation(&self) -> Creation {
+    ///
+    /// `probe`: this attempt is the backoff's one probe. If the task is dropped before it
+    /// reports (its runtime shut down), the probe is given up, so that another may start;
+    /// otherwise `probing` would stay set and every later checkout fail fast for ever.
+    fn spawn_creation(&self, probe: bool) -> Creation {
         let (tx, rx) = oneshot::channel();
         let pg = self.pg.clone();
         let timeout = self.connect_timeout;
         let metrics = self.metrics.clone();
         let backoff = self.backoff.clone();
+        let mut report = ProbeReport {
+            backoff,
+            pending: probe,
+        };
         tokio::spawn(async move {
             let result = open(&pg, timeout).await;
-            backoff.record(result.is_ok());
+            report.pending = false;
+            report.backoff.record(result.is_ok());
             match &result {
                 Ok(_) => Metrics::bump(&metrics.created),
                 Err(e) => {
@@ -165,11 +174,14 @@ impl managed::Manager for PgManager {
                 _ => {}
             }
         }
-        if let Err(retry_in) = self.backoff.admit() {
-            Metrics::bump(&self.metrics.connects_held_back);
-            return Err(Error::connect_backoff(retry_in));
-        }
-        let rx = self.spawn_creation();
+        let probe = match self.backoff.admit() {
+            Ok(probe) => probe,
+            Err(retry_in) => {
+                Metrics::bump(&self.metrics.connects_held_back);
+                return Err(Error::connect_backoff(retry_in));
+            }
+        };
+        let rx = self.spawn_creation(probe);
         match self.await_creation(rx).await {
             Some(result) => result,
             None => Err(Error::closed()),
@@ -213,6 +225,20 @@ async fn open(pg: &tokio_postgres::Config, timeout: Option<Duration>) -> Result<
     }
 }
 
+/// Clears the backoff's probe when a probing creation task is dropped before it reports.
+struct ProbeReport {
+    backoff: Arc<Backoff>,
+    pending: bool,
+}
+
+impl Drop for ProbeReport {
+    fn drop(&mut self) {
+        if self.pending {
+            self.backoff.abandon_probe();
+        }
+    }
+}
+
 /// Backoff state shared by the manager and its creation tasks.
 #[derive(Debug, Default)]
 struct Backoff {
@@ -235,11 +261,12 @@ impl Backoff {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `Ok` when an attempt may start now; otherwise how long until the next probe.
-    fn admit(&self) -> std::result::Result<(), Duration> {
+    /// `Ok` when an attempt may start now (`Ok(true)`: it is the probe); otherwise how long
+    /// until the next probe.
+    fn admit(&self) -> std::result::Result<bool, Duration> {
         let mut s = self.lock();
         if s.failures == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let now = Instant::now();
         let wait = s
@@ -249,7 +276,12 @@ impl Backoff {
             return Err(wait);
         }
         s.probing = true;
-        Ok(())
+        Ok(true)
+    }
+
+    /// The probe ended without a result (its task was dropped): let the next one start.
+    fn abandon_probe(&self) {
+        self.lock().probing = false;
     }
 
     fn record(&self, ok: bool) {
