@@ -72,6 +72,8 @@ pub(crate) struct PgManager {
     metrics: Arc<Metrics>,
     /// Creations whose checkout was cancelled, oldest first.
     orphans: Mutex<VecDeque<Creation>>,
+    /// The pool was closed: nothing parks any more, and what was parked is closed.
+    closed: std::sync::atomic::AtomicBool,
     backoff: Arc<Backoff>,
 }
 
@@ -88,8 +90,17 @@ impl PgManager {
             pre_ping,
             metrics,
             orphans: Mutex::new(VecDeque::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
             backoff: Arc::new(Backoff::default()),
         }
+    }
+
+    /// The pool is closing: closes the parked connections (dropping a receiver makes its
+    /// creation task drop the connection) and parks nothing from now on.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let parked = std::mem::take(&mut *self.orphans());
+        drop(parked);
     }
 
     fn orphans(&self) -> std::sync::MutexGuard<'_, VecDeque<Creation>> {
@@ -106,7 +117,12 @@ impl PgManager {
         impl Drop for Park<'_> {
             fn drop(&mut self) {
                 if let Some(rx) = self.rx.take() {
-                    self.manager.orphans().push_back(rx);
+                    if self.manager.closed.load(Ordering::Acquire) {
+                        // Dropping it closes the connection once it is made.
+                        drop(rx);
+                    } else {
+                        self.manager.orphans().push_back(rx);
+                    }
                 }
             }
         }

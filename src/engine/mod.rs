@@ -235,6 +235,7 @@ impl Engine {
         };
         if let Some(old) = old {
             old.close();
+            old.manager().close();
         }
         Ok(())
     }
@@ -247,6 +248,7 @@ impl Engine {
         let guard = self.shared.pool.read().unwrap_or_else(|p| p.into_inner());
         if let Some(pool) = &*guard {
             pool.close();
+            pool.manager().close();
         }
     }
 
