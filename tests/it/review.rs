@@ -232,3 +232,44 @@ async fn review_close_leaves_a_parked_connection_open() {
     assert_eq!(open, 0, "a connection of a closed engine is still open on the server");
     drop(engine);
 }
+
+/// A statement cut off while its `Parse` is in flight (a cache miss in `Cached` mode) used to
+/// cost the connection; now the drain keeps it. The server finishes the `Parse`, but the
+/// driver's `Statement` was never built, so nothing ever closes that named statement: every
+/// such cancellation leaks one on a pooled connection, past the cache's bound for good.
+#[tokio::test]
+async fn review_prepare_cut_off_leaks_a_server_side_statement_past_the_cache_bound() {
+    use futures_util::FutureExt;
+    let db = TestDb::new().await.unwrap();
+    let engine = db
+        .engine_builder()
+        .max_size(1)
+        .statement_mode(aludel::StatementMode::Cached)
+        .statement_cache_size(4)
+        .build()
+        .unwrap();
+    const SQLS: [&str; 20] = [
+        "SELECT $1::int4 + 0", "SELECT $1::int4 + 1", "SELECT $1::int4 + 2",
+        "SELECT $1::int4 + 3", "SELECT $1::int4 + 4", "SELECT $1::int4 + 5",
+        "SELECT $1::int4 + 6", "SELECT $1::int4 + 7", "SELECT $1::int4 + 8",
+        "SELECT $1::int4 + 9", "SELECT $1::int4 + 10", "SELECT $1::int4 + 11",
+        "SELECT $1::int4 + 12", "SELECT $1::int4 + 13", "SELECT $1::int4 + 14",
+        "SELECT $1::int4 + 15", "SELECT $1::int4 + 16", "SELECT $1::int4 + 17",
+        "SELECT $1::int4 + 18", "SELECT $1::int4 + 19",
+    ];
+    for q in SQLS {
+        let mut c = engine.connect().await.unwrap();
+        // Polled once: the Parse is sent; then the caller gives up.
+        assert!(c.execute(&sql(q).bind(1_i32)).now_or_never().is_none());
+        drop(c);
+        assert!(super::pool_faults::pool_settles(&engine).await);
+    }
+    let mut c = engine.connect().await.unwrap();
+    let n: i64 = c
+        .query_one(&sql("SELECT count(*) FROM pg_prepared_statements"))
+        .await
+        .unwrap();
+    // The count query itself is one of them (and at most 4 cached).
+    assert!(n <= 5, "{n} named statements on a connection whose cache holds at most 4");
+    assert_eq!(engine.metrics().cancelled_drained, 20);
+}
