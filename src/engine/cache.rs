@@ -60,6 +60,9 @@ impl Bound {
 #[derive(Debug, Default)]
 pub(crate) struct Statements {
     inner: Mutex<Lru>,
+    /// A prepare was cut off: the server may hold a named statement the cache does not
+    /// know, which nothing would ever close.
+    orphaned: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +141,16 @@ impl Statements {
             }
             bound.evictions.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Notes that a prepare was cut off (see `orphaned`).
+    pub(crate) fn mark_orphaned(&self) {
+        self.orphaned.store(true, Ordering::Release);
+    }
+
+    /// Whether a prepare was cut off since the last call.
+    pub(crate) fn take_orphaned(&self) -> bool {
+        self.orphaned.swap(false, Ordering::AcqRel)
     }
 
     /// Forgets every statement (the server no longer has them, or they are stale).

@@ -932,7 +932,20 @@ async fn prepare_cached(
     if let Some(stmt) = obj.statements.get(sql, types, bound) {
         return Ok(stmt);
     }
-    let stmt = obj.prepare_typed(sql, types).await?;
+    /// Marks the cache when the prepare is dropped before it answers: its `Parse` may
+    /// still succeed on the server, under a name nothing will close.
+    struct Preparing<'a>(&'a super::cache::Statements, bool);
+    impl Drop for Preparing<'_> {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0.mark_orphaned();
+            }
+        }
+    }
+    let mut preparing = Preparing(&obj.statements, false);
+    let stmt = obj.prepare_typed(sql, types).await;
+    preparing.1 = true;
+    let stmt = stmt?;
     obj.statements.insert(sql, types, stmt.clone(), bound);
     Ok(stmt)
 }

@@ -112,8 +112,32 @@ impl Drop for Draining {
 /// True when the connection is idle, outside a transaction, with nothing of the cancelled
 /// statement left to arrive.
 async fn drain(obj: &PoolObject, reset: Reset, target: CancelTarget, metrics: &Metrics) -> bool {
-    let client: &Client = obj;
     let deadline = Instant::now() + DRAIN_TIMEOUT;
+    if !settle(obj, reset, target, metrics, deadline).await {
+        return false;
+    }
+    if obj.statements.take_orphaned() {
+        // A prepare was cut off and its Parse has run by now: its named statement is on
+        // the server, unknown to the cache. Start the cache afresh (dropping the cached
+        // statements queues their Close, harmless once deallocated).
+        obj.statements.clear();
+        let client: &Client = obj;
+        return matches!(
+            timeout_at(deadline, client.batch_execute("DEALLOCATE ALL")).await,
+            Ok(Ok(()))
+        );
+    }
+    true
+}
+
+async fn settle(
+    obj: &PoolObject,
+    reset: Reset,
+    target: CancelTarget,
+    metrics: &Metrics,
+    deadline: Instant,
+) -> bool {
+    let client: &Client = obj;
     let mut queued = pin!(reset.run(client));
     match timeout(CANCEL_AFTER, queued.as_mut()).await {
         Ok(Ok(())) => return true,
