@@ -273,3 +273,42 @@ async fn review_prepare_cut_off_leaks_a_server_side_statement_past_the_cache_bou
     assert!(n <= 5, "{n} named statements on a connection whose cache holds at most 4");
     assert_eq!(engine.metrics().cancelled_drained, 20);
 }
+
+/// `driver_client()`: "a connection whose driver client was used always gets a `ROLLBACK`
+/// queued when it goes back to the pool". A COPY started through it returns a sink that
+/// does not borrow the connection; dropping the `Connection` while the sink is open hands
+/// the connection to the next user in the middle of `COPY FROM STDIN`: the next user's
+/// statements wait behind another caller's COPY.
+#[tokio::test]
+async fn review_connection_dropped_during_driver_copy_is_handed_out_mid_copy() {
+    use futures_util::SinkExt;
+    let db = TestDb::new().await.unwrap();
+    db.engine()
+        .execute(&sql("CREATE TABLE t (id int)"))
+        .await
+        .unwrap();
+    let engine = db.engine_builder().max_size(1).build().unwrap();
+    let mut c = engine.connect().await.unwrap();
+    let sink = c
+        .driver_client()
+        .unwrap()
+        .copy_in::<_, &'static [u8]>("COPY t FROM STDIN")
+        .await
+        .unwrap();
+    let mut sink = Box::pin(sink);
+    sink.send(&b"1\n"[..]).await.unwrap();
+    drop(c);
+    let handed = tokio::time::timeout(Duration::from_millis(500), engine.connect()).await;
+    if let Ok(Ok(mut next)) = handed {
+        let r = tokio::time::timeout(
+            Duration::from_millis(500),
+            next.query_one::<i32>(&sql("SELECT 1")),
+        )
+        .await;
+        assert!(
+            matches!(r, Ok(Ok(1))),
+            "the next user's statement is stuck behind the previous user's COPY: {r:?}"
+        );
+    }
+    drop(sink);
+}
