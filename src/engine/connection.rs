@@ -69,6 +69,10 @@ pub struct Connection {
     pid: Option<i32>,
     /// The driver client was handed out: transaction state is unknown.
     dirty: bool,
+    /// The driver client was handed out: a request it started (a COPY whose sink or stream
+    /// outlives the borrow, a query future still alive) may still be running, so the
+    /// connection goes back through the drain, never straight to the pool.
+    driver_used: bool,
     /// A session transaction whose `BEGIN` is not sent yet (deferred until the first
     /// statement that is not a plain read; see [`Connection::begin_deferred`]).
     begin_pending: Option<Cow<'static, str>>,
@@ -103,6 +107,7 @@ impl Connection {
             aborted: false,
             pid: None,
             dirty: false,
+            driver_used: false,
             begin_pending: None,
         }
     }
@@ -329,6 +334,7 @@ impl Connection {
     pub fn driver_client(&mut self) -> Result<&Client> {
         self.send_pending_begin()?;
         self.dirty = true;
+        self.driver_used = true;
         self.client()
     }
 
@@ -1039,6 +1045,9 @@ impl Drop for Connection {
             return;
         }
         match self.in_flight {
+            // Whatever the driver client started is awaited (and cancelled if it keeps
+            // running) before the connection goes back.
+            Flight::Idle if self.driver_used => return self.drain_or_discard(),
             Flight::Idle => {}
             Flight::Statement => return self.drain_or_discard(),
             // Never drained: closing the connection now (its driver task ends with it) keeps
