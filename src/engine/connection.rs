@@ -7,7 +7,8 @@
 //!   the connection to a drain task (`engine/drain.rs`): it waits for the server to finish
 //!   the statement (sending a cancel request if it keeps running), rolls back, and only then
 //!   returns the connection to the pool; one that cannot be drained in time is closed. A
-//!   `COMMIT` in flight is never drained: the connection is closed at once;
+//!   `COMMIT` in flight is never drained: the connection is closed at once (a COMMIT
+//!   already written may still commit: its outcome is unknown);
 //! * an open transaction with no statement in flight gets a `ROLLBACK` queued on the
 //!   connection before it goes back (the same thing `tokio_postgres::Transaction` does on
 //!   drop): the driver sends requests in order, so the next user's statements run after it;
@@ -1051,8 +1052,9 @@ impl Drop for Connection {
             Flight::Idle => {}
             Flight::Statement => return self.drain_or_discard(),
             // Never drained: closing the connection now (its driver task ends with it) keeps
-            // a COMMIT that is still queued from being sent; the transaction then rolls back
-            // on the server. Draining would let it commit behind a caller that gave up.
+            // a COMMIT not yet written from being sent. One the driver task already wrote
+            // may still commit on the server (the cancel request only helps while it runs):
+            // its outcome is unknown, as with any COMMIT whose reply is lost.
             Flight::Commit => {
                 if matches!(self.backend, Backend::Pooled(Some(_))) {
                     Metrics::bump(&self.shared.metrics.cancelled_discarded);

@@ -331,9 +331,10 @@ impl Engine {
     /// ```
     ///
     /// # Cancel safety
-    /// Dropping the future at any point rolls the transaction back (after draining the
-    /// statement in flight, if any; a `COMMIT` in flight closes the connection instead);
-    /// nothing is committed behind the caller.
+    /// Dropping the future before the `COMMIT` is sent rolls the transaction back (after
+    /// draining the statement in flight, if any). Dropping it while the `COMMIT` is in
+    /// flight closes the connection, but a `COMMIT` already written may still commit: its
+    /// outcome is then unknown (a caller that retries must make the work idempotent).
     pub async fn transaction<T, E, F>(&self, f: F) -> std::result::Result<T, E>
     where
         F: AsyncFnOnce(&mut Connection) -> std::result::Result<T, E>,
