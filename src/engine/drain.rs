@@ -79,7 +79,9 @@ pub(crate) fn spawn(
         metrics,
     };
     handle.spawn(async move {
-        let Some(obj) = guard.obj.as_ref() else { return };
+        let Some(obj) = guard.obj.as_ref() else {
+            return;
+        };
         if drain(obj, reset, target, &guard.metrics).await {
             Metrics::bump(&guard.metrics.cancelled_drained);
             drop(guard.obj.take()); // back to the pool

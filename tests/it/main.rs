@@ -19,8 +19,8 @@ mod models;
 mod pgbouncer;
 mod pool;
 mod pool_faults;
+mod pool_hostile;
 mod raw;
-mod review;
 mod rel;
 mod reset;
 #[cfg(all(feature = "chrono", feature = "json"))]
