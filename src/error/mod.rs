@@ -439,8 +439,9 @@ impl Error {
     }
 
     /// An encode error because something was too large to send (parameter count past 65,535,
-    /// a value or message past the protocol's length limit): the input's size is at fault.
-    pub(crate) fn is_encode_too_large(&self) -> bool {
+    /// a value or message past the protocol's length limit): the input's size is at fault,
+    /// so a web handler answers 413 (as `web::status_for` does). Implies [`Error::is_encode`].
+    pub fn is_encode_too_large(&self) -> bool {
         matches!(
             self.0.kind,
             Kind::Encode {

@@ -72,6 +72,9 @@ async fn each_statement_gets_a_span_with_otel_fields_and_slow_ones_warn() {
     let capture = Capture::default();
     let subscriber = tracing_subscriber::registry().with(capture.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Another test's thread may have registered the engine's callsites while no subscriber
+    // wanted them; recompute their interest now that this thread's subscriber exists.
+    tracing::callsite::rebuild_interest_cache();
 
     engine
         .query(&sql("SELECT $1::text AS secret").bind("hunter2"))
