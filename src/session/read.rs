@@ -151,6 +151,12 @@ impl AsyncSession {
         overwrite: bool,
         cols: Option<crate::row::Columns>,
     ) -> Result<Vec<Obj<M>>> {
+        let (conn, identity, registry) = self.parts()?;
+        fetch_into::<M>(conn, identity, registry, q, overwrite, cols).await
+    }
+
+    /// The open connection, the identity map and the registry, borrowed at once.
+    fn parts(&mut self) -> Result<(&mut Connection, &mut IdentityMap, &Arc<Registry>)> {
         let AsyncSession {
             conn,
             identity,
@@ -158,7 +164,7 @@ impl AsyncSession {
             ..
         } = self;
         let conn = conn.as_mut().ok_or_else(Error::connection_lost)?;
-        fetch_into::<M>(conn, identity, registry, q, overwrite, cols).await
+        Ok((conn, identity, &*registry))
     }
 
     /// The object with this primary key: from the identity map with no SQL when it is loaded
@@ -308,14 +314,7 @@ impl Context for AsyncSession {
             if self.conn.is_none() {
                 AsyncSession::connection(self).await?;
             }
-            let AsyncSession {
-                conn,
-                identity,
-                registry,
-                ..
-            } = self;
-            let conn = conn.as_mut().ok_or_else(Error::connection_lost)?;
-            Ok((conn, identity, &*registry))
+            self.parts()
         })
     }
 }
