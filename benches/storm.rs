@@ -296,13 +296,14 @@ fn main() {
             ));
             let sum = |f: fn(&aludel::engine::PoolMetrics) -> u64| metrics.iter().map(f).sum::<u64>();
             notes.push(format!(
-                "{name}, aludel pool metrics over {rounds} rounds: created {} (warm-up {}), adopted {}, drained {}, discarded after cancel {}, cancel requests {}, discarded broken {}",
+                "{name}, aludel pool metrics over {rounds} rounds: created {} (warm-up {}), adopted {}, drained {}, discarded after cancel {}, cancel requests {}, commits in doubt {}, discarded broken {}",
                 sum(|m| m.connections_created),
                 POOL * rounds as usize,
                 sum(|m| m.connections_adopted),
                 sum(|m| m.cancelled_drained),
                 sum(|m| m.cancelled_discarded),
                 sum(|m| m.cancel_requests),
+                sum(|m| m.commits_in_doubt),
                 sum(|m| m.discarded_broken),
             ));
         }

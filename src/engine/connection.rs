@@ -7,8 +7,9 @@
 //!   the connection to a drain task (`engine/drain.rs`): it waits for the server to finish
 //!   the statement (sending a cancel request if it keeps running), rolls back, and only then
 //!   returns the connection to the pool; one that cannot be drained in time is closed. A
-//!   `COMMIT` in flight is never drained: the connection is closed at once (a COMMIT
-//!   already written may still commit: its outcome is unknown);
+//!   `COMMIT` in flight is drained too: the driver already has it and sends it, so it commits
+//!   unless it fails, and the caller that gave up cannot know which (in doubt, as with any
+//!   COMMIT whose reply is lost);
 //! * an open transaction with no statement in flight gets a `ROLLBACK` queued on the
 //!   connection before it goes back (the same thing `tokio_postgres::Transaction` does on
 //!   drop): the driver sends requests in order, so the next user's statements run after it;
@@ -519,6 +520,15 @@ impl Connection {
     /// Commits the transaction. A transaction aborted by an earlier error is rolled back
     /// instead and the call fails with a transaction-aborted error (PostgreSQL would answer
     /// `COMMIT` with a silent `ROLLBACK`).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping this future after its first poll (a deadline, a client gone) leaves the
+    /// `COMMIT` with the driver: it is sent, it commits unless it fails, and the caller cannot
+    /// tell which. The connection is drained in the background and goes back to the pool only
+    /// after the server answered. Treat such a commit as in doubt;
+    /// [`PoolMetrics::commits_in_doubt`](crate::engine::PoolMetrics::commits_in_doubt) counts
+    /// them.
     pub async fn commit(&mut self) -> Result<()> {
         if self.depth == 0 {
             return Err(Error::invalid("commit without an open transaction"));
@@ -1051,15 +1061,14 @@ impl Drop for Connection {
             Flight::Idle if self.driver_used => return self.drain_or_discard(),
             Flight::Idle => {}
             Flight::Statement => return self.drain_or_discard(),
-            // Never drained: closing the connection now (its driver task ends with it) keeps
-            // a COMMIT not yet written from being sent. One the driver task already wrote
-            // may still commit on the server (the cancel request only helps while it runs):
-            // its outcome is unknown, as with any COMMIT whose reply is lost.
+            // Drained like any statement. Once its future was polled the driver has the
+            // COMMIT and sends it: closing the connection would not stop it, only lose the
+            // connection. Its outcome is unknown to the caller either way (the session marks
+            // its objects in doubt); the drain waits for its answer before the connection
+            // goes back.
             Flight::Commit => {
-                if matches!(self.backend, Backend::Pooled(Some(_))) {
-                    Metrics::bump(&self.shared.metrics.cancelled_discarded);
-                }
-                return self.discard();
+                Metrics::bump(&self.shared.metrics.commits_in_doubt);
+                return self.drain_or_discard();
             }
         }
         if (self.depth > 0 && self.begin_pending.is_none()) || self.dirty {

@@ -25,6 +25,7 @@ pub(crate) struct Metrics {
     pub(crate) cancelled_drained: AtomicU64,
     pub(crate) cancelled_discarded: AtomicU64,
     pub(crate) cancel_requests: AtomicU64,
+    pub(crate) commits_in_doubt: AtomicU64,
     checkouts: AtomicU64,
     checkout_nanos: AtomicU64,
     checkout_buckets: [AtomicU64; 5],
@@ -62,6 +63,7 @@ impl Metrics {
             cancelled_drained: get(&self.cancelled_drained),
             cancelled_discarded: get(&self.cancelled_discarded),
             cancel_requests: get(&self.cancel_requests),
+            commits_in_doubt: get(&self.commits_in_doubt),
             waiting,
             checkouts: get(&self.checkouts),
             checkout_wait_total: Duration::from_nanos(get(&self.checkout_nanos)),
@@ -121,6 +123,11 @@ pub struct PoolMetrics {
     /// Cancel requests sent to the server for statements still running after the drain's
     /// grace period.
     pub cancel_requests: u64,
+    /// `COMMIT`s whose future was dropped after the driver had the request: sent, and
+    /// drained like any cancelled statement (counted in `cancelled_drained` or
+    /// `cancelled_discarded` as well). Each one committed unless it failed; the caller that
+    /// gave up cannot know which. A rising count means deadlines shorter than commits.
+    pub commits_in_doubt: u64,
     /// Tasks waiting for a connection now.
     pub waiting: usize,
     /// Successful checkouts.
