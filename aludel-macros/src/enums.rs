@@ -120,29 +120,29 @@ pub(crate) fn expand(ast: &DeriveInput) -> syn::Result<TokenStream> {
             }
         }
 
-        impl ::aludel::SqlType for #ident {
+        impl ::aludel::__private::SqlType for #ident {
             fn sql_type() -> #p::Type {
                 static TYPE: ::std::sync::OnceLock<#p::Type> = ::std::sync::OnceLock::new();
                 TYPE.get_or_init(|| #p::enum_type(#type_name, Self::__ALUDEL_LABELS)).clone()
             }
         }
 
-        impl ::aludel::CustomType for #ident {}
-        impl ::aludel::ColumnType for #ident { type Base = #ident; }
+        impl ::aludel::__private::CustomType for #ident {}
+        impl ::aludel::__private::ColumnType for #ident { type Base = #ident; }
 
-        impl ::aludel::IntoExpr<#ident> for #ident {
+        impl ::aludel::__private::IntoExpr<#ident> for #ident {
             fn into_node(self) -> #p::Node { #p::bind_node(self) }
         }
-        impl ::aludel::IntoExpr<::core::option::Option<#ident>> for #ident {
+        impl ::aludel::__private::IntoExpr<::core::option::Option<#ident>> for #ident {
             fn into_node(self) -> #p::Node { #p::bind_node(::core::option::Option::Some(self)) }
         }
 
-        impl ::aludel::FromRow for #ident {
-            fn from_row_at(row: &::aludel::Row, offset: usize) -> ::aludel::Result<Self> { row.get(offset) }
+        impl ::aludel::__private::FromRow for #ident {
+            fn from_row_at(row: &::aludel::__private::Row, offset: usize) -> ::aludel::__private::Result<Self> { row.get(offset) }
             fn column_count() -> usize { 1 }
         }
         impl #p::FromRowOpt for #ident {
-            fn from_row_opt_at(row: &::aludel::Row, offset: usize) -> ::aludel::Result<::core::option::Option<Self>> { row.get(offset) }
+            fn from_row_opt_at(row: &::aludel::__private::Row, offset: usize) -> ::aludel::__private::Result<::core::option::Option<Self>> { row.get(offset) }
             fn opt_column_count() -> usize { 1 }
         }
     })
@@ -208,25 +208,25 @@ pub(crate) fn expand_newtype(ast: &DeriveInput) -> syn::Result<TokenStream> {
             }
         }
 
-        impl ::aludel::SqlType for #ident {
+        impl ::aludel::__private::SqlType for #ident {
             fn sql_type() -> #p::Type {
-                <#inner as ::aludel::SqlType>::sql_type()
+                <#inner as ::aludel::__private::SqlType>::sql_type()
             }
         }
-        impl ::aludel::CustomType for #ident {}
-        impl ::aludel::ColumnType for #ident { type Base = #ident; }
-        impl ::aludel::IntoExpr<#ident> for #ident {
+        impl ::aludel::__private::CustomType for #ident {}
+        impl ::aludel::__private::ColumnType for #ident { type Base = #ident; }
+        impl ::aludel::__private::IntoExpr<#ident> for #ident {
             fn into_node(self) -> #p::Node { #p::bind_node(self) }
         }
-        impl ::aludel::IntoExpr<::core::option::Option<#ident>> for #ident {
+        impl ::aludel::__private::IntoExpr<::core::option::Option<#ident>> for #ident {
             fn into_node(self) -> #p::Node { #p::bind_node(::core::option::Option::Some(self)) }
         }
-        impl ::aludel::FromRow for #ident {
-            fn from_row_at(row: &::aludel::Row, offset: usize) -> ::aludel::Result<Self> { row.get(offset) }
+        impl ::aludel::__private::FromRow for #ident {
+            fn from_row_at(row: &::aludel::__private::Row, offset: usize) -> ::aludel::__private::Result<Self> { row.get(offset) }
             fn column_count() -> usize { 1 }
         }
         impl #p::FromRowOpt for #ident {
-            fn from_row_opt_at(row: &::aludel::Row, offset: usize) -> ::aludel::Result<::core::option::Option<Self>> { row.get(offset) }
+            fn from_row_opt_at(row: &::aludel::__private::Row, offset: usize) -> ::aludel::__private::Result<::core::option::Option<Self>> { row.get(offset) }
             fn opt_column_count() -> usize { 1 }
         }
     })

@@ -570,7 +570,7 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         quote! {
             #[doc = #doc]
             #[allow(non_upper_case_globals)]
-            pub const #fid: ::aludel::Column<#ident, #ty> = ::aludel::Column::new(#table, #col);
+            pub const #fid: ::aludel::__private::Column<#ident, #ty> = ::aludel::__private::Column::new(#table, #col);
         }
     });
 
@@ -585,10 +585,10 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
             Some((model, col_ident)) => {
                 let on_delete = &f.on_delete;
                 quote! {
-                    ::core::option::Option::Some(::aludel::ForeignKeyDef::new(
-                        || <#model as ::aludel::Model>::TABLE,
+                    ::core::option::Option::Some(::aludel::__private::ForeignKeyDef::new(
+                        || <#model as ::aludel::__private::Model>::TABLE,
                         #model::#col_ident.name(),
-                        ::aludel::OnDelete::#on_delete,
+                        ::aludel::__private::OnDelete::#on_delete,
                     ))
                 }
             }
@@ -615,7 +615,7 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
             None => quote!(),
         };
         quote! {
-            ::aludel::ColumnDef::new(#col, #field, <#ty as ::aludel::SqlType>::sql_type)
+            ::aludel::__private::ColumnDef::new(#col, #field, <#ty as ::aludel::__private::SqlType>::sql_type)
                 .with(#ddl, #nullable, #pk, #identity, #default, #unique, #index, #fk)
                 #versioned
                 #deferred
@@ -628,11 +628,11 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
     let indexes = m
         .indexes
         .iter()
-        .map(|cols| quote!(::aludel::IndexDef::new(&[#(#cols),*], false)));
+        .map(|cols| quote!(::aludel::__private::IndexDef::new(&[#(#cols),*], false)));
     let checks = m
         .checks
         .iter()
-        .map(|(n, e)| quote!(::aludel::CheckDef::new(#n, #e)));
+        .map(|(n, e)| quote!(::aludel::__private::CheckDef::new(#n, #e)));
 
     let inserts = m
         .fields
@@ -647,9 +647,11 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
                 (true, false) => quote!(out.push(::core::option::Option::Some(
                     ::aludel::__private::deferred_bind(&self.#fid)
                 ));),
-                (false, true) => quote!(out.push(::aludel::Generated::bind(&self.#fid));),
+                (false, true) => {
+                    quote!(out.push(::aludel::__private::Generated::bind(&self.#fid));)
+                }
                 (false, false) => quote!(out.push(::core::option::Option::Some(
-                    ::aludel::Bind::new(::core::clone::Clone::clone(&self.#fid))
+                    ::aludel::__private::Bind::new(::core::clone::Clone::clone(&self.#fid))
                 ));),
             }
         });
@@ -658,18 +660,18 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         let fid = &f.ident;
         match (f.deferred, f.generated) {
             (true, true) => quote!(#i => ::aludel::__private::deferred_generated_bind(&self.#fid),),
-            (true, false) => quote!(#i => self.#fid.loaded().map(|v| ::aludel::Bind::new(::core::clone::Clone::clone(v))),),
-            (false, true) => quote!(#i => ::aludel::Generated::bind(&self.#fid),),
-            (false, false) => quote!(#i => ::core::option::Option::Some(::aludel::Bind::new(::core::clone::Clone::clone(&self.#fid))),),
+            (true, false) => quote!(#i => self.#fid.loaded().map(|v| ::aludel::__private::Bind::new(::core::clone::Clone::clone(v))),),
+            (false, true) => quote!(#i => ::aludel::__private::Generated::bind(&self.#fid),),
+            (false, false) => quote!(#i => ::core::option::Option::Some(::aludel::__private::Bind::new(::core::clone::Clone::clone(&self.#fid))),),
         }
     });
 
     let key_parts = m.fields.iter().filter(|f| f.primary_key).map(|f| {
         let fid = &f.ident;
         if f.generated {
-            quote!(::aludel::__private::key_part_generated(&self.#fid, out);)
+            quote!(out.part_generated(&self.#fid);)
         } else {
-            quote!(::aludel::__private::key_part(&self.#fid, out);)
+            quote!(out.part(&self.#fid);)
         }
     });
     let clears: Vec<TokenStream> = m
@@ -711,7 +713,7 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
             let fid = &f.ident;
             if f.deferred {
                 let path = format!("{table}.{}", f.column);
-                quote!(#fid: ::aludel::Deferred::not_loaded(#path, false))
+                quote!(#fid: ::aludel::__private::Deferred::not_loaded(#path, false))
             } else {
                 let i = pos;
                 pos += 1;
@@ -732,9 +734,9 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
                 quote!(#fid: if cols.has(#bit) {
                     let v = row.get(at)?;
                     at += 1;
-                    ::aludel::Deferred::new(v)
+                    ::aludel::__private::Deferred::new(v)
                 } else {
-                    ::aludel::Deferred::not_loaded(#path, cols.raises(#bit))
+                    ::aludel::__private::Deferred::not_loaded(#path, cols.raises(#bit))
                 })
             } else {
                 quote!(#fid: {
@@ -751,9 +753,9 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         let (fid, slot) = (&r.ident, &r.slot);
         let path = format!("{table}.{}", r.ident);
         if r.slot == "WriteOnly" {
-            quote!(#fid: ::aludel::WriteOnly::named(#path))
+            quote!(#fid: ::aludel::__private::WriteOnly::named(#path))
         } else {
-            quote!(#fid: ::aludel::#slot::not_loaded(#path))
+            quote!(#fid: ::aludel::__private::#slot::not_loaded(#path))
         }
     });
     let rel_visits = m.relations.iter().map(|r| {
@@ -764,10 +766,10 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         let (fid, ty, col) = (&f.ident, &f.ty, &f.column);
         let mut value = quote!(::aludel::__private::decode_column::<#ty>(raw, #col)?);
         if f.generated {
-            value = quote!(::aludel::Generated::new(#value));
+            value = quote!(::aludel::__private::Generated::new(#value));
         }
         if f.deferred {
-            value = quote!(::aludel::Deferred::new(#value));
+            value = quote!(::aludel::__private::Deferred::new(#value));
         }
         quote!(#i => self.#fid = #value,)
     });
@@ -786,10 +788,10 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         quote! {
             #[allow(unused_assignments)]
             fn from_row_columns(
-                row: &::aludel::Row,
+                row: &::aludel::__private::Row,
                 offset: usize,
                 cols: ::aludel::__private::Columns,
-            ) -> ::aludel::Result<Self> {
+            ) -> ::aludel::__private::Result<Self> {
                 let mut at = offset;
                 ::core::result::Result::Ok(#ident { #(#masked_reads,)* #(#rel_inits,)* })
             }
@@ -805,18 +807,18 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         impl #ident {
             #(#column_consts)*
             /// Every column of the model: `select(Model::ALL)`.
-            pub const #all_name: ::aludel::All<#ident> = ::aludel::All::new();
+            pub const #all_name: ::aludel::__private::All<#ident> = ::aludel::__private::All::new();
             /// The table's description (for `create_all`).
-            pub const TABLE: &'static ::aludel::TableDef = <#ident as ::aludel::Model>::TABLE;
+            pub const TABLE: &'static ::aludel::__private::TableDef = <#ident as ::aludel::__private::Model>::TABLE;
             #[doc = #alias_doc]
-            pub const fn alias(name: &'static str) -> ::aludel::Alias<#ident> {
-                ::aludel::Alias::new(name)
+            pub const fn alias(name: &'static str) -> ::aludel::__private::Alias<#ident> {
+                ::aludel::__private::Alias::new(name)
             }
             #(#rel_consts)*
         }
 
-        impl ::aludel::Model for #ident {
-            const TABLE: &'static ::aludel::TableDef = &::aludel::TableDef::new(
+        impl ::aludel::__private::Model for #ident {
+            const TABLE: &'static ::aludel::__private::TableDef = &::aludel::__private::TableDef::new(
                 #table,
                 &[#(#column_defs),*],
                 &[#(#uniques),*],
@@ -824,22 +826,22 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
                 &[#(#checks),*],
             );
 
-            fn insert_values(&self, out: &mut ::std::vec::Vec<::core::option::Option<::aludel::Bind>>) {
+            fn insert_values(&self, out: &mut ::std::vec::Vec<::core::option::Option<::aludel::__private::Bind>>) {
                 #(#inserts)*
             }
 
-            fn write_identity(&self, out: &mut ::aludel::__private::BytesMut) {
+            fn write_identity(&self, out: &mut ::aludel::__private::KeyWriter<'_>) {
                 #(#key_parts)*
             }
 
-            fn column_value(&self, idx: usize) -> ::core::option::Option<::aludel::Bind> {
+            fn column_value(&self, idx: usize) -> ::core::option::Option<::aludel::__private::Bind> {
                 match idx {
                     #(#values)*
                     _ => ::core::option::Option::None,
                 }
             }
 
-            fn set_column(&mut self, idx: usize, raw: ::core::option::Option<&[u8]>) -> ::aludel::Result<()> {
+            fn set_column(&mut self, idx: usize, raw: ::core::option::Option<&[u8]>) -> ::aludel::__private::Result<()> {
                 match idx {
                     #(#sets)*
                     _ => {}
@@ -857,21 +859,21 @@ pub(crate) fn expand(m: &ModelIr) -> TokenStream {
         }
 
         impl ::aludel::__private::FromRowOpt for #ident {
-            fn from_row_opt_at(row: &::aludel::Row, offset: usize) -> ::aludel::Result<::core::option::Option<Self>> {
+            fn from_row_opt_at(row: &::aludel::__private::Row, offset: usize) -> ::aludel::__private::Result<::core::option::Option<Self>> {
                 let pk: ::core::option::Option<#pk_ty> = row.get(offset + #pk_index)?;
                 if pk.is_none() {
                     return ::core::result::Result::Ok(::core::option::Option::None);
                 }
-                <Self as ::aludel::FromRow>::from_row_at(row, offset).map(::core::option::Option::Some)
+                <Self as ::aludel::__private::FromRow>::from_row_at(row, offset).map(::core::option::Option::Some)
             }
             fn opt_column_count() -> usize {
                 #n_cols
             }
         }
 
-        impl ::aludel::FromRow for #ident {
+        impl ::aludel::__private::FromRow for #ident {
             #[inline]
-            fn from_row_at(row: &::aludel::Row, offset: usize) -> ::aludel::Result<Self> {
+            fn from_row_at(row: &::aludel::__private::Row, offset: usize) -> ::aludel::__private::Result<Self> {
                 ::core::result::Result::Ok(#ident { #(#reads,)* #(#rel_inits,)* })
             }
             fn column_count() -> usize {
@@ -946,7 +948,7 @@ fn expand_relation(m: &ModelIr, r: &RelIr) -> TokenStream {
             let (_, lf) = split_path(l);
             let (_, rf) = split_path(rm);
             quote!(::core::option::Option::Some(::aludel::__private::Secondary {
-                table: || <#sec as ::aludel::Model>::TABLE,
+                table: || <#sec as ::aludel::__private::Model>::TABLE,
                 local: &[#sec::#lf.name()],
                 remote: &[#sec::#rf.name()],
             }))
@@ -955,7 +957,7 @@ fn expand_relation(m: &ModelIr, r: &RelIr) -> TokenStream {
     };
     let back = match &r.back {
         Some(b) => quote!(::core::option::Option::Some({
-            fn back() -> ::aludel::Rel<#target, #ident> { <#target>::#b }
+            fn back() -> ::aludel::__private::Rel<#target, #ident> { <#target>::#b }
             back
         })),
         None => none.clone(),
@@ -975,21 +977,21 @@ fn expand_relation(m: &ModelIr, r: &RelIr) -> TokenStream {
     quote! {
         #[doc = #doc]
         #[allow(non_upper_case_globals)]
-        pub const #fid: ::aludel::Rel<#ident, #target> = ::aludel::Rel::new(&::aludel::__private::RelDef {
+        pub const #fid: ::aludel::__private::Rel<#ident, #target> = ::aludel::__private::Rel::new(&::aludel::__private::RelDef {
             name: #name,
             path: #path,
-            kind: ::aludel::RelKind::#kind,
+            kind: ::aludel::__private::RelKind::#kind,
             local: #local,
             remote: #remote,
             secondary: #secondary,
             back: #back,
-            cascade: ::aludel::Cascade { save_update: #su, delete: #del, delete_orphan: #orphan },
+            cascade: ::aludel::__private::Cascade { save_update: #su, delete: #del, delete_orphan: #orphan },
             passive_deletes: #passive,
             order_by: &[#(#order),*],
-            lazy: ::aludel::Lazy::#lazy,
+            lazy: ::aludel::__private::Lazy::#lazy,
             alias: #alias,
             slot: ::aludel::__private::Slot::#slot({
-                fn slot(m: &mut #ident) -> &mut ::aludel::#slot<#target> { &mut m.#fid }
+                fn slot(m: &mut #ident) -> &mut ::aludel::__private::#slot<#target> { &mut m.#fid }
                 slot
             }),
         });
@@ -1016,7 +1018,7 @@ mod tests {
         )
         .unwrap();
         // a Generated<T> field's column handle has type T
-        assert!(out.contains("pub const id : :: aludel :: Column < User , i32 > = :: aludel :: Column :: new (\"users\" , \"id\")"), "{out}");
+        assert!(out.contains("pub const id : :: aludel :: __private :: Column < User , i32 > = :: aludel :: __private :: Column :: new (\"users\" , \"id\")"), "{out}");
         assert!(out.contains("\"full_name\""), "{out}");
         // a BY DEFAULT identity is sent when set; a GENERATED ALWAYS one never
         let insert =

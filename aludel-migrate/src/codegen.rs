@@ -67,7 +67,7 @@ pub fn codegen(schema: &Schema) -> String {
         out,
         "/// Every table, for `create_all` and `aludel_migrate::cli`."
     );
-    let _ = writeln!(out, "pub const TABLES: &[&aludel::TableDef] = &[");
+    let _ = writeln!(out, "pub const TABLES: &[&aludel::schema::TableDef] = &[");
     for t in schema.tables.iter().filter(|t| t.primary_key().is_some()) {
         let _ = writeln!(out, "    {}::TABLE,", names.of(&t.name));
     }

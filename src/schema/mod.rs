@@ -1,9 +1,11 @@
 //! Model metadata: what `#[derive(Model)]` knows about a table, and the `Model` trait.
 
 mod generated;
+mod key;
 mod rel;
 
 pub use self::generated::Generated;
+pub use self::key::KeyWriter;
 
 use tokio_postgres::types::Type;
 
@@ -81,7 +83,7 @@ pub trait Model: FromRow + crate::row::FromRowOpt + Send + Sync + 'static {
 
     /// Appends the identity key (the primary-key fields' encodings) to `out`.
     #[doc(hidden)]
-    fn write_identity(&self, out: &mut tokio_postgres::types::private::BytesMut);
+    fn write_identity(&self, out: &mut KeyWriter<'_>);
 
     /// Sets column `idx` from its wire encoding (`None` = NULL): how the unit of work copies
     /// a parent's key into a foreign key.

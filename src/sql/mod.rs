@@ -33,7 +33,7 @@ pub use self::select::{All, Compound, Cte, MaybeModel, Optional, Select, Selecta
 pub use self::types::{CustomType, bind_node, enum_from_sql, enum_to_sql, enum_type};
 pub use self::writer::{SqlText, quote_ident};
 pub(crate) use crate::value::bind_array;
-pub use crate::value::{Bind, SqlType};
+pub(crate) use crate::value::{Bind, SqlType};
 
 use crate::error::Result;
 

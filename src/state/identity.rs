@@ -11,7 +11,7 @@ use super::object::{AnyObj, Cell, Key, Obj, ObjectState, Registry, SessionEvent}
 use crate::engine::Connection;
 use crate::error::Result;
 use crate::row::{Columns, Row};
-use crate::schema::Model;
+use crate::schema::{KeyWriter, Model};
 use crate::sql::Statement;
 
 pub(crate) type IdentityKey = (&'static str, Key);
@@ -109,7 +109,7 @@ pub(crate) fn identify_into<M: Model>(
         None => M::from_row_at(row, offset)?,
     };
     let mut key = Key::with_capacity(16);
-    value.write_identity(&mut key);
+    value.write_identity(&mut KeyWriter::new(&mut key));
     // One hash of the key per row (entry), not two (get, then insert).
     let slot = match identity.entry((M::TABLE.name, key)) {
         std::collections::hash_map::Entry::Occupied(e) => {

@@ -16,9 +16,7 @@ pub(crate) use self::identity::{
     Context, IdentityMap, fetch_into, identify, identify_into, lookup,
 };
 pub(crate) use self::object::{Key, encode, identity_key};
-pub use self::object::{
-    Obj, ObjMut, ObjRef, ObjectState, SessionEvent, key_part, key_part_generated,
-};
+pub use self::object::{Obj, ObjMut, ObjRef, ObjectState, SessionEvent};
 pub(crate) use self::rel::RelVisitor;
 pub use self::rel::{Rel, RelDef, Slot};
 pub(crate) use self::slots::Edge;

@@ -11,7 +11,7 @@ use tokio_postgres::types::private::BytesMut;
 
 use crate::error::{Error, Result};
 use crate::row::Row;
-use crate::schema::{Model, TableDef};
+use crate::schema::{KeyWriter, Model, TableDef};
 use crate::sql::Bind;
 
 /// Where an object stands relative to a session (SQLAlchemy's `inspect(obj)` states).
@@ -435,54 +435,14 @@ pub(crate) fn encode(b: &Bind) -> Option<Vec<u8>> {
 pub(crate) type Key = BytesMut;
 
 /// The identity key of a row from bound primary-key values (same format as
-/// [`key_part`], which the derive uses on the model's fields).
+/// [`KeyWriter::part`], which the derive uses on the model's fields).
 pub(crate) fn identity_key(pk: &[Bind]) -> Key {
     let mut key = BytesMut::with_capacity(16);
+    let mut w = KeyWriter::new(&mut key);
     for b in pk {
-        put_part(&mut key, |out| {
-            b.as_to_sql().to_sql_checked(b.sql_type(), out)
-        });
+        w.bind(b);
     }
     key
-}
-
-fn put_part(
-    out: &mut BytesMut,
-    write: impl FnOnce(
-        &mut BytesMut,
-    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>>,
-) {
-    let start = out.len();
-    out.extend_from_slice(&[0; 4]);
-    match write(out) {
-        Ok(IsNull::No) => {
-            let n = (out.len() - start - 4) as u32;
-            out[start..start + 4].copy_from_slice(&n.to_le_bytes());
-        }
-        _ => {
-            out.truncate(start);
-            out.extend_from_slice(&u32::MAX.to_le_bytes());
-        }
-    }
-}
-
-/// Appends one primary-key field to an identity key (called by derived code).
-#[doc(hidden)]
-pub fn key_part<T: crate::sql::SqlType>(value: &T, out: &mut BytesMut) {
-    put_part(out, |o| value.to_sql_checked(&T::sql_type(), o));
-}
-
-/// Appends one `Generated` primary-key field to an identity key; an unset one reads as NULL
-/// (a new object's key before its INSERT).
-#[doc(hidden)]
-pub fn key_part_generated<T: crate::value::SqlType>(
-    value: &crate::schema::Generated<T>,
-    out: &mut BytesMut,
-) {
-    match value.as_option() {
-        Some(v) => key_part(v, out),
-        None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
-    }
 }
 
 /// What the unit of work needs from any object, whatever its model.
@@ -575,7 +535,9 @@ impl<M: Model> AnyObj for Cell<M> {
     }
     fn key(&self) -> Key {
         let mut key = BytesMut::with_capacity(16);
-        rlock(&self.inner).value.write_identity(&mut key);
+        rlock(&self.inner)
+            .value
+            .write_identity(&mut KeyWriter::new(&mut key));
         key
     }
     fn take_changes(&self) -> Vec<(usize, Bind)> {

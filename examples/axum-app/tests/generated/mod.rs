@@ -196,7 +196,7 @@ pub struct User {
 }
 
 /// Every table, for `create_all` and `aludel_migrate::cli`.
-pub const TABLES: &[&aludel::TableDef] = &[
+pub const TABLES: &[&aludel::schema::TableDef] = &[
     ArticleTag::TABLE,
     Article::TABLE,
     Comment::TABLE,
