@@ -12,7 +12,7 @@ pub(crate) fn expand(ast: &DeriveInput) -> syn::Result<TokenStream> {
         ));
     };
     let ident = &ast.ident;
-    let mut type_name = crate::model::snake_case(&ident.to_string());
+    let mut type_name = crate::snake_case(&ident.to_string());
     let mut rename_all: Option<String> = None;
     for attr in ast.attrs.iter().filter(|a| a.path().is_ident("aludel")) {
         attr.parse_nested_meta(|meta| {
@@ -50,7 +50,7 @@ pub(crate) fn expand(ast: &DeriveInput) -> syn::Result<TokenStream> {
         }
         let name = v.ident.to_string();
         let mut label = match rename_all.as_deref() {
-            Some("snake_case") => crate::model::snake_case(&name),
+            Some("snake_case") => crate::snake_case(&name),
             Some("lowercase") => name.to_lowercase(),
             Some("UPPERCASE") => name.to_uppercase(),
             _ => name,
@@ -75,7 +75,7 @@ pub(crate) fn expand(ast: &DeriveInput) -> syn::Result<TokenStream> {
         ));
     }
     let idx: Vec<usize> = (0..variants.len()).collect();
-    let p = quote!(::aludel::__private);
+    let p = crate::private();
     Ok(quote! {
         impl #ident {
             const __ALUDEL_LABELS: &'static [&'static str] = &[#(#labels),*];
@@ -120,29 +120,29 @@ pub(crate) fn expand(ast: &DeriveInput) -> syn::Result<TokenStream> {
             }
         }
 
-        impl ::aludel::__private::SqlType for #ident {
+        impl #p::SqlType for #ident {
             fn sql_type() -> #p::Type {
                 static TYPE: ::std::sync::OnceLock<#p::Type> = ::std::sync::OnceLock::new();
                 TYPE.get_or_init(|| #p::enum_type(#type_name, Self::__ALUDEL_LABELS)).clone()
             }
         }
 
-        impl ::aludel::__private::CustomType for #ident {}
-        impl ::aludel::__private::ColumnType for #ident { type Base = #ident; }
+        impl #p::CustomType for #ident {}
+        impl #p::ColumnType for #ident { type Base = #ident; }
 
-        impl ::aludel::__private::IntoExpr<#ident> for #ident {
+        impl #p::IntoExpr<#ident> for #ident {
             fn into_node(self) -> #p::Node { #p::bind_node(self) }
         }
-        impl ::aludel::__private::IntoExpr<::core::option::Option<#ident>> for #ident {
+        impl #p::IntoExpr<::core::option::Option<#ident>> for #ident {
             fn into_node(self) -> #p::Node { #p::bind_node(::core::option::Option::Some(self)) }
         }
 
-        impl ::aludel::__private::FromRow for #ident {
-            fn from_row_at(row: &::aludel::__private::Row, offset: usize) -> ::aludel::__private::Result<Self> { row.get(offset) }
+        impl #p::FromRow for #ident {
+            fn from_row_at(row: &#p::Row, offset: usize) -> #p::Result<Self> { row.get(offset) }
             fn column_count() -> usize { 1 }
         }
         impl #p::FromRowOpt for #ident {
-            fn from_row_opt_at(row: &::aludel::__private::Row, offset: usize) -> ::aludel::__private::Result<::core::option::Option<Self>> { row.get(offset) }
+            fn from_row_opt_at(row: &#p::Row, offset: usize) -> #p::Result<::core::option::Option<Self>> { row.get(offset) }
             fn opt_column_count() -> usize { 1 }
         }
     })
@@ -174,7 +174,7 @@ pub(crate) fn expand_newtype(ast: &DeriveInput) -> syn::Result<TokenStream> {
             "#[derive(SqlNewtype)] does not support generics",
         ));
     }
-    let p = quote!(::aludel::__private);
+    let p = crate::private();
     Ok(quote! {
         impl #p::ToSql for #ident {
             fn to_sql(
@@ -208,25 +208,25 @@ pub(crate) fn expand_newtype(ast: &DeriveInput) -> syn::Result<TokenStream> {
             }
         }
 
-        impl ::aludel::__private::SqlType for #ident {
+        impl #p::SqlType for #ident {
             fn sql_type() -> #p::Type {
-                <#inner as ::aludel::__private::SqlType>::sql_type()
+                <#inner as #p::SqlType>::sql_type()
             }
         }
-        impl ::aludel::__private::CustomType for #ident {}
-        impl ::aludel::__private::ColumnType for #ident { type Base = #ident; }
-        impl ::aludel::__private::IntoExpr<#ident> for #ident {
+        impl #p::CustomType for #ident {}
+        impl #p::ColumnType for #ident { type Base = #ident; }
+        impl #p::IntoExpr<#ident> for #ident {
             fn into_node(self) -> #p::Node { #p::bind_node(self) }
         }
-        impl ::aludel::__private::IntoExpr<::core::option::Option<#ident>> for #ident {
+        impl #p::IntoExpr<::core::option::Option<#ident>> for #ident {
             fn into_node(self) -> #p::Node { #p::bind_node(::core::option::Option::Some(self)) }
         }
-        impl ::aludel::__private::FromRow for #ident {
-            fn from_row_at(row: &::aludel::__private::Row, offset: usize) -> ::aludel::__private::Result<Self> { row.get(offset) }
+        impl #p::FromRow for #ident {
+            fn from_row_at(row: &#p::Row, offset: usize) -> #p::Result<Self> { row.get(offset) }
             fn column_count() -> usize { 1 }
         }
         impl #p::FromRowOpt for #ident {
-            fn from_row_opt_at(row: &::aludel::__private::Row, offset: usize) -> ::aludel::__private::Result<::core::option::Option<Self>> { row.get(offset) }
+            fn from_row_opt_at(row: &#p::Row, offset: usize) -> #p::Result<::core::option::Option<Self>> { row.get(offset) }
             fn opt_column_count() -> usize { 1 }
         }
     })

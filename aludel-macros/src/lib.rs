@@ -1,14 +1,36 @@
 //! Derive macros for aludel (`#[derive(Model)]`) and the `#[aludel::test]` attribute.
 //!
-//! Entry point → `*_inner` on `proc_macro2` → parse into an IR (`model::parse`) → expand
-//! (`model::expand`). Errors are `syn::Error`s pointing at the offending attribute or field.
-//! Set `ALUDEL_MACROS_DEBUG=1` to print expansions at build time.
+//! Entry point → `*_inner` on `proc_macro2` → parse into a typed IR (`model::parse`, the IR
+//! in `model/ir.rs`) → expand (`model::expand`). Errors are `syn::Error`s pointing at the
+//! offending attribute or field. Set `ALUDEL_MACROS_DEBUG=1` to print expansions at build time.
 
 mod enums;
 mod model;
 mod test_attr;
 
 use proc_macro::TokenStream;
+use quote::quote;
+
+/// The one path generated code names aludel's items through (`aludel::__private`).
+fn private() -> proc_macro2::TokenStream {
+    quote!(::aludel::__private)
+}
+
+/// `UserProfile` → `user_profile` (default table and enum type names).
+fn snake_case(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// Maps a struct to a table. See `aludel::Model` for the attributes.
 #[proc_macro_derive(Model, attributes(aludel))]
