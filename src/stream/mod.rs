@@ -9,6 +9,13 @@
 //!
 //! [`BatchStream`] is the `yield_per` / `partitions` mode: a server-side cursor inside a
 //! transaction, fetched `n` rows per round trip.
+//!
+//! [`ScalarBatches`] is the same cursor for tracked objects: batches of a session's objects
+//! with their relationships loaded, one statement per relationship per batch.
+
+mod objects;
+
+pub use self::objects::ScalarBatches;
 
 use std::future::Future;
 use std::marker::PhantomData;

@@ -27,6 +27,7 @@ mod reset;
 mod session;
 mod stmt_cache;
 mod stream;
+mod stream_objects;
 mod test_attr;
 mod testkit;
 mod tracing;
