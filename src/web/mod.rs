@@ -45,6 +45,9 @@ pub mod axum;
 /// | too large to send ([`Error::is_encode`]: more than 65,535 parameters, a value past the protocol's limit) | 413 |
 /// | no row ([`Error::is_not_found`], [`Error::is_row_gone`]) | 404 |
 /// | pool timeout ([`Error::is_pool_timeout`]) | 503 |
+/// | server unreachable or connection lost ([`Error::is_connect`], [`Error::is_connection_lost`]) | 503 |
+/// | write sent to a read-only server, e.g. a replica or a demoted primary (SQLSTATE 25006, [`Error::is_read_only_transaction`]) | 503 |
+/// | serialization failure or deadlock ([`Error::is_retryable`]): the request may be retried | 409 |
 /// | statement timeout or cancel ([`Error::is_query_canceled`], SQLSTATE 57014) | 504 |
 /// | everything else | 500 |
 ///
@@ -55,6 +58,9 @@ pub mod axum;
 /// a conflict with the database's current state, 409 like a unique violation. A check
 /// violation is a value the schema's rules reject: 422. Applications that validate before
 /// writing never reach these; the mapping keeps the ones that slip through out of 5xx.
+/// A server that cannot be reached (refused, timed out, the pool backing off) or a connection
+/// lost mid-request is 503 (*service unavailable*): a load balancer retries elsewhere and a
+/// client later, where a 500 says the request itself is at fault.
 ///
 /// Everything is mapped by SQLSTATE, not by message, so the mapping holds whatever the
 /// server's `lc_messages`.
@@ -66,7 +72,7 @@ pub mod axum;
 /// # }
 /// ```
 pub fn status_for(err: &Error) -> u16 {
-    if err.is_unique_violation() || err.is_foreign_key_violation() {
+    if err.is_unique_violation() || err.is_foreign_key_violation() || err.is_retryable() {
         409
     } else if err.is_data_error() || err.is_check_violation() {
         422
@@ -74,7 +80,11 @@ pub fn status_for(err: &Error) -> u16 {
         413
     } else if err.is_not_found() || err.is_row_gone() {
         404
-    } else if err.is_pool_timeout() {
+    } else if err.is_pool_timeout()
+        || err.is_connect()
+        || err.is_connection_lost()
+        || err.is_read_only_transaction()
+    {
         503
     } else if err.is_query_canceled() {
         504

@@ -516,3 +516,100 @@ async fn a_connect_timeout_is_a_connect_error() {
     }
     held.abort();
 }
+
+/// An unreachable server, a connection lost mid-request and a write sent to a read-only
+/// server are the service's trouble, not the request's: 503, so a load balancer or client
+/// retries, never a bare 500. A serialization failure or deadlock is a conflict the request
+/// may retry: 409.
+// covers: ERR-04, ERR-11
+#[tokio::test]
+async fn unavailable_servers_answer_503_and_retryable_conflicts_409() {
+    let db = TestDb::new().await.unwrap();
+    db.engine()
+        .execute(&sql("CREATE TABLE t (id int)"))
+        .await
+        .unwrap();
+    // Nothing listens on a port just freed.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let refused = aludel::Engine::builder(&format!("postgres://postgres@127.0.0.1:{port}/x"))
+        .build()
+        .unwrap()
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(refused.is_connect(), "{refused:?}");
+
+    let mut c = db.engine().connect().await.unwrap();
+    let pid: i32 = c.query_one(&sql("SELECT pg_backend_pid()")).await.unwrap();
+    db.engine()
+        .execute(&sql("SELECT pg_terminate_backend($1)").bind(pid))
+        .await
+        .unwrap();
+    let mut lost = None;
+    for _ in 0..50 {
+        match c.execute(&sql("SELECT 1")).await {
+            Err(e) => {
+                lost = Some(e);
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let lost = lost.expect("the terminated backend kept answering");
+    assert!(lost.is_connection_lost(), "{lost:?}");
+    drop(c);
+
+    let mut c = db.engine().connect().await.unwrap();
+    c.begin_with(TxOptions::new().read_only(true))
+        .await
+        .unwrap();
+    let read_only = c
+        .execute(&sql("INSERT INTO t VALUES (1)"))
+        .await
+        .unwrap_err();
+    c.rollback().await.unwrap();
+    assert!(read_only.is_read_only_transaction(), "{read_only:?}");
+
+    let mut a = db.engine().connect().await.unwrap();
+    let mut b = db.engine().connect().await.unwrap();
+    a.execute(&sql("INSERT INTO t VALUES (1), (2)"))
+        .await
+        .unwrap();
+    a.begin().await.unwrap();
+    b.begin().await.unwrap();
+    a.execute(&sql("UPDATE t SET id = id WHERE id = 1"))
+        .await
+        .unwrap();
+    b.execute(&sql("UPDATE t SET id = id WHERE id = 2"))
+        .await
+        .unwrap();
+    let blocked = tokio::spawn(async move {
+        let r = a.execute(&sql("UPDATE t SET id = id WHERE id = 2")).await;
+        (a, r)
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r_b = b.execute(&sql("UPDATE t SET id = id WHERE id = 1")).await;
+    let (mut a, r_a) = blocked.await.unwrap();
+    let deadlock = match (r_a, r_b) {
+        (Err(e), _) | (_, Err(e)) => e,
+        _ => panic!("no deadlock"),
+    };
+    a.rollback().await.unwrap();
+    b.rollback().await.unwrap();
+    assert!(
+        deadlock.is_deadlock() && deadlock.is_retryable(),
+        "{deadlock:?}"
+    );
+
+    for (err, status) in [
+        (refused, 503),
+        (lost, 503),
+        (read_only, 503),
+        (deadlock, 409),
+    ] {
+        assert_eq!(aludel::web::status_for(&err), status, "{err:?}");
+    }
+}
