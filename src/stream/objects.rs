@@ -21,7 +21,7 @@ use crate::loading::{Load, Loading, Step};
 use crate::row::{Columns, Row};
 use crate::schema::{Model, RelKind};
 use crate::session::AsyncSession;
-use crate::sql::{AssertSqlSafe, Raw, Typed};
+use crate::sql::{AssertSqlSafe, Bind, Raw, Typed};
 use crate::state::{Context, IdentityMap, Obj, Rel, RelVisitor, identify_into, unique};
 
 /// Cursor names are unique per process: a session may hold several cursors (one per stream
@@ -65,6 +65,7 @@ pub struct ScalarBatches<'s, M: Model> {
     state: State<'s, M>,
     batch: usize,
     rows: u64,
+    total: Option<u64>,
 }
 
 type Busy<'s, M> = BoxFuture<'s, (Box<Cursor<'s, M>>, Result<Option<Vec<Obj<M>>>>)>;
@@ -81,6 +82,8 @@ struct Cursor<'s, M: Model> {
     own: Option<Connection>,
     loading: Option<Loading<M>>,
     cols: Option<Columns>,
+    /// The query, for [`ScalarBatches::count_total`].
+    query: (String, Vec<Bind>),
     name: String,
     fetch: String,
     batch: usize,
@@ -162,12 +165,13 @@ impl<'s, M: Model> ScalarBatches<'s, M> {
         }
         session.flush().await?;
         let (sql, binds) = q.compile()?;
+        let query = (sql.to_string(), binds.into_owned());
         let name = format!("aludel_objects_{}", CURSORS.fetch_add(1, Ordering::Relaxed));
         let declare = Raw::audited(AssertSqlSafe(format!(
             "DECLARE {name} NO SCROLL CURSOR FOR {}",
-            &*sql
+            query.0
         )))
-        .with_binds(binds.into_owned());
+        .with_binds(query.1.clone());
         let own = match place {
             Place::Own => {
                 let mut conn = session.engine().connect().await?;
@@ -190,6 +194,7 @@ impl<'s, M: Model> ScalarBatches<'s, M> {
             own,
             loading,
             cols: q.columns(),
+            query,
             fetch: format!("FETCH FORWARD {batch} FROM {name}"),
             name,
             batch,
@@ -200,12 +205,49 @@ impl<'s, M: Model> ScalarBatches<'s, M> {
             state: State::Idle(Box::new(cursor)),
             batch,
             rows: 0,
+            total: None,
         })
     }
 
     /// Objects yielded so far (for a progress bar or a metric).
     pub fn rows_read(&self) -> u64 {
         self.rows
+    }
+
+    /// How many objects the whole stream yields (`None` until
+    /// [`ScalarBatches::count_total`] ran): with [`ScalarBatches::rows_read`], a progress bar.
+    pub fn total(&self) -> Option<u64> {
+        self.total
+    }
+
+    /// Counts the query's rows (`SELECT count(*) FROM (query)`) on the cursor's connection,
+    /// between batches, and remembers it as [`ScalarBatches::total`]. On the stream's own
+    /// connection the count reads the cursor's snapshot, so it is exact; in the session's
+    /// transaction it is exact at `REPEATABLE READ` and above.
+    ///
+    /// # Errors
+    /// An invalid-request error while a batch is being fetched or after the stream ended.
+    pub async fn count_total(&mut self) -> Result<u64> {
+        let State::Idle(c) = &mut self.state else {
+            return Err(Error::invalid(
+                "count_total runs between batches of an open stream",
+            ));
+        };
+        let count = Raw::audited(AssertSqlSafe(format!(
+            "SELECT count(*) FROM ({}) AS aludel_total",
+            c.query.0
+        )))
+        .with_binds(c.query.1.clone());
+        c.busy = true;
+        let conn = match &mut c.own {
+            Some(conn) => conn,
+            None => c.session.connection().await?,
+        };
+        let counted: Result<i64> = conn.query_one(&count).await;
+        c.busy = false;
+        let n = u64::try_from(counted?).unwrap_or(0);
+        self.total = Some(n);
+        Ok(n)
     }
 
     /// The session, between batches (`None` while a batch is being fetched): to look at

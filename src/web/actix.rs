@@ -27,6 +27,16 @@
 //!
 //! Without the middleware, the same handler gets a session of its own and must call
 //! [`commit`](crate::AsyncSession::commit) itself.
+//!
+//! # Client disconnects
+//! actix-web 4's `HttpServer` allows HTTP/1 half-closed connections by default
+//! (`h1_allow_half_closed(true)`): a client that goes away after sending its request does
+//! **not** cancel the handler. The handler runs to its end and, under the middleware, its
+//! transaction commits on a 2xx/3xx status even though nobody reads the response. For
+//! cancel-on-disconnect, build the server with `.h1_allow_half_closed(false)`: actix then
+//! drops the request's future when it sees the client's EOF, which drops the session, and
+//! the transaction rolls back (a statement in flight is cancelled and its connection
+//! drained). Either way nothing is left open on the server.
 
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;

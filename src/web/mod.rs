@@ -14,6 +14,8 @@
 //!   commits on a 2xx/3xx status and rolls back on any other status. A failed commit replaces
 //!   the response with an error response, so the client never sees a success for a write that
 //!   did not commit. A handler that panics or is cancelled drops the session, which rolls back.
+//!   A client disconnect is not necessarily a cancellation: actix-web's default
+//!   (`h1_allow_half_closed(true)`) lets the handler finish and commit (see `web::actix`).
 //!
 //! Errors become responses through one mapping, [`status_for`] and [`error_category`], used
 //! by `IntoResponse for Error` (axum) and `ResponseError for Error` (actix) and available to

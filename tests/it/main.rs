@@ -43,3 +43,4 @@ mod types;
 mod web_actix;
 #[cfg(feature = "axum")]
 mod web_axum;
+mod worker;
