@@ -305,6 +305,35 @@ impl<M: Model> super::rel::RelVisitor<M> for KeepRelations<'_, M> {
     }
 }
 
+/// Unloads the relationships of an expired object as its row is loaded again, so each one
+/// reads as not loaded until its loader runs (EXP-02: commit expires relationships too,
+/// SQLAlchemy reloads them on access). A slot with changes not flushed yet (restored by a
+/// rollback for the retry) keeps them. Write-only collections hold no loaded state.
+struct ExpireRelations<'a, M>(&'a mut M);
+
+impl<M: Model> super::rel::RelVisitor<M> for ExpireRelations<'_, M> {
+    fn visit<C: Model>(&mut self, rel: super::rel::Rel<M, C>) {
+        use super::rel::Slot;
+        match &rel.def().slot {
+            Slot::Many(f) => {
+                let many = f(self.0);
+                if many.added.is_empty() && many.removed.is_empty() {
+                    many.items = None;
+                    many.raise = false;
+                }
+            }
+            Slot::One(f) => {
+                let one = f(self.0);
+                if !one.changed && one.replaced.is_none() {
+                    one.target = None;
+                    one.raise = false;
+                }
+            }
+            Slot::WriteOnly(_) => {}
+        }
+    }
+}
+
 fn replace_columns<M: Model>(inner: &mut Inner<M>, mut value: M) {
     M::visit_relations(&mut KeepRelations {
         new: &mut value,
@@ -568,6 +597,9 @@ impl<M: Model> AnyObj for Cell<M> {
         };
         let mut inner = wlock(&self.inner);
         replace_columns(&mut inner, value);
+        if inner.expired {
+            M::visit_relations(&mut ExpireRelations(&mut inner.value));
+        }
         inner.expired = false;
         inner.snapshot = None;
         Ok(())

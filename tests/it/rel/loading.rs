@@ -799,3 +799,45 @@ async fn contains_eager_fills_a_relationship_from_the_statements_own_join() {
         .unwrap_err();
     assert!(e.to_string().contains("contains_eager"), "{e}");
 }
+
+/// EXP-02: commit expires relationships as well as columns. A query that loads an expired
+/// object again without loading a relationship leaves that relationship not loaded, never
+/// the collection as it was before the commit (here a new object's empty one, while another
+/// connection added a post); a relationship with unflushed changes keeps them.
+// covers: EXP-02, EXP-03, IDM-05
+#[tokio::test]
+async fn relationships_expired_by_commit_are_not_read_stale_after_a_requery() {
+    let db = setup().await;
+    let mut s = db.engine().session();
+    let a = author("new");
+    s.add(&a).unwrap();
+    s.commit().await.unwrap();
+    let id: i64 = db
+        .engine()
+        .query_one(&aludel::sql("SELECT max(id) FROM authors"))
+        .await
+        .unwrap();
+    db.engine()
+        .execute(
+            &aludel::sql("INSERT INTO posts (author_id, title, published) VALUES ($1, 'p', true)")
+                .bind(id),
+        )
+        .await
+        .unwrap();
+    let again = s.scalars(&select(Author::ALL)).await.unwrap();
+    assert!(Obj::ptr_eq(&again[0], &a));
+    let err = a.read().unwrap().posts.get().unwrap_err();
+    assert!(err.is_not_loaded(), "{err}");
+    // Loading it reads what the table holds now.
+    s.load(std::slice::from_ref(&a), selectin(Author::posts))
+        .await
+        .unwrap();
+    assert_eq!(a.read().unwrap().posts.len().unwrap(), 1);
+    // Loaded by the query itself: fresh as well.
+    s.commit().await.unwrap();
+    let again = s
+        .scalars(&select(Author::ALL).options(selectin(Author::posts)))
+        .await
+        .unwrap();
+    assert_eq!(again[0].read().unwrap().posts.len().unwrap(), 1);
+}
