@@ -148,6 +148,7 @@ struct ReadmeDoctests;
 /// `#[derive(SqlNewtype)]` name every item they use through this one path.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::__custom_type as custom_type;
     pub use crate::error::Result;
     pub use crate::loading::{Deferred, decode_column, deferred_bind, deferred_generated_bind};
     pub use crate::row::{Columns, FromRow, FromRowOpt, Row};

@@ -126,16 +126,6 @@ impl<T: FromRowOpt> FromRow for Option<T> {
     }
 }
 
-impl FromRowOpt for Vec<u8> {
-    #[inline]
-    fn from_row_opt_at(row: &Row, offset: usize) -> Result<Option<Self>> {
-        row.get(offset)
-    }
-    fn opt_column_count() -> usize {
-        1
-    }
-}
-
 impl FromRow for Row {
     fn from_row_at(row: &Row, _offset: usize) -> Result<Self> {
         Ok(Row(row.0.clone()))
@@ -145,42 +135,8 @@ impl FromRow for Row {
     }
 }
 
-macro_rules! scalar_from_row {
-    ($($t:ty),*) => {$(
-        impl FromRow for $t {
-            #[inline]
-            fn from_row_at(row: &Row, offset: usize) -> Result<Self> { row.get(offset) }
-            fn column_count() -> usize { 1 }
-        }
-        impl FromRowOpt for $t {
-            #[inline]
-            fn from_row_opt_at(row: &Row, offset: usize) -> Result<Option<Self>> { row.get(offset) }
-            fn opt_column_count() -> usize { 1 }
-        }
-        impl FromRowOpt for Vec<$t> {
-            #[inline]
-            fn from_row_opt_at(row: &Row, offset: usize) -> Result<Option<Self>> { row.get(offset) }
-            fn opt_column_count() -> usize { 1 }
-        }
-        impl FromRow for Vec<$t> {
-            #[inline]
-            fn from_row_at(row: &Row, offset: usize) -> Result<Self> { row.get(offset) }
-            fn column_count() -> usize { 1 }
-        }
-    )*};
-}
-
-scalar_from_row!(bool, i8, i16, i32, i64, u32, f32, f64, String);
-
-impl FromRow for Vec<u8> {
-    #[inline]
-    fn from_row_at(row: &Row, offset: usize) -> Result<Self> {
-        row.get(offset)
-    }
-    fn column_count() -> usize {
-        1
-    }
-}
+// `FromRow` for the built-in and feature column types: `sql/types.rs`, expanded from the
+// one list in `value.rs`.
 
 macro_rules! tuple_from_row {
     ($($name:ident),+) => {

@@ -23,27 +23,45 @@ pub trait SqlType: ToSql + Send + Sync + 'static {
         Self: Sized;
 }
 
+/// The built-in column types, each with the PostgreSQL type it is sent as and its array
+/// type: the one list every built-in impl expands from. `builtin_types!(m)` calls
+/// `m! { $($t => $pg, $arr;)* }`: here for `SqlType`, in `sql/types.rs` for the rest of what
+/// a column type needs (`ColumnType`, `IntoExpr`, `FromRow`), which the feature types and
+/// the derives' types get from the same macros there.
+macro_rules! builtin_types {
+    ($then:ident) => {
+        $then! {
+            bool => Type::BOOL, Type::BOOL_ARRAY;
+            i8 => Type::CHAR, Type::CHAR_ARRAY;
+            i16 => Type::INT2, Type::INT2_ARRAY;
+            i32 => Type::INT4, Type::INT4_ARRAY;
+            i64 => Type::INT8, Type::INT8_ARRAY;
+            u32 => Type::OID, Type::OID_ARRAY;
+            f32 => Type::FLOAT4, Type::FLOAT4_ARRAY;
+            f64 => Type::FLOAT8, Type::FLOAT8_ARRAY;
+            String => Type::TEXT, Type::TEXT_ARRAY;
+        }
+    };
+}
+pub(crate) use builtin_types;
+
+/// `SqlType` for each `$t` (sent as `$pg`) and `Vec<$t>` (as `$arr`).
 macro_rules! sql_types {
     ($($t:ty => $pg:expr, $arr:expr;)*) => {$(
-        impl SqlType for $t {
+        impl $crate::value::SqlType for $t {
             fn sql_type() -> Type { $pg }
         }
-        impl SqlType for Vec<$t> {
+        impl $crate::value::SqlType for Vec<$t> {
             fn sql_type() -> Type { $arr }
         }
     )*};
 }
+pub(crate) use sql_types;
 
+builtin_types!(sql_types);
+
+// Bound, never read: a `&'static str` compares with text columns (`IntoExpr<String>`).
 sql_types! {
-    bool => Type::BOOL, Type::BOOL_ARRAY;
-    i8 => Type::CHAR, Type::CHAR_ARRAY;
-    i16 => Type::INT2, Type::INT2_ARRAY;
-    i32 => Type::INT4, Type::INT4_ARRAY;
-    i64 => Type::INT8, Type::INT8_ARRAY;
-    u32 => Type::OID, Type::OID_ARRAY;
-    f32 => Type::FLOAT4, Type::FLOAT4_ARRAY;
-    f64 => Type::FLOAT8, Type::FLOAT8_ARRAY;
-    String => Type::TEXT, Type::TEXT_ARRAY;
     &'static str => Type::TEXT, Type::TEXT_ARRAY;
 }
 

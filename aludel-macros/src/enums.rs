@@ -127,24 +127,7 @@ pub(crate) fn expand(ast: &DeriveInput) -> syn::Result<TokenStream> {
             }
         }
 
-        impl #p::CustomType for #ident {}
-        impl #p::ColumnType for #ident { type Base = #ident; }
-
-        impl #p::IntoExpr<#ident> for #ident {
-            fn into_node(self) -> #p::Node { #p::bind_node(self) }
-        }
-        impl #p::IntoExpr<::core::option::Option<#ident>> for #ident {
-            fn into_node(self) -> #p::Node { #p::bind_node(::core::option::Option::Some(self)) }
-        }
-
-        impl #p::FromRow for #ident {
-            fn from_row_at(row: &#p::Row, offset: usize) -> #p::Result<Self> { row.get(offset) }
-            fn column_count() -> usize { 1 }
-        }
-        impl #p::FromRowOpt for #ident {
-            fn from_row_opt_at(row: &#p::Row, offset: usize) -> #p::Result<::core::option::Option<Self>> { row.get(offset) }
-            fn opt_column_count() -> usize { 1 }
-        }
+        #p::custom_type!(#ident);
     })
 }
 
@@ -213,21 +196,6 @@ pub(crate) fn expand_newtype(ast: &DeriveInput) -> syn::Result<TokenStream> {
                 <#inner as #p::SqlType>::sql_type()
             }
         }
-        impl #p::CustomType for #ident {}
-        impl #p::ColumnType for #ident { type Base = #ident; }
-        impl #p::IntoExpr<#ident> for #ident {
-            fn into_node(self) -> #p::Node { #p::bind_node(self) }
-        }
-        impl #p::IntoExpr<::core::option::Option<#ident>> for #ident {
-            fn into_node(self) -> #p::Node { #p::bind_node(::core::option::Option::Some(self)) }
-        }
-        impl #p::FromRow for #ident {
-            fn from_row_at(row: &#p::Row, offset: usize) -> #p::Result<Self> { row.get(offset) }
-            fn column_count() -> usize { 1 }
-        }
-        impl #p::FromRowOpt for #ident {
-            fn from_row_opt_at(row: &#p::Row, offset: usize) -> #p::Result<::core::option::Option<Self>> { row.get(offset) }
-            fn opt_column_count() -> usize { 1 }
-        }
+        #p::custom_type!(#ident);
     })
 }

@@ -377,40 +377,8 @@ impl<M, F: ColumnType> IntoExpr<F::Base> for Column<M, F> {
     }
 }
 
-macro_rules! base_types {
-    ($($t:ty),*) => {$(
-        impl ColumnType for $t { type Base = $t; }
-        impl ColumnType for Option<$t> { type Base = $t; }
-        impl IntoExpr<$t> for $t {
-            fn into_node(self) -> Node { Node::Bind(Bind::new(self)) }
-        }
-        impl IntoExpr<Option<$t>> for $t {
-            fn into_node(self) -> Node { Node::Bind(Bind::new(Some(self))) }
-        }
-        impl IntoExpr<Option<$t>> for Option<$t> {
-            fn into_node(self) -> Node { Node::Bind(Bind::new(self)) }
-        }
-        impl IntoExpr<Option<$t>> for Expr<$t> {
-            fn into_node(self) -> Node { self.node }
-        }
-    )*};
-}
-
-base_types!(
-    bool,
-    i16,
-    i32,
-    i64,
-    f32,
-    f64,
-    String,
-    Vec<u8>,
-    Vec<i32>,
-    Vec<i64>,
-    Vec<String>,
-    Vec<bool>,
-    Vec<f64>
-);
+// `ColumnType` and `IntoExpr` for the built-in and feature column types: `sql/types.rs`,
+// expanded from the one list in `value.rs`.
 
 impl IntoExpr<String> for &'static str {
     fn into_node(self) -> Node {

@@ -2,41 +2,23 @@
 //! `decimal`. Each type binds as one PostgreSQL type, compares with itself, reads from rows,
 //! and has an array form (`Vec<T>`).
 
-#[allow(unused_imports)]
 use tokio_postgres::types::Type;
 
-#[allow(unused_imports)]
-use super::expr::{ColumnType, IntoExpr, Node};
+use super::expr::{ColumnType, Expr, IntoExpr, Node};
 #[allow(unused_imports)]
 use super::{Bind, SqlType};
-#[allow(unused_imports)]
-use crate::row::{FromRow, Row};
+use crate::row::{FromRow, FromRowOpt, Row};
 
-/// Implements everything a column type needs, for one concrete type.
-#[allow(unused_macros)]
+/// What a column type needs beyond `SqlType`, for one type `$t` (a scalar, or an array
+/// `Vec<…>`): nullable columns of it, comparisons with values, `Option` values and
+/// expressions of it, and reading it from rows.
 macro_rules! column_type {
-    ($t:ty => $pg:expr, $arr:expr) => {
-        impl SqlType for $t {
-            fn sql_type() -> Type {
-                $pg
-            }
-        }
-        impl SqlType for Vec<$t> {
-            fn sql_type() -> Type {
-                $arr
-            }
-        }
+    ($t:ty) => {
         impl ColumnType for $t {
             type Base = $t;
         }
         impl ColumnType for Option<$t> {
             type Base = $t;
-        }
-        impl ColumnType for Vec<$t> {
-            type Base = Vec<$t>;
-        }
-        impl ColumnType for Option<Vec<$t>> {
-            type Base = Vec<$t>;
         }
         impl IntoExpr<$t> for $t {
             fn into_node(self) -> Node {
@@ -53,9 +35,9 @@ macro_rules! column_type {
                 Node::Bind(Bind::new(self))
             }
         }
-        impl IntoExpr<Vec<$t>> for Vec<$t> {
+        impl IntoExpr<Option<$t>> for Expr<$t> {
             fn into_node(self) -> Node {
-                Node::Bind(Bind::new(self))
+                <Expr<$t> as IntoExpr<$t>>::into_node(self)
             }
         }
         impl FromRow for $t {
@@ -67,58 +49,62 @@ macro_rules! column_type {
                 1
             }
         }
-        impl crate::row::FromRowOpt for $t {
+        impl FromRowOpt for $t {
             #[inline]
             fn from_row_opt_at(row: &Row, offset: usize) -> crate::Result<Option<Self>> {
                 row.get(offset)
             }
             fn opt_column_count() -> usize {
-                1
-            }
-        }
-        impl crate::row::FromRowOpt for Vec<$t> {
-            #[inline]
-            fn from_row_opt_at(row: &Row, offset: usize) -> crate::Result<Option<Self>> {
-                row.get(offset)
-            }
-            fn opt_column_count() -> usize {
-                1
-            }
-        }
-        impl FromRow for Vec<$t> {
-            #[inline]
-            fn from_row_at(row: &Row, offset: usize) -> crate::Result<Self> {
-                row.get(offset)
-            }
-            fn column_count() -> usize {
                 1
             }
         }
     };
 }
 
+/// [`column_type!`] for each type of a list (`$t => $pg, $arr;`, the format of
+/// `value::builtin_types!`) and for its array.
+macro_rules! column_types {
+    ($($t:ty => $pg:expr, $arr:expr;)*) => {$(
+        column_type!($t);
+        column_type!(Vec<$t>);
+    )*};
+}
+
+crate::value::builtin_types!(column_types);
+column_type!(Vec<u8>);
+
+/// A feature's column types: `SqlType` as the built-ins get it (`value::sql_types!`), and
+/// the rest ([`column_types!`]).
+#[allow(unused_macros)]
+macro_rules! feature_types {
+    ($($t:ty => $pg:expr, $arr:expr;)*) => {
+        crate::value::sql_types! { $($t => $pg, $arr;)* }
+        column_types! { $($t => $pg, $arr;)* }
+    };
+}
+
 #[cfg(feature = "uuid")]
-column_type!(uuid::Uuid => Type::UUID, Type::UUID_ARRAY);
+feature_types! { uuid::Uuid => Type::UUID, Type::UUID_ARRAY; }
 
 #[cfg(feature = "decimal")]
-column_type!(rust_decimal::Decimal => Type::NUMERIC, Type::NUMERIC_ARRAY);
+feature_types! { rust_decimal::Decimal => Type::NUMERIC, Type::NUMERIC_ARRAY; }
 
 #[cfg(feature = "chrono")]
 mod chrono_types {
     use super::*;
-    column_type!(chrono::NaiveDate => Type::DATE, Type::DATE_ARRAY);
-    column_type!(chrono::NaiveTime => Type::TIME, Type::TIME_ARRAY);
-    column_type!(chrono::NaiveDateTime => Type::TIMESTAMP, Type::TIMESTAMP_ARRAY);
-    column_type!(chrono::DateTime<chrono::Utc> => Type::TIMESTAMPTZ, Type::TIMESTAMPTZ_ARRAY);
+    feature_types! { chrono::NaiveDate => Type::DATE, Type::DATE_ARRAY; }
+    feature_types! { chrono::NaiveTime => Type::TIME, Type::TIME_ARRAY; }
+    feature_types! { chrono::NaiveDateTime => Type::TIMESTAMP, Type::TIMESTAMP_ARRAY; }
+    feature_types! { chrono::DateTime<chrono::Utc> => Type::TIMESTAMPTZ, Type::TIMESTAMPTZ_ARRAY; }
 }
 
 #[cfg(feature = "time")]
 mod time_types {
     use super::*;
-    column_type!(time::Date => Type::DATE, Type::DATE_ARRAY);
-    column_type!(time::Time => Type::TIME, Type::TIME_ARRAY);
-    column_type!(time::PrimitiveDateTime => Type::TIMESTAMP, Type::TIMESTAMP_ARRAY);
-    column_type!(time::OffsetDateTime => Type::TIMESTAMPTZ, Type::TIMESTAMPTZ_ARRAY);
+    feature_types! { time::Date => Type::DATE, Type::DATE_ARRAY; }
+    feature_types! { time::Time => Type::TIME, Type::TIME_ARRAY; }
+    feature_types! { time::PrimitiveDateTime => Type::TIMESTAMP, Type::TIMESTAMP_ARRAY; }
+    feature_types! { time::OffsetDateTime => Type::TIMESTAMPTZ, Type::TIMESTAMPTZ_ARRAY; }
 }
 
 #[cfg(feature = "json")]
@@ -126,7 +112,7 @@ mod json_types {
     use super::*;
     use tokio_postgres::types::Json;
 
-    column_type!(serde_json::Value => Type::JSONB, Type::JSONB_ARRAY);
+    feature_types! { serde_json::Value => Type::JSONB, Type::JSONB_ARRAY; }
 
     impl<T> SqlType for Json<T>
     where
@@ -263,6 +249,54 @@ pub fn enum_from_sql(
 #[doc(hidden)]
 pub fn bind_node<T: SqlType>(value: T) -> Node {
     Node::Bind(Bind::new(value))
+}
+
+/// What `#[derive(SqlEnum)]` and `#[derive(SqlNewtype)]` give a user's type beyond its
+/// `ToSql`/`FromSql`/`SqlType`: the impls [`column_type!`] gives a built-in type, less the
+/// `Option<T>` ones orphan rules keep out of the user's crate (the blankets over
+/// [`CustomType`] below give those). The derives expand this macro (through
+/// `aludel::__private::custom_type`), so a column type's impls are written once, here.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __custom_type {
+    ($t:ty) => {
+        impl $crate::__private::CustomType for $t {}
+        impl $crate::__private::ColumnType for $t {
+            type Base = $t;
+        }
+        impl $crate::__private::IntoExpr<$t> for $t {
+            fn into_node(self) -> $crate::__private::Node {
+                $crate::__private::bind_node(self)
+            }
+        }
+        impl $crate::__private::IntoExpr<::core::option::Option<$t>> for $t {
+            fn into_node(self) -> $crate::__private::Node {
+                $crate::__private::bind_node(::core::option::Option::Some(self))
+            }
+        }
+        impl $crate::__private::FromRow for $t {
+            fn from_row_at(
+                row: &$crate::__private::Row,
+                offset: usize,
+            ) -> $crate::__private::Result<Self> {
+                row.get(offset)
+            }
+            fn column_count() -> usize {
+                1
+            }
+        }
+        impl $crate::__private::FromRowOpt for $t {
+            fn from_row_opt_at(
+                row: &$crate::__private::Row,
+                offset: usize,
+            ) -> $crate::__private::Result<::core::option::Option<Self>> {
+                row.get(offset)
+            }
+            fn opt_column_count() -> usize {
+                1
+            }
+        }
+    };
 }
 
 /// Implemented by `#[derive(SqlEnum)]` and `#[derive(SqlNewtype)]`: a column type defined in

@@ -139,3 +139,61 @@ async fn feature_types_round_trip_and_filter() {
         Some(&aludel::tokio_postgres::error::SqlState::NUMERIC_VALUE_OUT_OF_RANGE)
     );
 }
+
+/// Every built-in type of the one list in `value.rs` is a whole column type: it binds, reads
+/// back, and compares in filters, nullable and as an array. `i8` ("char") and `u32` (oid)
+/// were bindable and readable but not comparable, and `Vec<i16>`/`Vec<f32>` columns had no
+/// expressions, before the list was written once.
+#[derive(Model, Debug, Clone, PartialEq)]
+#[aludel(table = "builtins")]
+struct Builtins {
+    #[aludel(primary_key)]
+    id: i64,
+    #[aludel(sql_type = "\"char\"")]
+    flag: i8,
+    object: u32,
+    maybe_object: Option<u32>,
+    small: i16,
+    real: f32,
+    smalls: Vec<i16>,
+    reals: Vec<f32>,
+    objects: Option<Vec<u32>>,
+}
+
+// covers: TYP-07
+#[tokio::test]
+async fn every_builtin_type_filters_reads_and_compares_nullable() {
+    let db = TestDb::new().await.unwrap();
+    let mut c = db.engine().connect().await.unwrap();
+    create_all(&mut c, &[Builtins::TABLE], Default::default())
+        .await
+        .unwrap();
+    let row = Builtins {
+        id: 1,
+        flag: b'y' as i8,
+        object: 4_000_000_000,
+        maybe_object: None,
+        small: -3,
+        real: 0.5,
+        smalls: vec![1, -2],
+        reals: vec![0.25],
+        objects: Some(vec![7, 8]),
+    };
+    let back: Builtins = c.one(&insert(&row).returning(Builtins::ALL)).await.unwrap();
+    assert_eq!(back, row);
+    let found: Vec<Builtins> = c
+        .all(
+            &select(Builtins::ALL)
+                .filter(Builtins::flag.eq(b'y' as i8))
+                .filter(Builtins::object.eq(4_000_000_000u32))
+                .filter(Builtins::maybe_object.is_null())
+                .filter(Builtins::small.lt(0i16))
+                .filter(Builtins::real.eq(0.5f32))
+                .filter(Builtins::smalls.eq(vec![1i16, -2]))
+                .filter(Builtins::reals.contains_all(vec![0.25f32]))
+                .filter(Builtins::objects.eq(vec![7u32, 8])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, [row]);
+}
