@@ -10,7 +10,8 @@ use tokio_postgres::RowStream;
 use tokio_postgres::types::Type;
 use tracing::Instrument;
 
-use super::{Backend, Connection, Flight, Object};
+use super::state::{Flight, Tx, Untracked};
+use super::{Backend, Connection, Object};
 use crate::engine::StatementMode;
 use crate::engine::observe::{StatementEvent, StatementKind, statement_span};
 use crate::error::{Error, Kind, Result};
@@ -82,15 +83,15 @@ impl Connection {
         F: FnMut(tokio_postgres::Row) -> Result<()>,
     {
         self.check_usable()?;
-        if self.begin_pending.is_some() && !(plain_read && plain_read_text(sql)) {
+        if matches!(self.state.tx, Tx::Deferred { .. }) && !(plain_read && plain_read_text(sql)) {
             self.send_pending_begin()?;
         }
         self.screen(sql)?;
         let started = Instant::now();
         let span = statement_span(sql, binds.len());
-        self.in_flight = Flight::Statement;
+        self.state.flight = Flight::Statement;
         let result = self.send(sql, binds, sink).instrument(span.clone()).await;
-        self.in_flight = Flight::Idle;
+        self.state.flight = Flight::Idle;
         self.finish(
             sql,
             binds.len(),
@@ -144,11 +145,13 @@ impl Connection {
         }
         // Loader statements are builder SELECTs: they may run before a deferred BEGIN when
         // their text is plainly a read.
-        if self.begin_pending.is_some() && !stmts.iter().all(|(sql, _)| plain_read_text(sql)) {
+        if matches!(self.state.tx, Tx::Deferred { .. })
+            && !stmts.iter().all(|(sql, _)| plain_read_text(sql))
+        {
             self.send_pending_begin()?;
         }
         let started = Instant::now();
-        self.in_flight = Flight::Statement;
+        self.state.flight = Flight::Statement;
         let results = {
             let this = &*self;
             futures_util::future::join_all(stmts.iter().map(|(sql, binds)| {
@@ -168,7 +171,7 @@ impl Connection {
             }))
             .await
         };
-        self.in_flight = Flight::Idle;
+        self.state.flight = Flight::Idle;
         let mut out = Vec::with_capacity(results.len());
         let mut first_err = None;
         for ((sql, binds), (result, span)) in stmts.iter().zip(results) {
@@ -202,7 +205,7 @@ impl Connection {
 
     /// Marks a statement as sent and not fully read (streams), or finished.
     pub(crate) fn set_in_flight(&mut self, on: bool) {
-        self.in_flight = if on { Flight::Statement } else { Flight::Idle };
+        self.state.flight = if on { Flight::Statement } else { Flight::Idle };
     }
 
     /// Reports a streamed statement to observers and the slow log when it ends.
@@ -264,16 +267,18 @@ impl Connection {
 
     /// Runs a simple-protocol statement (transaction control, scripts).
     pub(super) async fn simple(&mut self, sql: &str, kind: StatementKind) -> Result<()> {
-        if self.broken {
+        if self.state.broken {
             return Err(Error::connection_lost());
         }
-        if self.aborted && !matches!(kind, StatementKind::Rollback | StatementKind::Savepoint) {
+        if self.state.tx.aborted()
+            && !matches!(kind, StatementKind::Rollback | StatementKind::Savepoint)
+        {
             return Err(Error::transaction_aborted());
         }
         self.send_pending_begin()?;
         let started = Instant::now();
         let span = statement_span(sql, 0);
-        self.in_flight = if kind == StatementKind::Commit {
+        self.state.flight = if kind == StatementKind::Commit {
             Flight::Commit
         } else {
             Flight::Statement
@@ -283,7 +288,7 @@ impl Connection {
             client.batch_execute(sql).await.map_err(Error::from_driver)
         };
         let result = fut.instrument(span.clone()).await.map(|()| 0);
-        self.in_flight = Flight::Idle;
+        self.state.flight = Flight::Idle;
         self.finish(sql, 0, kind, started, &span, result)
             .map(|_| ())
     }
@@ -301,9 +306,9 @@ impl Connection {
         let elapsed = started.elapsed();
         let result = result.map_err(|e| {
             if e.is_connection_lost() {
-                self.broken = true;
-            } else if self.depth > 0 && matches!(e.kind(), Kind::Db(_)) {
-                self.aborted = true;
+                self.state.broken = true;
+            } else if self.state.tx.depth() > 0 && matches!(e.kind(), Kind::Db(_)) {
+                self.state.tx.set_aborted(true);
             }
             e.with_statement(sql)
                 .with_show_values(self.shared.exec.show_values)
@@ -338,7 +343,7 @@ impl Connection {
             )));
         }
         if !scan.plain {
-            self.dirty = true;
+            self.state.ran_untracked(Untracked::Sql);
         }
         Ok(())
     }

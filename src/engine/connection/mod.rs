@@ -17,9 +17,9 @@
 
 mod exec;
 mod release;
+mod state;
 mod transaction;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,19 +28,12 @@ use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 use tracing::Instrument;
 
+use self::state::{Flight, State, Untracked};
 use super::Shared;
 use super::observe::{StatementKind, statement_span};
 use crate::error::{Error, Result};
 use crate::row::{FromRow, Row};
 use crate::sql::{Bind, Statement, Typed};
-
-/// What is in flight on a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flight {
-    Idle,
-    Statement,
-    Commit,
-}
 
 pub(crate) enum Backend {
     Pooled(Option<Object>),
@@ -56,33 +49,18 @@ pub(crate) enum Backend {
 pub struct Connection {
     backend: Backend,
     shared: Arc<Shared>,
-    /// A statement was sent and its result not fully read (and whether it is a `COMMIT`).
-    in_flight: Flight,
-    /// The connection can no longer be trusted (connection error).
-    broken: bool,
-    /// 0 outside a transaction, 1 in one, +1 per open savepoint.
-    depth: u32,
-    /// A statement failed inside the transaction; only a rollback helps.
-    aborted: bool,
+    /// In flight, transaction, untracked SQL, broken: what `Drop` decides from.
+    state: State,
     pid: Option<i32>,
-    /// The driver client was handed out: transaction state is unknown.
-    dirty: bool,
-    /// The driver client was handed out: a request it started (a COPY whose sink or stream
-    /// outlives the borrow, a query future still alive) may still be running, so the
-    /// connection goes back through the drain, never straight to the pool.
-    driver_used: bool,
-    /// A session transaction whose `BEGIN` is not sent yet (deferred until the first
-    /// statement that is not a plain read; see [`Connection::begin_deferred`]).
-    begin_pending: Option<Cow<'static, str>>,
 }
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("pooled", &matches!(self.backend, Backend::Pooled(_)))
-            .field("in_transaction", &(self.depth > 0))
-            .field("savepoints", &self.depth.saturating_sub(1))
-            .field("broken", &self.broken)
+            .field("in_transaction", &self.in_transaction())
+            .field("savepoints", &self.state.tx.depth().saturating_sub(1))
+            .field("broken", &self.state.broken)
             .finish()
     }
 }
@@ -99,14 +77,8 @@ impl Connection {
         Connection {
             backend,
             shared,
-            in_flight: Flight::Idle,
-            broken: false,
-            depth: 0,
-            aborted: false,
+            state: State::new(),
             pid: None,
-            dirty: false,
-            driver_used: false,
-            begin_pending: None,
         }
     }
 
@@ -119,10 +91,10 @@ impl Connection {
     }
 
     fn check_usable(&self) -> Result<()> {
-        if self.broken {
+        if self.state.broken {
             return Err(Error::connection_lost());
         }
-        if self.aborted {
+        if self.state.tx.aborted() {
             return Err(Error::transaction_aborted());
         }
         Ok(())
@@ -276,9 +248,9 @@ impl Connection {
         let started = Instant::now();
         let params = sets.iter().map(Vec::len).sum();
         let span = statement_span(&sql, params);
-        self.in_flight = Flight::Statement;
+        self.state.flight = Flight::Statement;
         let result = self.send_many(&sql, &sets).instrument(span.clone()).await;
-        self.in_flight = Flight::Idle;
+        self.state.flight = Flight::Idle;
         self.finish(&sql, params, StatementKind::Query, started, &span, result)
     }
 
@@ -289,8 +261,7 @@ impl Connection {
     /// was used always gets a `ROLLBACK` queued when it goes back to the pool.
     pub fn driver_client(&mut self) -> Result<&Client> {
         self.send_pending_begin()?;
-        self.dirty = true;
-        self.driver_used = true;
+        self.state.ran_untracked(Untracked::Driver);
         self.client()
     }
 
@@ -303,7 +274,7 @@ impl Connection {
     /// engine's [`SessionReset`](crate::engine::SessionReset), if any), whatever the script did.
     pub async fn batch_execute(&mut self, script: &'static str) -> Result<()> {
         self.screen(script)?;
-        self.dirty = true;
+        self.state.ran_untracked(Untracked::Sql);
         self.simple(script, StatementKind::Script).await
     }
 
@@ -322,12 +293,12 @@ impl Connection {
 
     /// True inside a transaction.
     pub fn in_transaction(&self) -> bool {
-        self.depth > 0
+        self.state.tx.depth() > 0
     }
 
     /// True inside a savepoint.
     pub fn in_nested_transaction(&self) -> bool {
-        self.depth > 1
+        self.state.tx.depth() > 1
     }
 
     /// Gives the connection back: rolls back an open transaction first (awaited, unlike the
@@ -339,6 +310,6 @@ impl Connection {
     /// Closes the connection for good instead of returning it to the pool (SQLAlchemy's
     /// `invalidate()`): its server process ends and is never handed out again.
     pub fn invalidate(mut self) {
-        self.broken = true;
+        self.state.broken = true;
     }
 }

@@ -7,7 +7,8 @@ use std::task::{Context, Poll};
 
 use tokio_postgres::{Client, NoTls};
 
-use super::{Backend, Connection, Flight, Object};
+use super::state::{Flight, Return};
+use super::{Backend, Connection, Object};
 use crate::engine::drain;
 use crate::engine::metrics::Metrics;
 use crate::engine::observe::{StatementEvent, StatementKind};
@@ -19,8 +20,10 @@ impl Connection {
     /// is cancelled and closed.
     pub(super) fn drain_or_discard(&mut self) {
         let reset = drain::Reset {
-            rollback: self.in_server_transaction() || self.dirty,
-            script: self.dirty.then(|| self.shared.exec.reset.sql()).flatten(),
+            rollback: self.state.tx.on_server() || self.state.dirty(),
+            script: (self.state.dirty())
+                .then(|| self.shared.exec.reset.sql())
+                .flatten(),
         };
         let Backend::Pooled(slot) = &mut self.backend else {
             self.discard();
@@ -37,7 +40,7 @@ impl Connection {
     /// Detaches the connection from the pool and closes it; cancels a running statement
     /// first when one was in flight.
     pub(super) fn discard(&mut self) {
-        let cancel = self.in_flight != Flight::Idle;
+        let cancel = self.state.flight != Flight::Idle;
         match &mut self.backend {
             Backend::Pooled(slot) => {
                 if let Some(obj) = slot.take() {
@@ -86,52 +89,47 @@ fn queue_rollback(client: &Client, reset: Option<&'static str>) -> bool {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if self.broken {
-            if matches!(self.backend, Backend::Pooled(Some(_))) {
-                Metrics::bump(&self.shared.metrics.discarded_broken);
+        let reset = match self.state.on_return() {
+            Return::Close => {
+                if matches!(self.backend, Backend::Pooled(Some(_))) {
+                    Metrics::bump(&self.shared.metrics.discarded_broken);
+                }
+                return self.discard();
             }
-            self.discard();
-            return;
-        }
-        match self.in_flight {
-            // Whatever the driver client started is awaited (and cancelled if it keeps
-            // running) before the connection goes back.
-            Flight::Idle if self.driver_used => return self.drain_or_discard(),
-            Flight::Idle => {}
-            Flight::Statement => return self.drain_or_discard(),
+            // A statement cut off, or whatever the driver client started: awaited (and
+            // cancelled if it keeps running) before the connection goes back.
+            Return::Drain { commit: false } => return self.drain_or_discard(),
             // Drained like any statement. Once its future was polled the driver has the
             // COMMIT and sends it: closing the connection would not stop it, only lose the
             // connection. Its outcome is unknown to the caller either way (the session marks
             // its objects in doubt); the drain waits for its answer before the connection
             // goes back.
-            Flight::Commit => {
+            Return::Drain { commit: true } => {
                 Metrics::bump(&self.shared.metrics.commits_in_doubt);
                 return self.drain_or_discard();
             }
+            Return::Pool => return,
+            Return::Rollback { reset } => reset.then(|| self.shared.exec.reset.sql()).flatten(),
+        };
+        let queued = match self.client() {
+            Ok(client) => queue_rollback(client, reset),
+            Err(_) => false,
+        };
+        if !queued {
+            return self.discard();
         }
-        if (self.depth > 0 && self.begin_pending.is_none()) || self.dirty {
-            let reset = self.dirty.then(|| self.shared.exec.reset.sql()).flatten();
-            let queued = match self.client() {
-                Ok(client) => queue_rollback(client, reset),
-                Err(_) => false,
-            };
-            if queued {
-                let sent = [("ROLLBACK", StatementKind::Rollback)]
-                    .into_iter()
-                    .chain(reset.map(|sql| (sql, StatementKind::Script)));
-                for (sql, kind) in sent {
-                    self.shared.exec.observers.report(&StatementEvent {
-                        sql,
-                        kind,
-                        params: 0,
-                        rows: 0,
-                        elapsed: std::time::Duration::ZERO,
-                        error: None,
-                    });
-                }
-            } else {
-                self.discard();
-            }
+        let sent = [("ROLLBACK", StatementKind::Rollback)]
+            .into_iter()
+            .chain(reset.map(|sql| (sql, StatementKind::Script)));
+        for (sql, kind) in sent {
+            self.shared.exec.observers.report(&StatementEvent {
+                sql,
+                kind,
+                params: 0,
+                rows: 0,
+                elapsed: std::time::Duration::ZERO,
+                error: None,
+            });
         }
     }
 }

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use super::{Connection, Flight, Savepoint};
+use super::state::{Flight, Tx};
+use super::{Connection, Savepoint};
 use crate::engine::observe::{StatementEvent, StatementKind, statement_span};
 use crate::engine::tx::TxOptions;
 use crate::error::{Error, Result};
@@ -27,17 +28,18 @@ impl Connection {
 
     /// Starts a transaction with explicit isolation level / read-only / deferrable options.
     pub async fn begin_with(&mut self, options: TxOptions) -> Result<()> {
-        if self.depth > 0 {
+        if self.in_transaction() {
             return Err(Error::invalid(
                 "a transaction is already open on this connection",
             ));
         }
-        if self.broken {
+        if self.state.broken {
             return Err(Error::connection_lost());
         }
-        self.begin_pending = Some(options.or(self.shared.exec.default_tx).begin_sql());
-        self.depth = 1;
-        self.aborted = false;
+        self.state.tx = Tx::Deferred {
+            begin: options.or(self.shared.exec.default_tx).begin_sql(),
+            aborted: false,
+        };
         self.send_pending_begin()
     }
 
@@ -61,17 +63,18 @@ impl Connection {
         if !read_committed {
             return self.begin_with(options).await;
         }
-        if self.depth > 0 {
+        if self.in_transaction() {
             return Err(Error::invalid(
                 "a transaction is already open on this connection",
             ));
         }
-        if self.broken {
+        if self.state.broken {
             return Err(Error::connection_lost());
         }
-        self.begin_pending = Some(options.begin_sql());
-        self.depth = 1;
-        self.aborted = false;
+        self.state.tx = Tx::Deferred {
+            begin: options.begin_sql(),
+            aborted: false,
+        };
         Ok(())
     }
 
@@ -87,7 +90,7 @@ impl Connection {
         const SQL: &str = "SHOW default_transaction_isolation";
         let started = Instant::now();
         let span = statement_span(SQL, 0);
-        self.in_flight = Flight::Statement;
+        self.state.flight = Flight::Statement;
         let answer = async {
             self.client()?
                 .simple_query(SQL)
@@ -96,7 +99,7 @@ impl Connection {
         }
         .instrument(span.clone())
         .await;
-        self.in_flight = Flight::Idle;
+        self.state.flight = Flight::Idle;
         let (messages, rows) = match answer {
             Ok(messages) => {
                 let rows = messages
@@ -125,7 +128,7 @@ impl Connection {
     /// inside the transaction; a BEGIN that fails (only possible on a broken connection)
     /// fails that statement.
     pub(super) fn send_pending_begin(&mut self) -> Result<()> {
-        let Some(sql) = self.begin_pending.take() else {
+        let Some(sql) = self.state.tx.take_begin() else {
             return Ok(());
         };
         let queued = {
@@ -136,7 +139,7 @@ impl Connection {
             !matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Err(_)))
         };
         if !queued {
-            self.broken = true;
+            self.state.broken = true;
             return Err(Error::connection_lost());
         }
         self.shared.exec.observers.report(&StatementEvent {
@@ -152,7 +155,7 @@ impl Connection {
 
     /// A transaction is open on the server (its `BEGIN` was sent).
     pub(super) fn in_server_transaction(&self) -> bool {
-        self.depth > 0 && self.begin_pending.is_none()
+        self.state.tx.on_server()
     }
 
     /// Commits the transaction. A transaction aborted by an earlier error is rolled back
@@ -168,65 +171,65 @@ impl Connection {
     /// [`PoolMetrics::commits_in_doubt`](crate::engine::PoolMetrics::commits_in_doubt) counts
     /// them.
     pub async fn commit(&mut self) -> Result<()> {
-        if self.depth == 0 {
-            return Err(Error::invalid("commit without an open transaction"));
+        match self.state.tx {
+            Tx::None => return Err(Error::invalid("commit without an open transaction")),
+            Tx::Deferred { aborted, .. } => {
+                // Only plain reads ran: there is no server transaction to end.
+                self.state.tx = Tx::None;
+                return if aborted {
+                    Err(Error::transaction_aborted())
+                } else {
+                    Ok(())
+                };
+            }
+            Tx::Open { .. } => {}
         }
-        if self.begin_pending.take().is_some() {
-            // Only plain reads ran: there is no server transaction to end.
-            self.depth = 0;
-            return if std::mem::replace(&mut self.aborted, false) {
-                Err(Error::transaction_aborted())
-            } else {
-                Ok(())
-            };
-        }
-        if self.aborted {
+        if self.state.tx.aborted() {
             self.rollback().await?;
             return Err(Error::transaction_aborted());
         }
         let r = self.simple("COMMIT", StatementKind::Commit).await;
         // COMMIT ends the transaction whether it succeeded or not.
-        self.depth = 0;
-        self.aborted = false;
+        self.state.tx = Tx::None;
         r
     }
 
     /// Rolls the transaction back. A no-op outside a transaction.
     pub async fn rollback(&mut self) -> Result<()> {
-        if self.depth == 0 {
-            return Ok(());
-        }
-        self.aborted = false;
-        if self.begin_pending.take().is_some() {
-            self.depth = 0;
-            return Ok(());
+        match self.state.tx {
+            Tx::None => return Ok(()),
+            Tx::Deferred { .. } => {
+                self.state.tx = Tx::None;
+                return Ok(());
+            }
+            Tx::Open { .. } => self.state.tx.set_aborted(false),
         }
         let r = self.simple("ROLLBACK", StatementKind::Rollback).await;
-        self.depth = 0;
+        self.state.tx = Tx::None;
         r
     }
 
     /// Opens a savepoint inside the transaction (SQLAlchemy's `begin_nested`).
     pub async fn savepoint(&mut self) -> Result<Savepoint> {
-        if self.depth == 0 {
+        if !self.in_transaction() {
             return Err(Error::invalid("a savepoint needs an open transaction"));
         }
-        let depth = self.depth + 1;
+        let depth = self.state.tx.depth() + 1;
         let sql = format!("SAVEPOINT aludel_sp_{depth}");
         self.simple(&sql, StatementKind::Savepoint).await?;
-        self.depth = depth;
+        self.state.tx.set_depth(depth);
         Ok(Savepoint { depth })
     }
 
     /// Releases a savepoint (and any opened after it), keeping its work in the transaction.
     pub async fn release_savepoint(&mut self, sp: Savepoint) -> Result<()> {
         self.check_savepoint(&sp)?;
-        if self.aborted {
+        if self.state.tx.aborted() {
             return Err(Error::transaction_aborted());
         }
         let sql = format!("RELEASE SAVEPOINT aludel_sp_{}", sp.depth);
         self.simple(&sql, StatementKind::Savepoint).await?;
-        self.depth = sp.depth - 1;
+        self.state.tx.set_depth(sp.depth - 1);
         Ok(())
     }
 
@@ -234,22 +237,23 @@ impl Connection {
     /// if a statement inside the savepoint failed.
     pub async fn rollback_to_savepoint(&mut self, sp: Savepoint) -> Result<()> {
         self.check_savepoint(&sp)?;
-        let was_aborted = std::mem::replace(&mut self.aborted, false);
+        let was_aborted = self.state.tx.aborted();
+        self.state.tx.set_aborted(false);
         let sql = format!(
             "ROLLBACK TO SAVEPOINT aludel_sp_{0}; RELEASE SAVEPOINT aludel_sp_{0}",
             sp.depth
         );
         let r = self.simple(&sql, StatementKind::Savepoint).await;
         if r.is_err() {
-            self.aborted = was_aborted;
+            self.state.tx.set_aborted(was_aborted);
         } else {
-            self.depth = sp.depth - 1;
+            self.state.tx.set_depth(sp.depth - 1);
         }
         r
     }
 
     pub(super) fn check_savepoint(&self, sp: &Savepoint) -> Result<()> {
-        if sp.depth > self.depth || sp.depth < 2 {
+        if sp.depth > self.state.tx.depth() || sp.depth < 2 {
             return Err(Error::invalid("that savepoint is no longer open"));
         }
         Ok(())
