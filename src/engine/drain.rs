@@ -10,6 +10,8 @@
 //!
 //! * done within [`CANCEL_AFTER`] (a short statement that was nearly finished): back to the
 //!   pool, no cancel request sent;
+//! * a `COMMIT`: awaited until [`DRAIN_TIMEOUT`], never cancelled (a cancel would roll back
+//!   a commit still doing its work, which the driver had sent);
 //! * still running: a cancel request is sent and awaited until the server closes the cancel
 //!   connection (the postmaster has signalled the backend by then), then the queued request is
 //!   awaited, then the reset runs once more, so a cancel that landed on the reset itself
@@ -43,6 +45,10 @@ pub(crate) struct Reset {
     pub(crate) rollback: bool,
     /// The engine's session-reset script, for a connection that ran unclassified SQL.
     pub(crate) script: Option<&'static str>,
+    /// The statement cut off is a `COMMIT`: it is awaited (up to [`DRAIN_TIMEOUT`]) and never
+    /// cancelled. A cancel request would roll back a commit doing work at commit time
+    /// (deferred constraint triggers, a synchronous-replication wait) that the driver sent.
+    pub(crate) commit: bool,
 }
 
 impl Reset {
@@ -141,6 +147,15 @@ async fn settle(
 ) -> bool {
     let client: &Client = obj;
     let mut queued = pin!(reset.run(client));
+    if reset.commit {
+        return match timeout_at(deadline, queued).await {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) if !client.is_closed() => {
+                matches!(timeout_at(deadline, reset.run(client)).await, Ok(Ok(())))
+            }
+            _ => false,
+        };
+    }
     match timeout(CANCEL_AFTER, queued.as_mut()).await {
         Ok(Ok(())) => return true,
         // A server error on the reset itself (not expected): run it once more below.

@@ -700,6 +700,22 @@ impl AsyncSession {
         r
     }
 
+    /// Whether the session's open transaction has written anything on the server (flushed
+    /// objects, criteria updates, raw DML, row locks: PostgreSQL assigns a transaction id on
+    /// the first write). One round trip, and only when a server transaction is open.
+    pub(crate) async fn transaction_has_written(&mut self) -> Result<bool> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(false);
+        };
+        if !conn.in_server_transaction() {
+            return Ok(false);
+        }
+        let q = crate::sql::Raw::audited(crate::sql::AssertSqlSafe(
+            "SELECT pg_current_xact_id_if_assigned() IS NOT NULL",
+        ));
+        conn.query_one::<bool>(&q).await
+    }
+
     /// Expires every object in the session (values must be refreshed before reading).
     pub fn expire_all(&mut self) {
         self.identity.retain(|_, w| match w.upgrade() {

@@ -164,6 +164,14 @@ impl<'s, M: Model> ScalarBatches<'s, M> {
             refuse_joined_collections(l)?;
         }
         session.flush().await?;
+        // Rows from a snapshot without the session's own writes would be tracked as current:
+        // a row it deleted back as persistent, one it updated at its old value, an increment
+        // lost at the next flush. Once its transaction has written, stream inside it.
+        let place = if place == Place::Own && session.transaction_has_written().await? {
+            Place::Session
+        } else {
+            place
+        };
         let (sql, binds) = q.compile()?;
         let query = (sql.to_string(), binds.into_owned());
         let name = format!("aludel_objects_{}", CURSORS.fetch_add(1, Ordering::Relaxed));
@@ -478,8 +486,10 @@ impl AsyncSession {
     ///
     /// The cursor and the relationship statements run on a connection of their own, in one
     /// `REPEATABLE READ READ ONLY` transaction: every batch and its children come from one
-    /// snapshot of committed data (this session's uncommitted changes are not seen; see
-    /// [`AsyncSession::stream_scalars_in_transaction`]).
+    /// snapshot of committed data. Once the session's transaction has written anything
+    /// (including the changes this call flushes first), the stream runs inside that
+    /// transaction instead, as [`AsyncSession::stream_scalars_in_transaction`] does: rows from
+    /// a snapshot without the session's own writes would be tracked as current.
     ///
     /// ```no_run
     /// # use aludel::{load::selectin, Model, Many};

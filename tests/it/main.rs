@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod cancel_flush;
+mod consistency;
 mod deferred;
 mod detached;
 mod engine;

@@ -24,6 +24,7 @@ impl Connection {
             script: (self.state.dirty())
                 .then(|| self.shared.exec.reset.sql())
                 .flatten(),
+            commit: self.state.flight == Flight::Commit,
         };
         let Backend::Pooled(slot) = &mut self.backend else {
             self.discard();
@@ -102,8 +103,8 @@ impl Drop for Connection {
             // Drained like any statement. Once its future was polled the driver has the
             // COMMIT and sends it: closing the connection would not stop it, only lose the
             // connection. Its outcome is unknown to the caller either way (the session marks
-            // its objects in doubt); the drain waits for its answer before the connection
-            // goes back.
+            // its objects in doubt); the drain waits for its answer (never cancelling it)
+            // before the connection goes back.
             Return::Drain { commit: true } => {
                 Metrics::bump(&self.shared.metrics.commits_in_doubt);
                 return self.drain_or_discard();

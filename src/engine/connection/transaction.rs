@@ -154,7 +154,7 @@ impl Connection {
     }
 
     /// A transaction is open on the server (its `BEGIN` was sent).
-    pub(super) fn in_server_transaction(&self) -> bool {
+    pub(crate) fn in_server_transaction(&self) -> bool {
         self.state.tx.on_server()
     }
 
