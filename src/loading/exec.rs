@@ -3,7 +3,9 @@
 //! connection, which tokio-postgres pipelines. Rows go through the identity map; the
 //! parents' slots are filled and the children handed to the next level's options.
 
-use std::collections::HashMap;
+/// foldhash (seeded per process) for the grouping maps: keys are short and hashed per row.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -14,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::row::{RawSlice, Row};
 use crate::schema::{Model, RelKind, cols_or_pk, row_positions};
 use crate::sql::{All, Bind, Expr, Node, Order, Select, Statement, select};
-use crate::state::{Context, Edge, Key, Obj, Rel, RelVisitor, Slot, identity_key};
+use crate::state::{Context, Edge, Key, Obj, Rel, RelVisitor, Slot, identity_key_non_null};
 
 /// What a selectin option sends for one level, and which key each parent has.
 pub(crate) struct Prepared {
@@ -58,10 +60,7 @@ pub(crate) trait Step<P: Model>: Send + Sync {
 
 /// The wire-encoded key of `binds`, `None` when any of them is NULL.
 fn key_of(binds: &[Bind]) -> Option<Key> {
-    if binds.iter().any(|b| crate::state::encode(b).is_none()) {
-        return None;
-    }
-    Some(identity_key(binds))
+    identity_key_non_null(binds)
 }
 
 pub(crate) fn to_arc(sql: crate::sql::SqlText<'_>) -> Arc<str> {
@@ -169,7 +168,7 @@ impl<'a> tokio_postgres::types::FromSql<'a> for RawKey {
 
 /// The identity-key encoding of columns `cols` of `row`; `None` when one is NULL.
 pub(crate) fn row_key(row: &tokio_postgres::Row, cols: &[usize]) -> Option<Key> {
-    let mut key = Key::with_capacity(16);
+    let mut key = Key::new();
     for &i in cols {
         let RawSlice(v) = row.try_get(i).ok()?;
         let v = v?;
@@ -182,7 +181,7 @@ pub(crate) fn row_key(row: &tokio_postgres::Row, cols: &[usize]) -> Option<Key> 
 /// Children in first-seen order, each once.
 fn distinct<C: Model>(groups: &HashMap<Key, Vec<Obj<C>>>, order: &[Obj<C>]) -> Vec<Obj<C>> {
     let _ = groups;
-    let mut seen = std::collections::HashSet::with_capacity(order.len());
+    let mut seen = HashSet::with_capacity_and_hasher(order.len(), Default::default());
     order
         .iter()
         .filter(|o| seen.insert(Arc::as_ptr(&o.0) as usize))
@@ -228,7 +227,7 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
         let local = self.rel.local_idx()?;
         let mut keys = Vec::with_capacity(parents.len());
         let mut wanted: Vec<Vec<Bind>> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::with_capacity_and_hasher(parents.len(), Default::default());
         for p in parents {
             let binds: Vec<Bind> = p
                 .read()?
@@ -267,16 +266,27 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let def = self.rel.def();
-            let mut groups: HashMap<Key, Vec<Obj<C>>> = HashMap::new();
-            let mut order = Vec::new();
+            let mut groups: HashMap<Key, Vec<Obj<C>>> =
+                HashMap::with_capacity_and_hasher(prepared.keys.len(), Default::default());
+            let mut order = Vec::with_capacity(rows.iter().map(Vec::len).sum());
             let plan = self.child_plan()?;
             let cols = plan.as_ref().map(|p| p.set);
             let key_cols = self.key_columns(plan.as_ref())?;
+            let (identity, registry) = s.identity();
+            // Every row may be a new object: grow the map once, not by doubling.
+            identity.reserve(order.capacity());
             for row in rows.into_iter().flatten() {
                 // The key straight from the row's wire bytes: the same encoding the parents'
                 // keys were written in.
                 let key = row_key(&row, &key_cols);
-                let child = crate::state::identify::<C>(s, &Row(row), 0, cols)?;
+                let child = crate::state::identify_into::<C>(
+                    identity,
+                    registry,
+                    &Row(row),
+                    0,
+                    false,
+                    cols,
+                )?;
                 if let Some(k) = key {
                     groups.entry(k).or_default().push(child.clone());
                 }
@@ -374,9 +384,9 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let def = self.rel.def();
-            let mut per_parent: HashMap<usize, Vec<Obj<C>>> = HashMap::new();
+            let mut per_parent: HashMap<usize, Vec<Obj<C>>> = HashMap::default();
             // (parent, child) pairs seen: a joined collection repeats neither.
-            let mut pairs = std::collections::HashSet::new();
+            let mut pairs = HashSet::default();
             let mut order = Vec::new();
             let pk = row_positions(C::TABLE, &cols_or_pk(None, C::TABLE))?;
             for (parent, row) in parents.iter().zip(rows) {
@@ -400,11 +410,11 @@ impl<P: Model, C: Model> Step<P> for LoadOpt<P, C> {
                 order.push(child);
             }
             let unique_parents = crate::state::unique(parents.to_vec());
-            let mut groups: HashMap<Key, Vec<Obj<C>>> = HashMap::new();
+            let mut groups: HashMap<Key, Vec<Obj<C>>> = HashMap::default();
             let mut keys = Vec::with_capacity(unique_parents.len());
             for (i, p) in unique_parents.iter().enumerate() {
                 // A synthetic per-parent key: the join already paired rows with parents.
-                let key = Key::from(&(i as u64).to_le_bytes()[..]);
+                let key = Key::from_slice(&(i as u64).to_le_bytes());
                 if let Some(list) = per_parent.remove(&(Arc::as_ptr(&p.0) as usize)) {
                     groups.insert(key.clone(), list);
                 }

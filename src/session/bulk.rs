@@ -2,10 +2,10 @@
 
 use std::sync::Weak;
 
-use super::object::identity_key;
 use super::{AsyncSession, Obj, pk_binds};
 use crate::error::{Error, Result};
 use crate::schema::Model;
+use crate::state::identity_key;
 
 impl AsyncSession {
     /// Inserts many rows in multi-row statements (≤ 1,000 rows, ≤ 32,767 binds each) without

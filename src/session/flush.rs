@@ -182,17 +182,65 @@ async fn insert_chunk(
     objs: &[Arc<dyn AnyObj>],
     rows: Vec<Vec<Option<Bind>>>,
 ) -> Result<()> {
-    let returning = columns_list(t, "");
+    let filled = rows
+        .first()
+        .map(|r| server_filled(t, r))
+        .unwrap_or_default();
+    let returning = if filled.is_empty() {
+        // Nothing for the server to fill: the full row still counts the inserted rows.
+        columns_list(t, "")
+    } else {
+        returning_list(t, &filled)
+    };
+    let load = if filled.is_empty() {
+        Load::Full
+    } else {
+        Load::Filled(&filled)
+    };
     if objs.len() > 1 && rows.iter().all(|r| r.iter().all(Option::is_none)) {
         // Every column left to the server: `DEFAULT VALUES`, one row per statement.
         let (sql, binds) = crate::sql::insert_rows_sql(t, vec![Vec::new()], &returning)?;
         for obj in objs {
-            run_returning(conn, &sql, &binds, std::slice::from_ref(obj)).await?;
+            run_returning(conn, &sql, &binds, std::slice::from_ref(obj), load).await?;
         }
         return Ok(());
     }
     let (sql, binds) = crate::sql::insert_rows_sql(t, rows, &returning)?;
-    run_returning(conn, &sql, &binds, objs).await
+    run_returning(conn, &sql, &binds, objs, load).await
+}
+
+/// The default (not `Deferred`) columns an INSERT of rows shaped like `row` leaves to the
+/// server: those the row has no value for (an unset `Generated`) and those no INSERT sends
+/// (`GENERATED ALWAYS`). The objects already hold every value they sent, so RETURNING reads
+/// back only these (SQLAlchemy fetches server-generated values only, too).
+fn server_filled(t: &TableDef, row: &[Option<Bind>]) -> Vec<usize> {
+    let mut sent = row.iter();
+    t.columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            // `insert_values` yields one value per insertable column, in column order.
+            let unset = !c.is_insertable() || matches!(sent.next(), Some(None) | None);
+            unset && !c.deferred
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// `RETURNING` list of the columns `idx`.
+fn returning_list(t: &TableDef, idx: &[usize]) -> String {
+    let table = quote_ident(t.name);
+    idx.iter()
+        .map(|&i| format!("{table}.{}", quote_ident(t.columns[i].name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a RETURNING row holds: every default column, or only the columns listed.
+#[derive(Clone, Copy)]
+enum Load<'a> {
+    Full,
+    Filled(&'a [usize]),
 }
 
 /// Row-major `binds` (`width` per row) as one array bind per column, or `None` when a
@@ -236,12 +284,16 @@ async fn run_returning(
     sql: &str,
     binds: &[Bind],
     objs: &[Arc<dyn AnyObj>],
+    load: Load<'_>,
 ) -> Result<()> {
     let mut i = 0usize;
     conn.run(sql, binds, |row| {
         let row = Row(row);
         if let Some(obj) = objs.get(i) {
-            obj.load_returning(&row)?;
+            match load {
+                Load::Full => obj.load_returning(&row)?,
+                Load::Filled(cols) => obj.load_filled(&row, cols)?,
+            }
             obj.set_state(ObjectState::Persistent);
         }
         i += 1;

@@ -513,6 +513,7 @@ impl AsyncSession {
         self.journal.inserted(pending.iter().cloned());
         let conn = self.conn.as_mut().ok_or_else(Error::connection_lost)?;
         let inserted = flush::insert_all(conn, &pending, &plan).await?;
+        self.identity.reserve(inserted.len());
         for obj in &inserted {
             self.identity
                 .insert((obj.table().name, obj.key()), Arc::downgrade(obj));

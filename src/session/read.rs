@@ -5,7 +5,7 @@ use std::sync::{Arc, Weak};
 
 use futures_util::future::BoxFuture;
 
-use super::object::{self, Registry, identity_key};
+use super::object::{self, Registry};
 use super::{AsyncSession, ObjectState, PrimaryKey, flush};
 use crate::engine::Connection;
 use crate::error::{Error, Result};
@@ -13,6 +13,7 @@ use crate::loading::Loading;
 use crate::row::Row;
 use crate::schema::Model;
 use crate::sql::{AssertSqlSafe, Bind, Raw, Typed};
+use crate::state::identity_key;
 use crate::state::{Context, IdentityMap, Obj, fetch_into, identify_into, unique};
 
 impl AsyncSession {

@@ -2,7 +2,9 @@
 //! keys copied from parents once they have keys, link rows of many-to-many relationships,
 //! and what deleting a parent does to its children.
 
-use std::collections::{HashMap, HashSet};
+/// foldhash: these sets hold object addresses, one per object a flush touches.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use super::AsyncSession;
@@ -69,7 +71,7 @@ pub(crate) async fn prepare(s: &mut AsyncSession) -> Result<Plan> {
             .map(|w| w.clone())
             .unwrap_or_default(),
     );
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::with_capacity_and_hasher(queue.len(), Default::default());
     let mut items = Vec::new();
     while let Some(obj) = queue.pop() {
         if !seen.insert(ptr(&obj)) {
@@ -112,7 +114,7 @@ pub(crate) async fn prepare(s: &mut AsyncSession) -> Result<Plan> {
     }
     // Deletes: cascade to children, or null their keys, and drop link rows.
     let mut dq: Vec<Arc<dyn AnyObj>> = s.deleted.clone();
-    let mut dseen = HashSet::new();
+    let mut dseen = HashSet::default();
     while let Some(obj) = dq.pop() {
         if !dseen.insert(ptr(&obj)) {
             continue;
@@ -189,6 +191,9 @@ fn copy_key(
 impl Plan {
     /// Keys copied into `objs` (pending, about to be inserted) from their parents.
     pub(crate) fn sync_pending(&self, objs: &[Arc<dyn AnyObj>]) -> Result<()> {
+        if self.syncs.is_empty() {
+            return Ok(());
+        }
         let want: HashSet<usize> = objs.iter().map(ptr).collect();
         for (to, to_cols, from, from_cols) in &self.syncs {
             if want.contains(&ptr(to)) {
@@ -227,7 +232,7 @@ impl Plan {
 
     /// Link rows: removed ones deleted, added ones inserted (one statement per table each).
     pub(crate) async fn write_links(&self, conn: &mut Connection) -> Result<()> {
-        let mut groups: HashMap<(&'static str, bool), KeyGroup> = HashMap::new();
+        let mut groups: HashMap<(&'static str, bool), KeyGroup> = HashMap::default();
         for link in &self.links {
             let RelWork::Link {
                 table,

@@ -11,7 +11,7 @@ use super::object::{AnyObj, Cell, Key, Obj, ObjectState, Registry, SessionEvent}
 use crate::engine::Connection;
 use crate::error::Result;
 use crate::row::{Columns, Row};
-use crate::schema::{KeyWriter, Model};
+use crate::schema::Model;
 use crate::sql::Statement;
 
 pub(crate) type IdentityKey = (&'static str, Key);
@@ -108,8 +108,11 @@ pub(crate) fn identify_into<M: Model>(
         Some(cols) => M::from_row_columns(row, offset, cols)?,
         None => M::from_row_at(row, offset)?,
     };
-    let mut key = Key::with_capacity(16);
-    value.write_identity(&mut KeyWriter::new(&mut key));
+    let key = match cols {
+        None => super::key::key_from_row::<M>(&row.0, offset),
+        Some(_) => None,
+    }
+    .unwrap_or_else(|| super::key::key_of_value(&value));
     // One hash of the key per row (entry), not two (get, then insert).
     let slot = match identity.entry((M::TABLE.name, key)) {
         std::collections::hash_map::Entry::Occupied(e) => {

@@ -6,6 +6,7 @@
 
 mod history;
 mod identity;
+mod key;
 pub(crate) mod object;
 mod rel;
 mod slots;
@@ -15,7 +16,8 @@ pub use self::identity::unique;
 pub(crate) use self::identity::{
     Context, IdentityMap, fetch_into, identify, identify_into, lookup,
 };
-pub(crate) use self::object::{Key, encode, identity_key};
+pub(crate) use self::key::{Key, identity_key, identity_key_non_null};
+pub(crate) use self::object::encode;
 pub use self::object::{Obj, ObjMut, ObjRef, ObjectState, SessionEvent};
 pub(crate) use self::rel::RelVisitor;
 pub use self::rel::{Rel, RelDef, Slot};

@@ -11,7 +11,7 @@ use tokio_postgres::types::private::BytesMut;
 
 use crate::error::{Error, Result};
 use crate::row::Row;
-use crate::schema::{KeyWriter, Model, TableDef};
+use crate::schema::{Model, TableDef};
 use crate::sql::Bind;
 
 /// Where an object stands relative to a session (SQLAlchemy's `inspect(obj)` states).
@@ -460,19 +460,7 @@ pub(crate) fn encode(b: &Bind) -> Option<Vec<u8>> {
     }
 }
 
-/// An identity key: the primary-key values, each length-prefixed wire encoding.
-pub(crate) type Key = BytesMut;
-
-/// The identity key of a row from bound primary-key values (same format as
-/// [`KeyWriter::part`], which the derive uses on the model's fields).
-pub(crate) fn identity_key(pk: &[Bind]) -> Key {
-    let mut key = BytesMut::with_capacity(16);
-    let mut w = KeyWriter::new(&mut key);
-    for b in pk {
-        w.bind(b);
-    }
-    key
-}
+pub(crate) use super::key::Key;
 
 /// What the unit of work needs from any object, whatever its model.
 pub(crate) trait AnyObj: Send + Sync {
@@ -496,6 +484,9 @@ pub(crate) trait AnyObj: Send + Sync {
     /// As `load`, for the RETURNING rows of the flush's own INSERT or UPDATE: loaded
     /// deferred columns keep the values it sent.
     fn load_returning(&self, row: &Row) -> Result<()>;
+    /// As `load_returning`, for a RETURNING row holding only columns `cols` (in that order):
+    /// those are set, every other value stays as the INSERT sent it.
+    fn load_filled(&self, row: &Row, cols: &[usize]) -> Result<()>;
     /// Fills deferred columns the object has not loaded from a row that carries them.
     fn fill_deferred(&self, row: &Row, offset: usize, cols: crate::row::Columns) -> Result<()>;
     /// Sets one column from its wire encoding; `track` records the change for the next flush
@@ -563,11 +554,7 @@ impl<M: Model> AnyObj for Cell<M> {
             .collect()
     }
     fn key(&self) -> Key {
-        let mut key = BytesMut::with_capacity(16);
-        rlock(&self.inner)
-            .value
-            .write_identity(&mut KeyWriter::new(&mut key));
-        key
+        super::key::key_of_value(&rlock(&self.inner).value)
     }
     fn take_changes(&self) -> Vec<(usize, Bind)> {
         let mut inner = wlock(&self.inner);
@@ -611,6 +598,16 @@ impl<M: Model> AnyObj for Cell<M> {
             keep_deferred(&mut value, &inner.value)?;
         }
         replace_columns(&mut inner, value);
+        inner.expired = false;
+        inner.snapshot = None;
+        Ok(())
+    }
+    fn load_filled(&self, row: &Row, cols: &[usize]) -> Result<()> {
+        let mut inner = wlock(&self.inner);
+        for (at, &i) in cols.iter().enumerate() {
+            let crate::row::RawSlice(raw) = row.get(at)?;
+            inner.value.set_column(i, raw)?;
+        }
         inner.expired = false;
         inner.snapshot = None;
         Ok(())
