@@ -211,7 +211,7 @@ async fn insert_chunk(
 
 /// The default (not `Deferred`) columns an INSERT of rows shaped like `row` leaves to the
 /// server: those the row has no value for (an unset `Generated`) and those no INSERT sends
-/// (`GENERATED ALWAYS`). The objects already hold every value they sent, so RETURNING reads
+/// (`GENERATED ALWAYS`), and the primary key. The objects already hold every value they sent, so RETURNING reads
 /// back only these (SQLAlchemy fetches server-generated values only, too).
 fn server_filled(t: &TableDef, row: &[Option<Bind>]) -> Vec<usize> {
     let mut sent = row.iter();
@@ -221,7 +221,10 @@ fn server_filled(t: &TableDef, row: &[Option<Bind>]) -> Vec<usize> {
         .filter(|(_, c)| {
             // `insert_values` yields one value per insertable column, in column order.
             let unset = !c.is_insertable() || matches!(sent.next(), Some(None) | None);
-            unset && !c.deferred
+            // The key always comes back: the server may store another one than was sent (a
+            // BEFORE INSERT trigger, char(n) padding), and the identity map files the object
+            // under the stored key.
+            (unset || c.primary_key) && !c.deferred
         })
         .map(|(i, _)| i)
         .collect()
