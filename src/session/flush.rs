@@ -182,10 +182,13 @@ async fn insert_chunk(
     objs: &[Arc<dyn AnyObj>],
     rows: Vec<Vec<Option<Bind>>>,
 ) -> Result<()> {
-    let filled = rows
-        .first()
-        .map(|r| server_filled(t, r))
-        .unwrap_or_default();
+    // A table with deferred columns takes the full reload: it leaves a deferred column the
+    // server filled not loaded, where setting the filled columns alone would leave it
+    // holding the unset value it was created with.
+    let filled = match rows.first() {
+        Some(r) if !t.has_deferred => server_filled(t, r),
+        _ => Vec::new(),
+    };
     let returning = if filled.is_empty() {
         // Nothing for the server to fill: the full row still counts the inserted rows.
         columns_list(t, "")
